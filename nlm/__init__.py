@@ -1,0 +1,3 @@
+"""nlm: neural language modeling from the command line."""
+
+__version__ = "0.1.0"

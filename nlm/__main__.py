@@ -1,0 +1,5 @@
+"""`python -m nlm` runs the command-line interface."""
+
+from nlm.cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""The `nlm` command: one Typer app, its command groups, and the one error handler.
+
+Every command is a thin function over a library call; library code raises NLMError
+subclasses, and `NLMGroup.invoke` turns them into one red line on stderr and the
+error's exit code.  Ctrl-C exits with 130.  Torch is imported inside commands so
+that `nlm --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+
+import typer
+from typer.core import TyperGroup
+
+from nlm.cli.console import err_console
+from nlm.errors import NLMError
+
+
+class NLMGroup(TyperGroup):
+    """The top-level group: maps NLMError and Ctrl-C to a message and an exit code."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except NLMError as e:
+            err_console.print(f"[bold red]nlm: error:[/] {e}", soft_wrap=True, highlight=False, markup=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("[bold red]nlm: interrupted[/]", highlight=False)
+            ctx.exit(130)
+
+
+app = typer.Typer(
+    cls=NLMGroup,
+    name="nlm",
+    help="Neural language modeling from the command line.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _register() -> None:
+    from nlm.cli import lm, vocab
+
+    app.add_typer(vocab.app, name="vocab")
+    lm.register(app)
+    for name in ("bleu", "vision", "autoencoder"):
+        try:
+            module = __import__(f"nlm.cli.{name}", fromlist=["register"])
+        except ModuleNotFoundError as e:
+            if e.name != f"nlm.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    # A closed pipe (`nlm score ... | head`) ends the process quietly, like a Unix tool.
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    app()
+    sys.exit(0)

@@ -1,0 +1,60 @@
+"""The errors nlm raises for things a user can fix, each with its exit code.
+
+Library code raises these with one sentence that says what is wrong and what to do;
+the CLI prints that sentence on stderr and exits with the class's code (sysexits.h
+numbers where one fits), never with a traceback.
+"""
+
+from __future__ import annotations
+
+
+class NLMError(Exception):
+    """Base class: a problem the user can act on."""
+
+    exit_code = 1
+
+
+class ConfigError(NLMError):
+    """A nonsense option or hyperparameter (`--bptt 0`, `--dropout 1.5`)."""
+
+    exit_code = 2
+
+
+class InputMissingError(NLMError):
+    """An input file that does not exist or cannot be opened."""
+
+    exit_code = 66  # EX_NOINPUT
+
+
+class DataError(NLMError):
+    """Input that exists but cannot be used: empty, binary, undecodable, malformed."""
+
+    exit_code = 65  # EX_DATAERR
+
+
+class CheckpointError(DataError):
+    """A checkpoint or vocabulary that is unreadable or does not fit the job."""
+
+
+class OutputExistsError(NLMError):
+    """An output that would overwrite another run's files."""
+
+    exit_code = 73  # EX_CANTCREAT
+
+
+class DeviceError(NLMError):
+    """A requested device (cuda, mps) that this machine does not have."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class TrainingDivergedError(NLMError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+    exit_code = 70  # EX_SOFTWARE
+
+
+class Interrupted(NLMError):
+    """Ctrl-C: state was saved, and the process exits with 128 + SIGINT."""
+
+    exit_code = 130

@@ -1,0 +1,1 @@
+"""Files in and out: text with `-` for stdin/stdout, checkpoints, tables, images."""

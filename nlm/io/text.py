@@ -1,0 +1,92 @@
+"""Reading UTF-8 text line by line, with `-` for stdin and errors that name file and line."""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TextIO
+
+from nlm.errors import DataError, InputMissingError
+
+STDIO = "-"
+
+
+def display_name(path: str | Path) -> str:
+    return "<stdin>" if str(path) == STDIO else str(path)
+
+
+def _open_binary(path: str | Path) -> IO[bytes]:
+    if str(path) == STDIO:
+        return sys.stdin.buffer
+    p = Path(path)
+    if p.is_dir():
+        raise InputMissingError(f"{p} is a directory, not a text file")
+    try:
+        return p.open("rb")
+    except FileNotFoundError:
+        raise InputMissingError(f"{p}: no such file") from None
+    except OSError as e:
+        raise InputMissingError(f"{p}: cannot open ({e.strerror})") from None
+
+
+def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
+    """Yield the lines of a UTF-8 file without their line ending.
+
+    Only `\\n` ends a line (a `\\r` before it is dropped), so the lines are the ones
+    `wc -l` counts.  Undecodable bytes or a NUL byte (a binary file) raise DataError
+    naming the file and the line; an empty file raises DataError unless allowed.
+    """
+    name = display_name(path)
+    stream = _open_binary(path)
+    try:
+        seen = False
+        for number, raw in enumerate(stream, start=1):
+            seen = True
+            if b"\0" in raw:
+                raise DataError(f"{name}:{number}: NUL byte; this looks like a binary file, not text")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{name}:{number}: not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"
+                ) from None
+            yield line.rstrip("\n").removesuffix("\r")
+        if not seen and not allow_empty:
+            raise DataError(f"{name} is empty")
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+@contextmanager
+def open_output(path: str | Path, *, line_buffered: bool = False) -> Iterator[TextIO]:
+    """Open a text output, `-` meaning stdout; flushes per line when asked."""
+    if str(path) == STDIO:
+        out = sys.stdout
+        if line_buffered:
+            out.reconfigure(line_buffering=True)
+        try:
+            yield out
+        finally:
+            out.flush()
+        return
+    with open(path, "w", encoding="utf-8", newline="\n", buffering=1 if line_buffered else -1) as f:
+        yield f
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a small text file through a temporary name and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with io.open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+    tmp.replace(path)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a file through a temporary name and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -1,0 +1,1 @@
+"""Language models at work: training, scoring, perplexity and generation."""

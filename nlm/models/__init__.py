@@ -1,0 +1,1 @@
+"""Models: the RNN language model, image classifiers and autoencoders, built from their configs."""

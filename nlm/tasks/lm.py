@@ -1,0 +1,144 @@
+"""The language-model task: truncated BPTT with a carried hidden state, or independent sentences.
+
+Stream mode feeds the B rows window by window, carrying each row's hidden state into
+its next window and detaching it there, so gradients flow back at most `bptt` steps while
+the state still sees the whole history.  The state starts from zero at every epoch.
+Sentence mode starts every line from a zero state, with `<bos>` as its first input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from nlm.config import Config, check
+from nlm.models.rnn import RNNLM, State, detach_state
+from nlm.text.batches import Window, bptt_windows, count_windows, lines_window, sentence_batches, stream_rows
+from nlm.text.corpus import EncodedCorpus
+from nlm.text.vocab import BOS, EOS, PAD, Vocabulary
+
+MODES = ("stream", "sentence")
+
+
+@dataclass(frozen=True)
+class LMDataConfig(Config):
+    mode: str = "stream"  # stream: rows of the whole text with a carried state; sentence: each line alone
+    batch_size: int = 20  # parallel rows (stream) or sentences per batch (sentence)
+    bptt: int = 35  # steps per window before the state is detached (stream)
+    eval_batch_size: int = 10  # rows when evaluating (stream)
+
+    def validate(self) -> None:
+        check(self.mode in MODES, f"--mode must be stream or sentence, not {self.mode!r}")
+        check(self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}")
+        check(self.bptt >= 1, f"--bptt must be at least 1, not {self.bptt}")
+        check(self.eval_batch_size >= 1, f"--eval-batch-size must be at least 1, not {self.eval_batch_size}")
+
+    @property
+    def start_id(self) -> int:
+        """What a sentence is conditioned on: <bos> in sentence mode; in stream mode the
+        model only ever saw a sentence begin after the previous one's <eos>."""
+        return BOS if self.mode == "sentence" else EOS
+
+
+def window_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over all positions, padding excluded."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=PAD, reduction=reduction)
+
+
+class LMTask:
+    kind = "lm"
+    unit = "tok"
+
+    def __init__(self, *, model: RNNLM, vocab: Vocabulary, train: EncodedCorpus, valid: EncodedCorpus | None,
+                 data: LMDataConfig, device: torch.device, seed: int) -> None:
+        self.model, self.vocab, self.train, self.valid = model, vocab, train, valid
+        self.data, self.device, self.seed = data, device, seed
+        self.state: State | None = None  # the carried hidden state (stream mode)
+        if data.mode == "stream":
+            self.rows = stream_rows(train.ids, data.batch_size)
+
+    # -- training ---------------------------------------------------------------------------
+    def batches_per_epoch(self) -> int:
+        if self.data.mode == "stream":
+            return count_windows(self.rows, self.data.bptt)
+        return -(-self.train.lines // self.data.batch_size)
+
+    def train_batches(self, epoch: int, start: int) -> Iterator[Window]:
+        if start == 0:
+            self.state = None
+        if self.data.mode == "stream":
+            yield from bptt_windows(self.rows, self.data.bptt, start=start)
+            return
+        batches = sentence_batches(self.train, self.data.batch_size, seed=self.seed * 1000 + epoch)
+        for indices in batches[start:]:
+            yield lines_window(self.train, indices, start_id=BOS)
+
+    def training_step(self, window: Window) -> tuple[torch.Tensor, int]:
+        inputs = window.inputs.to(self.device, non_blocking=True)
+        targets = window.targets.to(self.device, non_blocking=True)
+        state = self.state if self.data.mode == "stream" else None
+        logits, state = self.model(inputs, state)
+        if self.data.mode == "stream":
+            self.state = detach_state(state)
+        count = int((window.targets != PAD).sum()) if self.data.mode == "sentence" else window.targets.numel()
+        return window_loss(logits, targets), count
+
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float] | None:
+        if self.valid is None:
+            return None
+        total, count = evaluate_corpus(self.model, self.valid, self.data, self.device)
+        return self.metrics(total / count, tokens=count)
+
+    def metrics(self, loss: float, *, tokens: int | None = None) -> dict[str, float]:
+        metrics = {"loss": loss, "ppl": math.exp(min(loss, 700.0))}
+        if self.vocab.level == "char":
+            metrics["bpc"] = loss / math.log(2)
+        if tokens is not None:
+            metrics["tokens"] = tokens
+        return metrics
+
+    def describe(self, metrics: dict[str, float]) -> str:
+        loss = metrics["loss"]
+        text = f"loss {loss:.4f} ppl {math.exp(min(loss, 700.0)):.2f}"
+        return text + (f" bpc {loss / math.log(2):.4f}" if self.vocab.level == "char" else "")
+
+    # -- state for checkpoints ----------------------------------------------------------------
+    def state_dict(self) -> dict:
+        if self.state is None:
+            return {"state": None}
+        return {"state": list(self.state) if isinstance(self.state, tuple) else [self.state]}
+
+    def load_state_dict(self, saved: dict) -> None:
+        tensors = saved.get("state")
+        if tensors is None:
+            self.state = None
+        else:
+            tensors = [t.to(self.device) for t in tensors]
+            self.state = tuple(tensors) if len(tensors) == 2 else tensors[0]
+
+    def checkpoint_extras(self) -> dict:
+        return {"config": {"model": self.model.config.to_dict(), "data": self.data.to_dict()}, "vocab": self.vocab.to_state()}
+
+
+def evaluate_corpus(model: RNNLM, corpus: EncodedCorpus, data: LMDataConfig, device: torch.device) -> tuple[float, int]:
+    """Summed cross-entropy (nats) and token count of `corpus`, with the training protocol."""
+    total, count = 0.0, 0
+    if data.mode == "stream":
+        rows = stream_rows(corpus.ids, min(data.eval_batch_size, max(1, len(corpus.ids) // 2)))
+        state = None
+        for window in bptt_windows(rows, data.bptt):
+            logits, state = model(window.inputs.to(device), state)
+            total += float(window_loss(logits, window.targets.to(device), reduction="sum"))
+            count += window.targets.numel()
+        return total, count
+    for indices in sentence_batches(corpus, data.eval_batch_size, seed=None):
+        window = lines_window(corpus, indices, start_id=BOS)
+        logits, _ = model(window.inputs.to(device))
+        total += float(window_loss(logits, window.targets.to(device), reduction="sum"))
+        count += int((window.targets != PAD).sum())
+    return total, count

@@ -1,0 +1,92 @@
+"""Cutting an encoded corpus into training batches: BPTT windows over parallel rows, or padded sentences.
+
+Stream mode, as in the PyTorch word-language-model example.  The stream is cut into
+B rows (the tail that does not fill a row is dropped), and each row is read in
+windows of `bptt` steps; the target of every position is the next id:
+
+    stream  a b c d e f g h i j k l m n o p q r s t u v w x        (B = 4, bptt = 2)
+
+    rows    a b c d e f       window 0: inputs [a b]  targets [b c]
+            g h i j k l                        [g h]          [h i]
+            m n o p q r                        [m n]          [n o]
+            s t u v w x                        [s t]          [t u]
+
+Row r continues in the next window exactly where it stopped, so the hidden state of
+row r carries over from window to window.
+
+Sentence mode: each line is its own sequence, `<bos> w1 .. wn` -> `w1 .. wn <eos>`,
+batched with lines of similar length and padded with <pad> (which the loss ignores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nlm.errors import DataError
+from nlm.text.corpus import EncodedCorpus
+from nlm.text.vocab import BOS, EOS, PAD
+
+
+@dataclass(frozen=True)
+class Window:
+    inputs: torch.Tensor  # long [B, T]
+    targets: torch.Tensor  # long [B, T]
+
+
+def stream_rows(ids: np.ndarray, batch_size: int) -> np.ndarray:
+    """A [B, L] view of the stream (no copy: the memory map stays on disk)."""
+    length = len(ids) // batch_size
+    if length < 2:
+        raise DataError(f"{len(ids)} tokens are too few for {batch_size} rows; use a smaller --batch-size")
+    return ids[: length * batch_size].reshape(batch_size, length)
+
+
+def count_windows(rows: np.ndarray, bptt: int) -> int:
+    return -(-(rows.shape[1] - 1) // bptt)
+
+
+def bptt_windows(rows: np.ndarray, bptt: int, *, start: int = 0) -> Iterator[Window]:
+    """Windows `start`, `start + 1`, ... of `rows`; the last one may be shorter than bptt."""
+    length = rows.shape[1]
+    for begin in range(start * bptt, length - 1, bptt):
+        end = min(begin + bptt, length - 1)
+        chunk = torch.from_numpy(np.array(rows[:, begin : end + 1], dtype=np.int64))
+        yield Window(inputs=chunk[:, :-1], targets=chunk[:, 1:])
+
+
+def _pad(rows: list[np.ndarray], width: int, first: int | None, last: int | None) -> torch.Tensor:
+    out = torch.full((len(rows), width), PAD, dtype=torch.long)
+    for r, row in enumerate(rows):
+        body = torch.from_numpy(np.asarray(row, dtype=np.int64))
+        if first is not None:
+            body = torch.cat([torch.tensor([first]), body])
+        if last is not None:
+            body = torch.cat([body, torch.tensor([last])])
+        out[r, : len(body)] = body
+    return out
+
+
+def sentence_window(lines: list[np.ndarray], *, start_id: int = BOS) -> Window:
+    """One padded batch: inputs `<start> w1..wn`, targets `w1..wn <eos>` (lines given without <eos>)."""
+    width = max(len(line) for line in lines) + 1
+    return Window(inputs=_pad(lines, width, start_id, None), targets=_pad(lines, width, None, EOS))
+
+
+def sentence_batches(corpus: EncodedCorpus, batch_size: int, *, seed: int | None) -> list[np.ndarray]:
+    """Line indices grouped by length into batches; shuffled batch order when `seed` is given."""
+    starts = np.concatenate([[0], corpus.line_ends[:-1]])
+    lengths = np.asarray(corpus.line_ends) - starts
+    order = np.argsort(lengths, kind="stable")
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if seed is not None:
+        permutation = torch.randperm(len(batches), generator=torch.Generator().manual_seed(seed)).tolist()
+        batches = [batches[i] for i in permutation]
+    return batches
+
+
+def lines_window(corpus: EncodedCorpus, indices: np.ndarray, *, start_id: int = BOS) -> Window:
+    return sentence_window([corpus.line(int(i))[:-1] for i in indices], start_id=start_id)

@@ -1,0 +1,112 @@
+"""Building a vocabulary from training text, and measuring its coverage of other text."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from nlm.config import Config, check
+from nlm.errors import DataError
+from nlm.text.subword import SUBWORD_LEVELS, train_sentencepiece
+from nlm.text.vocab import EOS, LEVELS, SPECIALS, UNK, SymbolVocab, Vocabulary
+
+
+@dataclass(frozen=True)
+class VocabConfig(Config):
+    level: str = "word"  # word | char | bpe | unigram
+    size: int | None = None  # keep the K most frequent symbols (besides the specials); required for subwords
+    min_count: int = 1  # drop word/char symbols seen fewer times
+    lowercase: bool = False  # fold case before counting and encoding
+    character_coverage: float = 0.9995  # sentencepiece: share of characters its alphabet must cover
+
+    def validate(self) -> None:
+        check(self.level in LEVELS, f"--level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+        check(self.size is None or self.size >= 1, f"--size must be at least 1, not {self.size}")
+        check(self.min_count >= 1, f"--min-count must be at least 1, not {self.min_count}")
+        check(0 < self.character_coverage <= 1, "--character-coverage must be in (0, 1]")
+        check(self.level not in SUBWORD_LEVELS or self.size is not None, f"a {self.level} vocabulary needs --size")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How well a vocabulary covers some text (end-of-line symbols not counted)."""
+
+    tokens: int
+    oov_tokens: int
+    types: int
+    oov_types: int
+
+    @property
+    def oov_rate(self) -> float:
+        return self.oov_tokens / self.tokens if self.tokens else 0.0
+
+    @property
+    def coverage(self) -> float:
+        return 1.0 - self.oov_rate
+
+
+@dataclass(frozen=True)
+class VocabReport:
+    types_seen: int  # distinct symbols in the training text (pieces, for subword levels)
+    types_kept: int  # symbols in the vocabulary besides the specials
+    training: Coverage  # coverage of the training text itself
+
+
+def _keep(counts: Counter[str], config: VocabConfig) -> list[tuple[str, int]]:
+    """Most frequent first; ties broken by the symbol's code points, so builds are deterministic."""
+    ranked = sorted(((s, c) for s, c in counts.items() if s not in SPECIALS), key=lambda sc: (-sc[1], sc[0]))
+    ranked = [(s, c) for s, c in ranked if c >= config.min_count]
+    return ranked[: config.size] if config.size is not None else ranked
+
+
+def build_vocab(lines: Iterable[str], *, config: VocabConfig) -> tuple[Vocabulary, VocabReport]:
+    """Count the symbols of `lines` (training text only) and keep the top ones."""
+    if config.level in SUBWORD_LEVELS:
+        text = list(lines)
+        if not any(line.strip() for line in text):
+            raise DataError("the training text has no symbols to build a vocabulary from")
+        vocab = train_sentencepiece(text, level=config.level, size=config.size, lowercase=config.lowercase,
+                                    character_coverage=config.character_coverage)
+        training = measure_coverage(vocab, text)
+        return vocab, VocabReport(types_seen=training.types, types_kept=len(vocab) - len(SPECIALS), training=training)
+    tokenizer = SymbolVocab(level=config.level, symbols=list(SPECIALS), counts=[0] * 4, lowercase=config.lowercase)
+    counts: Counter[str] = Counter()
+    lines_seen = 0
+    for line in lines:
+        counts.update(tokenizer.tokenize(line))
+        lines_seen += 1
+    if not counts:
+        raise DataError("the training text has no symbols to build a vocabulary from")
+    kept = _keep(counts, config)
+    kept_set = {s for s, _ in kept}
+    # Everything outside the kept symbols maps to <unk>, a literal "<unk>" in the text included.
+    dropped = [s for s in counts if s not in kept_set and s not in SPECIALS or s == SPECIALS[UNK]]
+    unknown = sum(counts[s] for s in dropped)
+    special_counts = [counts.get(s, 0) for s in SPECIALS]
+    special_counts[UNK] = unknown
+    special_counts[EOS] += lines_seen
+    vocab = SymbolVocab(level=config.level, symbols=list(SPECIALS) + [s for s, _ in kept],
+                        counts=special_counts + [c for _, c in kept], lowercase=config.lowercase)
+    total = sum(counts.values())
+    training = Coverage(tokens=total, oov_tokens=unknown, types=len(counts), oov_types=len(dropped))
+    return vocab, VocabReport(types_seen=len(counts), types_kept=len(kept), training=training)
+
+
+def measure_coverage(vocab: Vocabulary, lines: Iterable[str]) -> Coverage:
+    """Tokens of `lines` that map to <unk> (a literal `<unk>` in the text counts too)."""
+    tokens = oov = 0
+    types: set[str] = set()
+    oov_types: set[str] = set()
+    tokenize = getattr(vocab, "tokenize", None)
+    for line in lines:
+        ids = vocab.encode(line)
+        tokens += len(ids)
+        oov += sum(1 for i in ids if i == UNK)
+        if tokenize is not None:
+            pieces = tokenize(line)
+        else:
+            pieces = [vocab.symbol(i) if i != UNK else f"<unk:{j}>" for j, i in enumerate(ids)]
+        types.update(pieces)
+        oov_types.update(p for p, i in zip(pieces, ids) if i == UNK)
+    return Coverage(tokens=tokens, oov_tokens=oov, types=len(types), oov_types=len(oov_types))

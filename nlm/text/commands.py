@@ -1,0 +1,50 @@
+"""The work behind `nlm vocab build` and `nlm vocab show`, as plain functions returning report lines."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+from nlm.io.text import display_name, read_lines
+from nlm.text.build import Coverage, VocabConfig, build_vocab, measure_coverage
+from nlm.text.vocab import SPECIALS, SymbolVocab, load_vocab, save_vocab
+
+
+def _all_lines(files: list[str]) -> Iterator[str]:
+    for name in files:
+        yield from read_lines(name)
+
+
+def _coverage_line(name: str, c: Coverage) -> str:
+    return (f"{name}: {c.tokens:,} tokens, OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types), "
+            f"coverage {c.coverage:.2%}")
+
+
+def build_vocabulary(*, files: list[str], output: Path, config: VocabConfig, check: list[str]) -> list[str]:
+    """Build from `files`, write to `output`, and return the report lines for stderr."""
+    vocab, report = build_vocab(_all_lines(files), config=config)
+    save_vocab(vocab, output)
+    lines = [
+        f"wrote {output}: {config.level} vocabulary of {len(vocab):,} symbols ({len(SPECIALS)} special + {report.types_kept:,})",
+        f"types seen {report.types_seen:,}, kept {report.types_kept:,}; "
+        + _coverage_line("training text", report.training).split(": ", 1)[1],
+    ]
+    for name in check:
+        lines.append(_coverage_line(display_name(name), measure_coverage(vocab, read_lines(name))))
+    return lines
+
+
+def describe_vocabulary(path: Path, *, top: int) -> list[str]:
+    vocab = load_vocab(path)
+    lines = [f"file: {path}", f"level: {vocab.level}", f"size: {len(vocab):,} symbols (ids 0-3: {' '.join(SPECIALS)})",
+             f"fingerprint: {vocab.fingerprint()}"]
+    if isinstance(vocab, SymbolVocab):
+        total = sum(vocab.counts[len(SPECIALS):])
+        lines.append(f"lowercase: {'yes' if vocab.lowercase else 'no'}")
+        lines.append(f"training tokens counted: {total + vocab.counts[1]:,} ({vocab.counts[1]:,} mapped to <unk>), lines: {vocab.counts[3]:,}")
+        rows = itertools.islice(zip(range(len(vocab)), vocab.symbols, vocab.counts), top)
+        lines += [f"{i}\t{s!r}\t{c}" if vocab.level == "char" else f"{i}\t{s}\t{c}" for i, s, c in rows]
+    else:
+        lines += [f"{i}\t{vocab.symbol(i)}" for i in range(min(top, len(vocab)))]
+    return lines

@@ -1,0 +1,117 @@
+"""A text file as one id stream, `<eos>` after every line, encoded once into a memory-mapped cache.
+
+The cache is keyed by the file's sha256 and the vocabulary's fingerprint, so a file is
+encoded once per vocabulary; training then reads windows straight from the mapped file
+and memory does not grow with the corpus.  Stdin is encoded into a private temporary
+cache.  The line ends are kept too, for sentence-mode batches and per-line scoring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nlm.io.text import STDIO, display_name, read_lines
+from nlm.text.vocab import EOS, UNK, Vocabulary
+
+CACHE_VERSION = 1
+_CHUNK = 1 << 20  # ids buffered before each write
+
+
+@dataclass(frozen=True)
+class EncodedCorpus:
+    """A corpus as ids: `ids` ends every line with <eos>; `line_ends[i]` is one past line i's <eos>."""
+
+    name: str
+    ids: np.ndarray  # int32 [tokens], memory-mapped
+    line_ends: np.ndarray  # int64 [lines], memory-mapped
+    oovs: int  # tokens that became <unk>
+
+    @property
+    def tokens(self) -> int:
+        """Tokens including one <eos> per line (the count papers quote for PTB)."""
+        return len(self.ids)
+
+    @property
+    def lines(self) -> int:
+        return len(self.line_ends)
+
+    def line(self, i: int) -> np.ndarray:
+        start = self.line_ends[i - 1] if i else 0
+        return self.ids[start : self.line_ends[i]]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("NLM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "nlm"
+    )
+    return Path(base)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()[:20]
+
+
+def _write_ids(path: str | Path, vocab: Vocabulary, ids_file, ends_file) -> tuple[int, int]:
+    """Encode line by line into two raw files; returns (tokens, oovs)."""
+    ids, ends = array("i"), array("q")
+    total = oovs = 0
+    for line in read_lines(path):
+        encoded = vocab.encode(line)
+        encoded.append(EOS)
+        oovs += encoded.count(UNK)
+        ids.extend(encoded)
+        total += len(encoded)
+        ends.append(total)
+        if len(ids) >= _CHUNK:
+            ids.tofile(ids_file)
+            ids = array("i")
+    ids.tofile(ids_file)
+    ends.tofile(ends_file)
+    return total, oovs
+
+
+def _open(stem: Path, name: str) -> EncodedCorpus:
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    ids = np.memmap(stem.with_suffix(".ids"), dtype=np.int32, mode="r", shape=(meta["tokens"],))
+    ends = np.memmap(stem.with_suffix(".ends"), dtype=np.int64, mode="r", shape=(meta["lines"],))
+    return EncodedCorpus(name=name, ids=ids, line_ends=ends, oovs=meta["oovs"])
+
+
+def encode_corpus(path: str | Path, vocab: Vocabulary, *, cache_dir: Path | None = None) -> EncodedCorpus:
+    """Encode `path` (or `-`) with `vocab`, reusing the cache when the same file was seen before."""
+    name = display_name(path)
+    if str(path) == STDIO:
+        cache = Path(tempfile.mkdtemp(prefix="nlm-stdin-"))
+        stem = cache / "stdin"
+    else:
+        cache = cache_dir or default_cache_dir()
+        stem = cache / f"v{CACHE_VERSION}-{_file_digest(Path(path))}-{vocab.fingerprint()}"
+        if stem.with_suffix(".json").exists():
+            return _open(stem, name)
+    cache.mkdir(parents=True, exist_ok=True)
+    # Write under temporary names, then rename: a crash never leaves a half cache behind.
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache))
+    try:
+        with open(tmp / "ids", "wb") as ids_file, open(tmp / "ends", "wb") as ends_file:
+            tokens, oovs = _write_ids(path, vocab, ids_file, ends_file)
+        lines = os.path.getsize(tmp / "ends") // 8
+        (tmp / "json").write_text(json.dumps({"tokens": tokens, "lines": lines, "oovs": oovs, "source": name}))
+        for suffix in ("ids", "ends", "json"):  # json last: its presence marks a complete entry
+            os.replace(tmp / suffix, stem.with_suffix(f".{suffix}"))
+    finally:
+        for leftover in tmp.iterdir():
+            leftover.unlink()
+        tmp.rmdir()
+    return _open(stem, name)

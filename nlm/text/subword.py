@@ -1,0 +1,95 @@
+"""Subword vocabularies: sentencepiece BPE or unigram models, trained through its Python API."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import sentencepiece as spm
+
+from nlm.errors import ConfigError, DataError
+from nlm.text.vocab import BOS, EOS, PAD, SPECIALS, UNK
+
+SUBWORD_LEVELS = ("bpe", "unigram")
+WORD_BOUNDARY = "\u2581"  # sentencepiece's "▁", which marks a piece that starts a word
+
+
+@dataclass
+class SentencePieceVocab:
+    """A sentencepiece model held as bytes, so it can live inside a checkpoint."""
+
+    level: str
+    model: bytes
+    processor: spm.SentencePieceProcessor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.processor = spm.SentencePieceProcessor(model_proto=self.model)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, name: str, level: str | None = None) -> SentencePieceVocab:
+        try:
+            processor = spm.SentencePieceProcessor(model_proto=data)
+        except (RuntimeError, OSError, TypeError):
+            raise DataError(
+                f"{name} is neither an nlm vocabulary (lines of 'symbol<TAB>count' starting with <pad>) "
+                "nor a sentencepiece model"
+            ) from None
+        pieces = tuple(processor.id_to_piece(i) for i in range(min(4, processor.get_piece_size())))
+        if pieces != SPECIALS or processor.unk_id() != UNK:
+            raise DataError(f"{name}: sentencepiece model must have {' '.join(SPECIALS)} as ids 0-3 (it has {' '.join(pieces)})")
+        if level is None:
+            from sentencepiece import sentencepiece_model_pb2 as model_pb2
+
+            proto = model_pb2.ModelProto()
+            proto.ParseFromString(data)
+            level = "bpe" if proto.trainer_spec.model_type == model_pb2.TrainerSpec.BPE else "unigram"
+        return cls(level=level, model=data)
+
+    def __len__(self) -> int:
+        return self.processor.get_piece_size()
+
+    def encode(self, line: str) -> list[int]:
+        return self.processor.encode(line, out_type=int)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.processor.decode([i for i in ids if i >= len(SPECIALS) or i == UNK])
+
+    def symbol(self, index: int) -> str:
+        return self.processor.id_to_piece(index)
+
+    def word_starts(self, ids: Sequence[int]) -> list[bool]:
+        return [i == EOS or self.processor.id_to_piece(i).startswith(WORD_BOUNDARY) for i in ids]
+
+    def to_state(self) -> dict:
+        return {"level": self.level, "model": self.model}
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.model).hexdigest()[:12]
+
+
+def train_sentencepiece(
+    lines: Iterable[str], *, level: str, size: int, lowercase: bool = False, character_coverage: float = 0.9995
+) -> SentencePieceVocab:
+    """Train a BPE or unigram model with `size` pieces besides the four special symbols."""
+    if level not in SUBWORD_LEVELS:
+        raise ConfigError(f"subword level must be bpe or unigram, not {level!r}")
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=model,
+            model_type=level,
+            vocab_size=size + len(SPECIALS),
+            character_coverage=character_coverage,
+            normalization_rule_name="nmt_nfkc_cf" if lowercase else "nmt_nfkc",
+            pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+            pad_piece=SPECIALS[PAD], unk_piece=SPECIALS[UNK], bos_piece=SPECIALS[BOS], eos_piece=SPECIALS[EOS],
+            num_threads=1,  # one thread keeps unigram training deterministic
+            minloglevel=2,
+        )
+    except RuntimeError as e:
+        message = str(e).split("] ")[-1]
+        raise ConfigError(f"sentencepiece could not train a {level} vocabulary of {size}: {message}") from None
+    return SentencePieceVocab(level=level, model=model.getvalue())

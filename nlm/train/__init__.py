@@ -1,0 +1,1 @@
+"""The one trainer that language models, image classifiers and autoencoders share, and its callbacks."""

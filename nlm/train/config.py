@@ -1,0 +1,47 @@
+"""The trainer's configuration: optimizer, schedule, stopping rules, device, precision, seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nlm.config import Config, check
+from nlm.runtime import DEVICES
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("plateau", "decay", "none")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    lr: float | None = None  # learning rate; None: the task's default for its model and optimizer
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    momentum: float = 0.0  # SGD momentum
+    weight_decay: float = 0.0  # L2 (sgd, adam) or decoupled (adamw) weight decay
+    clip: float = 0.25  # clip the gradient's global norm to this; 0 turns clipping off
+    epochs: int = 6  # passes over the training data
+    max_steps: int | None = None  # stop after this many optimizer steps in all
+    max_time: float | None = None  # stop after this many seconds of training in all
+    schedule: str = "plateau"  # plateau: lr *= factor when validation loss does not improve; decay: lr *= factor every epoch from decay_start; none
+    lr_factor: float = 0.25  # the multiplier of both schedules (the PyTorch example divides by 4)
+    decay_start: int = 4  # decay: the number of epochs run at the full rate (Zaremba et al.: 4)
+    patience: int | None = None  # stop after this many evaluations without a better validation loss
+    device: str = "auto"  # auto | cpu | cuda | mps
+    bf16: bool = False  # bf16 autocast on CUDA
+    seed: int = 1  # seeds init, dropout and batch order; CPU runs are deterministic
+    log_every: float = 30.0  # seconds between plain log lines when stderr is not a terminal
+
+    def validate(self) -> None:
+        check(self.lr is None or self.lr > 0, f"--lr must be positive, not {self.lr}")
+        check(self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        check(0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}")
+        check(self.weight_decay >= 0, f"--weight-decay must be >= 0, not {self.weight_decay}")
+        check(self.clip >= 0, f"--clip must be >= 0 (0 turns clipping off), not {self.clip}")
+        check(self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}")
+        check(self.max_steps is None or self.max_steps >= 1, f"--max-steps must be at least 1, not {self.max_steps}")
+        check(self.max_time is None or self.max_time > 0, f"--max-time must be positive, not {self.max_time}")
+        check(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        check(0 < self.lr_factor <= 1, f"--lr-factor must be in (0, 1], not {self.lr_factor}")
+        check(self.decay_start >= 0, f"--decay-start must be >= 0, not {self.decay_start}")
+        check(self.patience is None or self.patience >= 1, f"--patience must be at least 1, not {self.patience}")
+        check(self.device in DEVICES or self.device.startswith("cuda:"), f"--device must be one of {', '.join(DEVICES)}")
+        check(self.log_every > 0, "log_every must be positive")
