@@ -34,7 +34,7 @@ def train(
     tie: Annotated[bool, typer.Option(help="Tie the input and output embeddings (needs --emb = --hidden).", rich_help_panel=MODEL)] = False,
     init_range: Annotated[float, typer.Option(help="Uniform initialisation range.", rich_help_panel=MODEL)] = 0.1,
     optimizer: Annotated[Optimizer, typer.Option(help="Optimizer.", rich_help_panel=OPTIM)] = Optimizer.sgd,
-    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 20 for SGD LSTM/GRU, 2 rnn-tanh, 0.5 rnn-relu; 2e-3 Adam].", rich_help_panel=OPTIM)] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate [default: SGD 20 lstm, 10 gru, 2 rnn-tanh, 1 rnn-relu; Adam 2e-3].", rich_help_panel=OPTIM)] = None,
     momentum: Annotated[float, typer.Option(help="SGD momentum.", rich_help_panel=OPTIM)] = 0.0,
     weight_decay: Annotated[float, typer.Option(help="Weight decay.", rich_help_panel=OPTIM)] = 0.0,
     clip: Annotated[float, typer.Option(help="Clip the gradient norm to this (0: off).", rich_help_panel=OPTIM)] = 0.25,

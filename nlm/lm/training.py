@@ -20,7 +20,7 @@ from nlm.train.run import RunResult, load_resume_point, prepare_run_dir, resumed
 # Learning rates that converge with the default clipping (0.25).  A plain RNN diverges at
 # the LSTM's SGD rate of 20: its gradients are not gated, so it needs a far smaller step.
 DEFAULT_LR = {
-    "sgd": {"lstm": 20.0, "gru": 20.0, "rnn-tanh": 2.0, "rnn-relu": 0.5},
+    "sgd": {"lstm": 20.0, "gru": 10.0, "rnn-tanh": 2.0, "rnn-relu": 1.0},
     "adam": {"lstm": 2e-3, "gru": 2e-3, "rnn-tanh": 1e-3, "rnn-relu": 5e-4},
     "adamw": {"lstm": 2e-3, "gru": 2e-3, "rnn-tanh": 1e-3, "rnn-relu": 5e-4},
 }

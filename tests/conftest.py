@@ -1,0 +1,43 @@
+"""Shared fixtures: one CPU thread, a private corpus cache, small corpora, the shared data folder."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("NLM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not here")
+    return SHARED_DATA
+
+
+def tiny_text(lines: int = 200, seed: int = 0) -> str:
+    """Sentences from a small grammar: repetitive enough for a tiny model to learn in seconds."""
+    rng = random.Random(seed)
+    subjects = ["the cat", "a dog", "my friend", "the old man", "our teacher"]
+    verbs = ["sees", "likes", "walks to", "finds", "paints"]
+    objects = ["the river", "a red house", "the market", "a small boat", "the hills"]
+    return "".join(f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} .\n" for _ in range(lines))
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path) -> tuple[Path, Path]:
+    train, valid = tmp_path / "train.txt", tmp_path / "valid.txt"
+    train.write_text(tiny_text(300, seed=1))
+    valid.write_text(tiny_text(60, seed=2))
+    return train, valid
