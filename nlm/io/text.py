@@ -41,6 +41,9 @@ def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
     """
     name = display_name(path)
     stream = _open_binary(path)
+    if stream is not sys.stdin.buffer and b"\0" in stream.peek(8192)[:8192]:
+        stream.close()
+        raise DataError(f"{name} holds NUL bytes; it looks like a binary file, not text")
     try:
         seen = False
         for number, raw in enumerate(stream, start=1):

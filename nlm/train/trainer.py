@@ -116,8 +116,8 @@ class Trainer:
         if not math.isfinite(value):
             p = self.progress
             raise TrainingDivergedError(
-                f"the training loss became {value} at step {p.global_step} (epoch {p.epoch + 1}); the last good "
-                "checkpoint is kept; try a lower --lr or a smaller --clip"
+                f"the training loss became {value} at step {p.global_step} (epoch {p.epoch + 1}); training stopped "
+                "and the checkpoints from before it were kept; try a lower --lr or a smaller --clip"
             )
         self.progress.epoch_loss += value
 
