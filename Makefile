@@ -1,0 +1,58 @@
+# nlm: set-up, demo, tests and benchmarks.  `make demo` and `make test` are all a new machine needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NLM := $(VENV)/bin/nlm
+# The CPU build of torch goes in first, so that installing nlm (torch>=2.2,<3) pulls no CUDA build.
+# Elsewhere, point pip at a CPU (or CUDA) wheel index with TORCH_PIP_ARGS="--index-url URL".
+TORCH_VERSION ?= 2.13.0
+TORCH_PIP_ARGS ?=
+DEMO ?= runs/demo
+CORPUS := corpora/english
+
+.PHONY: all install demo test test-fast bench bench-train bench-quality clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION) $(TORCH_PIP_ARGS)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Build a vocabulary, train a small LSTM on the bundled corpus for about 90 seconds,
+# then use it: perplexity, sentence scores from a pipe, generation, and BLEU/chrF.
+demo: install
+	$(NLM) vocab build $(CORPUS)/train.txt -o $(DEMO).vocab --min-count 2 --check $(CORPUS)/valid.txt
+	$(NLM) train --train $(CORPUS)/train.txt --valid $(CORPUS)/valid.txt --vocab $(DEMO).vocab -o $(DEMO) --force \
+		--emb 256 --hidden 256 --tie --dropout 0.3 --bptt 35 --batch-size 16 --epochs 30 --max-time 90
+	$(NLM) perplexity -m $(DEMO) $(CORPUS)/valid.txt
+	head -n 3 $(CORPUS)/valid.txt | $(NLM) score -m $(DEMO) --with-text
+	$(NLM) generate -m $(DEMO) --prompts $(CORPUS)/prompts.txt --greedy --max-tokens 20 | head -n 5
+	$(NLM) evaluate -m $(DEMO) --prompts $(CORPUS)/prompts.txt --refs $(CORPUS)/refs.txt --greedy
+
+test: install
+	$(VENV)/bin/pytest -q
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow"
+
+bench: bench-train bench-score bench-vision
+
+bench-train: install
+	$(PY) bench/train_speed.py
+
+bench-score: install
+	$(PY) bench/score_generate.py
+
+bench-vision: install
+	$(PY) bench/vision.py
+
+bench-quality: install
+	bash bench/ptb_quality.sh
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
