@@ -49,7 +49,7 @@ def _register() -> None:
 
     app.add_typer(vocab.app, name="vocab")
     lm.register(app)
-    for name in ("bleu", "vision", "autoencoder"):
+    for name in ("score", "bleu", "vision", "autoencoder"):
         try:
             module = __import__(f"nlm.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as e:

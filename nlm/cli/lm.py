@@ -23,6 +23,7 @@ def train(
     level: Annotated[Level, typer.Option(help="Vocabulary level when building one.", rich_help_panel=DATA)] = Level.word,
     vocab_size: Annotated[int | None, typer.Option(help="Symbols to keep when building a vocabulary (required for bpe/unigram).", rich_help_panel=DATA)] = None,
     min_count: Annotated[int, typer.Option(help="Minimum count of a kept word/char when building.", rich_help_panel=DATA)] = 1,
+    lowercase: Annotated[bool, typer.Option(help="Fold case when building the vocabulary.", rich_help_panel=DATA)] = False,
     mode: Annotated[Mode, typer.Option(help="stream: carried state over the whole text; sentence: each line from a zero state.", rich_help_panel=DATA)] = Mode.stream,
     batch_size: Annotated[int, typer.Option(help="Parallel rows (stream) or sentences (sentence) per batch.", rich_help_panel=DATA)] = 20,
     bptt: Annotated[int, typer.Option(help="Window length of truncated backpropagation through time.", rich_help_panel=DATA)] = 35,
@@ -72,7 +73,8 @@ def _train(o: dict):
 
     if o["train"] is None or o["output"] is None:
         raise ConfigError("nlm train needs --train FILE and -o RUN_DIR (or --resume RUN_DIR)")
-    vocab_config = VocabConfig(level=o["level"].value, size=o["vocab_size"], min_count=o["min_count"])
+    vocab_config = VocabConfig(level=o["level"].value, size=o["vocab_size"], min_count=o["min_count"],
+                               lowercase=o["lowercase"])
     run = LMRun(train=o["train"], valid=o["valid"], vocab=o["vocab"], output=o["output"], vocab_config=vocab_config,
                 force=o["force"], cache_dir=o["cache_dir"])
     model = RNNConfig(cell=o["cell"].value, layers=o["layers"], emb=o["emb"], hidden=o["hidden"], dropout=o["dropout"],

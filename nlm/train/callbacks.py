@@ -52,7 +52,7 @@ class CheckpointCallback(Callback):
         })
 
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
-        if metrics and not trainer._interrupted:
+        if metrics and not trainer.interrupted:
             with (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps({k: _json_number(v) for k, v in metrics.items()}) + "\n")
         if improved:
@@ -125,7 +125,7 @@ class ProgressCallback(Callback):
             self._last_log = now
 
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
-        if trainer._interrupted:
+        if trainer.interrupted:
             self.console.print(f"interrupted at epoch {trainer.progress.epoch + 1}, step {trainer.progress.global_step}: saved last.pt")
             return
         train = metrics.get("train_loss", math.nan)

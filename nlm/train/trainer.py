@@ -104,7 +104,7 @@ class Trainer:
         self.last_loss: torch.Tensor | None = None  # the latest step's loss, on the device (no sync)
         self.last_metrics: dict[str, float] = {}
         self.stop_reason: str | None = None
-        self._interrupted = False
+        self._interrupted: int = 0  # the signal that asked training to stop, if any
         self._started = 0.0
         self._pending_loss = torch.zeros((), device=device)  # loss * count not yet added to progress
         self._sync_every = 1 if device.type == "cpu" else 50  # reading a GPU value waits for the GPU
@@ -120,6 +120,11 @@ class Trainer:
                 "and the checkpoints from before it were kept; try a lower --lr or a smaller --clip"
             )
         self.progress.epoch_loss += value
+
+    @property
+    def interrupted(self) -> bool:
+        """A signal asked training to stop; the callbacks save instead of evaluating."""
+        return bool(self._interrupted)
 
     @property
     def lr(self) -> float:
@@ -155,7 +160,7 @@ class Trainer:
 
     def fit(self) -> Progress:
         """Train until the epochs, steps or time run out, or a callback stops it."""
-        previous_handler = self._install_sigint()
+        previous_handlers = self._install_signal_handlers()
         self._started = time.monotonic()
         try:
             self._emit("on_fit_start")
@@ -171,10 +176,13 @@ class Trainer:
         finally:
             self.progress.elapsed = self.elapsed()
             self._started = 0.0
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            for signum, previous in previous_handlers.items():
+                signal.signal(signum, previous)
         if self._interrupted:
-            raise Interrupted("interrupted; the run was saved and `nlm train --resume` continues it")
+            name = signal.Signals(self._interrupted).name
+            error = Interrupted(f"{name}: training stopped and was saved; `nlm train --resume RUN_DIR` continues it")
+            error.exit_code = 128 + self._interrupted  # 130 for Ctrl-C, 143 for SIGTERM, as shells report them
+            raise error
         return self.progress
 
     def _run_epoch(self) -> bool:
@@ -251,17 +259,21 @@ class Trainer:
         self.last_metrics = metrics
         return metrics
 
-    def _install_sigint(self):
-        """First Ctrl-C: stop after the current step and save.  Second: stop at once."""
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            return None  # not the main thread's default handler (a test harness, say): leave it
+    def _install_signal_handlers(self) -> dict:
+        """Ctrl-C (SIGINT) or a batch system's SIGTERM: stop after the current step and save.
+        A second one stops at once.  Signals someone set to be ignored (a background job) stay ignored."""
 
         def handler(signum, frame):
             if self._interrupted:
                 raise KeyboardInterrupt
-            self._interrupted = True
+            self._interrupted = signum
 
-        try:
-            return signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not in the main thread
-            return None
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) not in (signal.default_int_handler, signal.SIG_DFL):
+                continue  # ignored, or handled by someone else (a test harness, say): leave it
+            try:
+                previous[signum] = signal.signal(signum, handler)
+            except ValueError:  # not in the main thread
+                break
+        return previous
