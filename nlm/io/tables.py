@@ -1,0 +1,55 @@
+"""Result rows on a text stream: tab-separated values or JSON lines, flushed per row when asked.
+
+TSV fields are escaped the way PostgreSQL's text format does it (`\\t`, `\\n`, `\\r`, `\\\\`),
+so a tab inside a sentence never shifts the columns; JSON lines carry text as it is.
+Log-probabilities and perplexities are written with 4 decimals in TSV and 6 in JSON;
+a value that does not exist (the perplexity of zero tokens) is `nan` in TSV, null in JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from nlm.errors import ConfigError
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def tsv_field(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value).translate(_ESCAPES)
+
+
+def tsv_line(row: dict[str, Any]) -> str:
+    return "\t".join(tsv_field(v) for v in row.values())
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else round(value, 6)
+    return value
+
+
+def jsonl_line(row: dict[str, Any]) -> str:
+    return json.dumps({k: _json_value(v) for k, v in row.items()}, ensure_ascii=False)
+
+
+FORMATS: dict[str, Callable[[dict[str, Any]], str]] = {"tsv": tsv_line, "jsonl": jsonl_line}
+
+
+class RowWriter:
+    """Writes dict rows in one of FORMATS; with `flush`, each row leaves the process as soon as it is written."""
+
+    def __init__(self, stream: TextIO, *, fmt: str = "tsv", flush: bool = False) -> None:
+        if fmt not in FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        self.stream, self.format_row, self.flush = stream, FORMATS[fmt], flush
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.stream.write(self.format_row(row) + "\n")
+        if self.flush:
+            self.stream.flush()

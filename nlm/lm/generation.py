@@ -1,0 +1,174 @@
+"""Generating text: greedy or sampled continuations of prompts, the hidden state carried from token to token."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from nlm.config import Config, check
+from nlm.eval.bleu import MetricScore, check_parallel, corpus_scores
+from nlm.lm.loading import LoadedLM
+from nlm.lm.scoring import CorpusSummary, protocol_signature, score_sentences
+from nlm.models.rnn import RNNLM, select_state
+from nlm.text.vocab import BOS, EOS, PAD, UNK, Vocabulary
+
+NEVER_GENERATED = (PAD, BOS)  # never a training target, so never an output
+
+
+@dataclass(frozen=True)
+class SamplingConfig(Config):
+    max_tokens: int = 50  # new tokens per sample at most; a sample ends earlier at <eos>
+    greedy: bool = False  # always take the most likely token (temperature 0 means the same)
+    temperature: float = 1.0  # logits are divided by this before sampling: < 1 sharper, > 1 flatter
+    top_k: int = 0  # sample among the k most likely tokens only (0: all)
+    top_p: float = 1.0  # sample from the smallest set of tokens whose probability reaches p (1: all)
+    num: int = 1  # samples per prompt, generated together as one batch
+    seed: int | None = None  # seeds the sampler's own torch.Generator; None: a fresh random seed
+    stop_at_eos: bool = True  # end a sample at <eos> (off only to time fixed lengths)
+
+    def validate(self) -> None:
+        check(self.max_tokens >= 1, f"--max-tokens must be at least 1, not {self.max_tokens}")
+        check(self.temperature >= 0, f"--temperature must be >= 0, not {self.temperature}")
+        check(self.top_k >= 0, f"--top-k must be >= 0 (0: off), not {self.top_k}")
+        check(0 < self.top_p <= 1, f"--top-p must be in (0, 1] (1: off), not {self.top_p}")
+        check(self.num >= 1, f"--num must be at least 1, not {self.num}")
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.greedy or self.temperature == 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated continuation of one prompt."""
+
+    prompt_index: int
+    sample_index: int
+    prompt: str
+    continuation: str  # detokenized, ready to append to the prompt
+    ids: tuple[int, ...]  # the generated ids, <eos> excluded
+    ended: bool  # stopped at <eos> (rather than at max_tokens)
+    prompt_oovs: int  # prompt symbols outside the vocabulary, read as <unk>
+
+    @property
+    def text(self) -> str:
+        if self.prompt[-1:].isspace():
+            return self.prompt + self.continuation.lstrip()
+        return self.prompt + self.continuation
+
+
+def filter_logits(logits: torch.Tensor, *, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set to -inf every logit outside the top k, then outside the nucleus of mass top_p (rows of [N, V])."""
+    if 0 < top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        ordered, order = logits.sort(dim=-1, descending=True)
+        probs = ordered.softmax(-1)
+        outside = probs.cumsum(-1) - probs >= top_p  # the mass before this token already reaches p
+        ordered = ordered.masked_fill(outside, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, ordered)
+    return logits
+
+
+def pick_next(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
+    """The next token of each row of logits [N, V]: argmax, or a draw from the filtered distribution."""
+    never = torch.tensor(NEVER_GENERATED, device=logits.device)
+    logits = logits.float().index_fill(-1, never, float("-inf"))
+    if config.is_greedy:
+        return logits.argmax(-1)
+    logits = filter_logits(logits / config.temperature, top_k=config.top_k, top_p=config.top_p)
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+
+
+def generate_ids(model: RNNLM, prefix: Sequence[int], *, config: SamplingConfig,
+                 generator: torch.Generator) -> list[tuple[list[int], bool]]:
+    """`config.num` continuations of `prefix` (start symbol included): (ids without <eos>, ended at <eos>)."""
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        # 1. Condition on the prefix once, in one row: logits [1, T, V], the state after its last token.
+        logits, state = model(torch.tensor([list(prefix)], device=device))
+        # 2. Copy that row to `num` rows, so the samples are generated as one batch.
+        rows = torch.zeros(config.num, dtype=torch.long, device=device)
+        logits, state = logits[rows, -1], select_state(state, rows)
+        out = torch.empty(config.num, config.max_tokens, dtype=torch.long, device=device)
+        done = torch.zeros(config.num, dtype=torch.bool, device=device)
+        length = 0
+        for step in range(config.max_tokens):
+            # 3. Pick each row's next token; a row that has produced <eos> is finished.
+            token = pick_next(logits, config, generator)
+            out[:, step] = token
+            length = step + 1
+            if config.stop_at_eos:
+                done |= token == EOS
+            if length == config.max_tokens or (config.stop_at_eos and bool(done.all())):
+                break
+            # 4. Feed only the new tokens with the carried state: every step costs the same at any length.
+            step_logits, state = model(token.unsqueeze(1), state)
+            logits = step_logits[:, -1]
+    # 5. Cut each row at its first <eos>.
+    results = []
+    for row in out[:, :length].tolist():
+        ended = config.stop_at_eos and EOS in row
+        results.append((row[: row.index(EOS)] if ended else row, ended))
+    return results
+
+
+def continuation_text(vocab: Vocabulary, prompt_ids: Sequence[int], new_ids: Sequence[int]) -> str:
+    """The text the new ids add to the prompt, detokenized the way the vocabulary joins symbols."""
+    full, head = vocab.decode([*prompt_ids, *new_ids]), vocab.decode(prompt_ids)
+    if full.startswith(head):
+        return full[len(head):]
+    return " " + vocab.decode(new_ids)
+
+
+def generate(lm: LoadedLM, prompts: Iterable[str], *, config: SamplingConfig) -> Iterator[Sample]:
+    """`config.num` samples for each prompt, in prompt order; an empty prompt generates from the start symbol."""
+    generator = torch.Generator(device=lm.device)
+    generator.manual_seed(config.seed if config.seed is not None else secrets.randbits(63))
+    for p, prompt in enumerate(prompts):
+        prompt_ids = lm.vocab.encode(prompt)
+        results = generate_ids(lm.model, [lm.start_id, *prompt_ids], config=config, generator=generator)
+        for s, (ids, ended) in enumerate(results):
+            yield Sample(prompt_index=p, sample_index=s, prompt=prompt, continuation=continuation_text(lm.vocab, prompt_ids, ids),
+                         ids=tuple(ids), ended=ended, prompt_oovs=prompt_ids.count(UNK))
+
+
+@dataclass(frozen=True)
+class GenerationEvaluation:
+    """How good a model's output is: its continuations against references, and the references' perplexity."""
+
+    samples: list[Sample]  # one greedy (or sampled) continuation per prompt
+    metrics: list[MetricScore]  # BLEU, chrF, ... of the continuations against the reference continuations
+    references: CorpusSummary  # the full reference lines scored by the model, a fresh state each
+
+    references_signature: str  # how the references were scored
+
+
+def reference_continuation(prompt: str, reference: str) -> str:
+    """What a reference says after its prompt: the rest of the line when it starts with the prompt, else all of it."""
+    prompt = prompt.strip()
+    return reference[len(prompt):].strip() if prompt and reference.startswith(prompt) else reference.strip()
+
+
+def evaluate_generation(lm: LoadedLM, prompts: Sequence[str], references: Sequence[str], *, config: SamplingConfig,
+                        metrics: Sequence[str] = ("bleu", "chrf"), tokenize: str | None = None,
+                        names: Sequence[str] = ()) -> GenerationEvaluation:
+    """Continue each prompt once and score the continuations against the references' continuations.
+
+    A reference that starts with its prompt is compared without it, so words copied from the
+    prompt never count as matches; the references' perplexity is over their whole lines.
+    """
+    check_parallel(prompts, [references], names)
+    samples = list(generate(lm, prompts, config=config.replace(num=1)))
+    hypotheses = [sample.continuation.strip() for sample in samples]
+    targets = [reference_continuation(p, r) for p, r in zip(prompts, references)]
+    scores = corpus_scores(hypotheses, [targets], metrics=metrics, tokenize=tokenize)
+    summary = CorpusSummary()
+    for score in score_sentences(lm, references):
+        summary.add(score)
+    return GenerationEvaluation(samples=samples, metrics=scores, references=summary,
+                                references_signature=protocol_signature(lm, bos_eos=True))

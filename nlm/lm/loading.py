@@ -1,0 +1,79 @@
+"""Loading a trained language model from its checkpoint alone: network, vocabulary, configs, signature."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from nlm.errors import CheckpointError
+from nlm.io.checkpoint import load_checkpoint, resolve_checkpoint
+from nlm.models.rnn import RNNLM, RNNConfig
+from nlm.tasks.lm import LMDataConfig
+from nlm.text.vocab import SPECIALS, Vocabulary, vocab_from_state
+
+
+@dataclass(frozen=True)
+class LoadedLM:
+    """A language model ready for inference: `model` is in eval mode on `device`."""
+
+    model: RNNLM
+    vocab: Vocabulary
+    model_config: RNNConfig
+    data_config: LMDataConfig
+    path: Path  # the checkpoint file (a run folder resolved to its best.pt or last.pt)
+    device: torch.device
+    digest: str  # first 12 hex digits of the checkpoint file's sha256
+
+    @property
+    def start_id(self) -> int:
+        """What a sentence is conditioned on: <eos> for stream-trained models, <bos> for sentence-trained ones."""
+        return self.data_config.start_id
+
+    @property
+    def start_symbol(self) -> str:
+        return SPECIALS[self.start_id]
+
+    @property
+    def signature(self) -> str:
+        """Which model and vocabulary produced a number: `model:best.pt#1a2b3c4d5e6f|vocab:word-1000#9f8e7d6c5b4a`."""
+        return f"model:{self.path.name}#{self.digest}|vocab:{self.vocab.level}-{len(self.vocab)}#{self.vocab.fingerprint()}"
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def load_language_model(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedLM:
+    """Load the language model in `path` (a checkpoint file or a run folder) for scoring or generation.
+
+    Raises InputMissingError when there is no such file, and CheckpointError when the file
+    is not an nlm checkpoint, holds another kind of model, or does not match its own config.
+    """
+    file = resolve_checkpoint(path)
+    payload = load_checkpoint(file)
+    kind = payload.get("kind")
+    if kind != "lm":
+        raise CheckpointError(f"{file} holds a {kind} model, not a language model; "
+                              "score, perplexity, generate and evaluate need a checkpoint from `nlm train`")
+    try:
+        model_config = RNNConfig.from_dict(payload["config"]["model"])
+        data_config = LMDataConfig.from_dict(payload["config"]["data"])
+        vocab = vocab_from_state(payload["vocab"])
+        model = RNNLM(model_config)
+        model.load_state_dict(payload["model"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        first_line = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{file} is an incomplete or inconsistent language-model checkpoint ({first_line})") from None
+    if len(vocab) != model_config.vocab_size:
+        raise CheckpointError(f"{file}: its vocabulary has {len(vocab)} symbols but its model {model_config.vocab_size}")
+    device = torch.device(device)
+    model.to(device).eval()
+    return LoadedLM(model=model, vocab=vocab, model_config=model_config, data_config=data_config,
+                    path=file, device=device, digest=_file_digest(file))
