@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import Annotated
 
 
 import typer
@@ -42,6 +43,18 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
+
+
+@app.callback()
+def _global_options(
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="CPU threads for torch [default: torch's choice]; 1 is often fastest on a busy machine.")] = None,
+) -> None:
+    """Neural language modeling from the command line."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _register() -> None:
