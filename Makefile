@@ -8,6 +8,7 @@ NLM := $(VENV)/bin/nlm
 TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 DEMO ?= runs/demo
+DEMO_SECONDS ?= 90
 CORPUS := corpora/english
 
 .PHONY: all install demo test test-fast bench bench-train bench-quality clean
@@ -26,9 +27,9 @@ install: $(VENV)/.installed
 # Build a vocabulary, train a small LSTM on the bundled corpus for about 90 seconds,
 # then use it: perplexity, sentence scores from a pipe, generation, and BLEU/chrF.
 demo: install
-	$(NLM) vocab build $(CORPUS)/train.txt -o $(DEMO).vocab --min-count 2 --check $(CORPUS)/valid.txt
-	$(NLM) train --train $(CORPUS)/train.txt --valid $(CORPUS)/valid.txt --vocab $(DEMO).vocab -o $(DEMO) --force \
-		--emb 256 --hidden 256 --tie --dropout 0.3 --bptt 35 --batch-size 16 --epochs 30 --max-time 90
+	$(NLM) vocab build $(CORPUS)/train.txt -o $(DEMO).model --level bpe --size 800 --check $(CORPUS)/valid.txt
+	$(NLM) train --train $(CORPUS)/train.txt --valid $(CORPUS)/valid.txt --vocab $(DEMO).model -o $(DEMO) --force \
+		--emb 256 --hidden 256 --tie --dropout 0.3 --bptt 35 --batch-size 16 --epochs 30 --max-time $(DEMO_SECONDS)
 	$(NLM) perplexity -m $(DEMO) $(CORPUS)/valid.txt
 	head -n 3 $(CORPUS)/valid.txt | $(NLM) score -m $(DEMO) --with-text
 	$(NLM) generate -m $(DEMO) --prompts $(CORPUS)/prompts.txt --greedy --max-tokens 20 | head -n 5

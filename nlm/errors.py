@@ -36,10 +36,14 @@ class CheckpointError(DataError):
     """A checkpoint or vocabulary that is unreadable or does not fit the job."""
 
 
-class OutputExistsError(NLMError):
-    """An output that would overwrite another run's files."""
+class OutputError(NLMError):
+    """An output that cannot be written (no permission, a file where a folder should be)."""
 
     exit_code = 73  # EX_CANTCREAT
+
+
+class OutputExistsError(OutputError):
+    """An output that would overwrite another run's files."""
 
 
 class DeviceError(NLMError):

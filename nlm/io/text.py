@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TextIO
 
-from nlm.errors import DataError, InputMissingError
+from nlm.errors import DataError, InputMissingError, OutputError
 
 STDIO = "-"
 
@@ -82,14 +81,17 @@ def open_output(path: str | Path, *, line_buffered: bool = False) -> Iterator[Te
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a small text file through a temporary name and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with io.open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    tmp.replace(path)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a file through a temporary name and a rename."""
+    """Write a file through a temporary name and a rename, creating its folder if needed."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {e.strerror}") from None
