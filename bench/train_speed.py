@@ -32,7 +32,7 @@ from nlm.train.callbacks import ProgressCallback
 from nlm.train.config import TrainConfig
 from nlm.train.trainer import Callback, Trainer
 
-MODEL = RNNConfig(cell="lstm", layers=2, emb=200, hidden=200, dropout=0.2)
+MODEL = RNNConfig(cell="lstm", layers=2, emb=200, hidden=200, dropout=0.2, tie=False)
 DATA = LMDataConfig(batch_size=20, bptt=35)
 
 

@@ -17,7 +17,7 @@ from conftest import REPO
 from nlm.cli import app
 
 runner = CliRunner()
-SMALL = ["--emb", "8", "--hidden", "16", "--layers", "1", "--batch-size", "4", "--bptt", "8", "-q"]
+SMALL = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--bptt", "8", "-q"]
 
 
 def nlm(*args: str):

@@ -22,7 +22,7 @@ QUIET = Console(stderr=True, quiet=True)
 
 def train(tmp_path, corpus, *, name="run", model=None, data=None, **train_options):
     run = LMRun(train=str(corpus[0]), valid=str(corpus[1]), output=tmp_path / name)
-    model = model or RNNConfig(emb=16, hidden=32, layers=1, dropout=0.0)
+    model = model or RNNConfig(emb=16, hidden=32, layers=1, dropout=0.0, tie=False)
     return train_language_model(run=run, model=model, data=data or LMDataConfig(batch_size=8, bptt=10),
                                 train=TrainConfig(**train_options), console=QUIET, quiet=True)
 
@@ -45,14 +45,14 @@ def grammar_corpus(tmp_path) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize("cell", ["rnn-tanh", "rnn-relu", "lstm", "gru"])
 def test_every_cell_learns_with_its_default_learning_rate(tmp_path, grammar_corpus, cell):
-    result = train(tmp_path, grammar_corpus, model=RNNConfig(cell=cell, emb=16, hidden=32, layers=2, dropout=0.1), epochs=3)
+    result = train(tmp_path, grammar_corpus, model=RNNConfig(cell=cell, emb=16, hidden=32, layers=2, dropout=0.1, tie=False), epochs=3)
     losses = valid_losses(result.run_dir)
     uniform = math.log(vocab_size(result.run_dir))
     assert losses[-1] < losses[0] and losses[-1] < 0.5 * uniform, losses
 
 
 def test_a_plain_rnn_diverges_at_the_lstm_learning_rate(tmp_path, grammar_corpus):
-    model = RNNConfig(cell="rnn-tanh", emb=16, hidden=32, layers=2, dropout=0.1)
+    model = RNNConfig(cell="rnn-tanh", emb=16, hidden=32, layers=2, dropout=0.1, tie=False)
     result = train(tmp_path, grammar_corpus, model=model, epochs=2, lr=DEFAULT_LR["sgd"]["lstm"])
     assert min(valid_losses(result.run_dir)) > math.log(vocab_size(result.run_dir))  # worse than guessing uniformly
 
@@ -81,7 +81,7 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_corpus):
-    model = RNNConfig(emb=16, hidden=32, layers=2, dropout=0.3)  # dropout: the RNG state must be restored too
+    model = RNNConfig(emb=32, hidden=32, layers=2, dropout=0.3)  # dropout: the RNG state must be restored too
     options = dict(model=model, epochs=2)
     straight = train(tmp_path, tiny_corpus, name="straight", **options)
     # Stop after the first epoch, then resume for the second.

@@ -29,10 +29,10 @@ def train(
     bptt: Annotated[int, typer.Option(help="Window length of truncated backpropagation through time.", rich_help_panel=DATA)] = 35,
     cell: Annotated[Cell, typer.Option(help="Recurrent cell.", rich_help_panel=MODEL)] = Cell.lstm,
     layers: Annotated[int, typer.Option(help="Recurrent layers.", rich_help_panel=MODEL)] = 2,
-    emb: Annotated[int, typer.Option(help="Embedding size.", rich_help_panel=MODEL)] = 200,
+    emb: Annotated[int | None, typer.Option(help="Embedding size [default: --hidden].", rich_help_panel=MODEL)] = None,
     hidden: Annotated[int, typer.Option(help="Hidden state size.", rich_help_panel=MODEL)] = 200,
     dropout: Annotated[float, typer.Option(help="Dropout on embeddings, between layers and before the output.", rich_help_panel=MODEL)] = 0.2,
-    tie: Annotated[bool, typer.Option(help="Tie the input and output embeddings (needs --emb = --hidden).", rich_help_panel=MODEL)] = False,
+    tie: Annotated[bool, typer.Option(help="Tie the input and output embeddings (needs --emb = --hidden).", rich_help_panel=MODEL)] = True,
     init_range: Annotated[float, typer.Option(help="Uniform initialisation range.", rich_help_panel=MODEL)] = 0.1,
     optimizer: Annotated[Optimizer, typer.Option(help="Optimizer.", rich_help_panel=OPTIM)] = Optimizer.sgd,
     lr: Annotated[float | None, typer.Option(help="Learning rate [default: SGD 20 lstm, 10 gru, 2 rnn-tanh, 1 rnn-relu; Adam 2e-3].", rich_help_panel=OPTIM)] = None,
@@ -77,7 +77,7 @@ def _train(o: dict):
                                lowercase=o["lowercase"])
     run = LMRun(train=o["train"], valid=o["valid"], vocab=o["vocab"], output=o["output"], vocab_config=vocab_config,
                 force=o["force"], cache_dir=o["cache_dir"])
-    model = RNNConfig(cell=o["cell"].value, layers=o["layers"], emb=o["emb"], hidden=o["hidden"], dropout=o["dropout"],
+    model = RNNConfig(cell=o["cell"].value, layers=o["layers"], emb=o["emb"] or o["hidden"], hidden=o["hidden"], dropout=o["dropout"],
                       tie=o["tie"], init_range=o["init_range"])
     data = LMDataConfig(mode=o["mode"].value, batch_size=o["batch_size"], bptt=o["bptt"])
     train = TrainConfig(lr=o["lr"], optimizer=o["optimizer"].value, momentum=o["momentum"], weight_decay=o["weight_decay"],

@@ -33,7 +33,7 @@ class RNNConfig(Config):
     emb: int = 200  # embedding size
     hidden: int = 200  # recurrent state size
     dropout: float = 0.2  # on embeddings, between layers and before the output layer
-    tie: bool = False  # share the embedding and output matrices (needs emb == hidden)
+    tie: bool = True  # share the embedding and output matrices (needs emb == hidden): better perplexity, fewer weights
     init_range: float = 0.1  # weights start uniform in [-init_range, init_range] (Zaremba et al.)
 
     def validate(self) -> None:
