@@ -1,0 +1,134 @@
+"""`nlm autoencoder train | encode | reconstruct | filters`: autoencoders on the shared trainer."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nlm.cli.console import err_console
+from nlm.cli.options import Device, Optimizer, Schedule
+from nlm.cli.vision import (
+    Activation, BatchSize, Bf16, Clip, DataSpec, DeviceOption, Epochs, EvalBatch, Force, Holdout, ImagesOption, Lr,
+    LrFactor, MaxSteps, MaxTime, ModelOption, Momentum, OptimizerOption, Output, Patience, Quiet, Resume, RunDevice,
+    ScheduleOption, Seed, ValidSpec, WeightDecay, image_run, report_run, resume_options, sizes, train_config,
+)
+
+MODEL = "Model"
+app = typer.Typer(help="Autoencoders (undercomplete, sparse, denoising, stacked): train, encode, reconstruct, filters.",
+                  no_args_is_help=True)
+
+
+class Kind(str, Enum):
+    undercomplete = "undercomplete"
+    sparse = "sparse"
+    denoising = "denoising"
+    stacked = "stacked"
+
+
+class Corruption(str, Enum):
+    mask = "mask"
+    gaussian = "gaussian"
+
+
+PngOutput = Annotated[Path, typer.Option("-o", "--output", help="The PNG file to write.", show_default=False)]
+Scale = Annotated[int, typer.Option(min=1, help="Draw each pixel as scale x scale pixels.")]
+
+
+@app.command()
+def train(
+    data: DataSpec = None, valid: ValidSpec = None, holdout: Holdout = 0.1, batch_size: BatchSize = 64,
+    kind: Annotated[Kind, typer.Option(help="undercomplete: a bottleneck; sparse: L1 on the code; denoising: corrupted input, clean target; stacked: layer-wise denoising pretraining, then fine-tuning.", rich_help_panel=MODEL)] = Kind.undercomplete,
+    hidden: Annotated[str | None, typer.Option(help="Encoder sizes from the input side, comma-separated; the last is the code [default: 64; stacked 256,64].", rich_help_panel=MODEL)] = None,
+    code_activation: Annotated[Activation, typer.Option(help="After every encoder layer and every decoder layer but the last.", rich_help_panel=MODEL)] = Activation.relu,
+    output_activation: Annotated[Activation, typer.Option(help="On the reconstruction: sigmoid for pixels in [0, 1].", rich_help_panel=MODEL)] = Activation.sigmoid,
+    sparsity: Annotated[float | None, typer.Option(help="Weight of the L1 penalty on the code [default: sparse 1e-3, others 0].", rich_help_panel=MODEL)] = None,
+    corruption: Annotated[Corruption, typer.Option(help="denoising, stacked: mask zeroes pixels, gaussian adds noise.", rich_help_panel=MODEL)] = Corruption.mask,
+    noise: Annotated[float, typer.Option(help="Corruption level: mask probability or gaussian std.", rich_help_panel=MODEL)] = 0.25,
+    pretrain_epochs: Annotated[int, typer.Option(help="stacked: epochs of pretraining per layer, before --epochs of fine-tuning.", rich_help_panel=MODEL)] = 2,
+    optimizer: OptimizerOption = Optimizer.adam, lr: Lr = None, momentum: Momentum = 0.0, weight_decay: WeightDecay = 0.0,
+    clip: Clip = 0.0, schedule: ScheduleOption = Schedule.plateau, lr_factor: LrFactor = 0.5,
+    epochs: Epochs = None, max_steps: MaxSteps = None, max_time: MaxTime = None, patience: Patience = None,
+    output: Output = None, resume: Resume = None, force: Force = False, device: DeviceOption = Device.auto,
+    bf16: Bf16 = False, seed: Seed = 1, quiet: Quiet = False,
+) -> None:
+    """Train an autoencoder into a run folder; with --resume, continue one (in the phase it stopped in)."""
+    from nlm.vision.autoencoding import resume_autoencoder, train_autoencoder
+
+    options = dict(locals())
+    result = resume_autoencoder(**resume_options(options)) if resume else train_autoencoder(**_autoencoder_job(options))
+    report_run(result, quiet)
+
+
+def _autoencoder_job(o: dict) -> dict:
+    from nlm.tasks.autoencoder import ReconstructConfig
+    from nlm.vision.autoencoding import autoencoder_config
+
+    model = autoencoder_config(o["kind"].value, hidden=sizes(o["hidden"]), sparsity=o["sparsity"],
+                               code_activation=o["code_activation"].value, output_activation=o["output_activation"].value,
+                               corruption=o["corruption"].value, noise=o["noise"])
+    data = ReconstructConfig(batch_size=o["batch_size"], pretrain_epochs=o["pretrain_epochs"])
+    return {"run": image_run(o, "nlm autoencoder train"), "model": model, "data": data,
+            "train": train_config(o, epochs=10), "console": err_console, "quiet": o["quiet"]}
+
+
+def _load(model: str, device: Device):
+    from nlm.runtime import pick_device
+    from nlm.vision.autoencoding import load_autoencoder
+
+    return load_autoencoder(model, device=pick_device(device.value))
+
+
+def _images(data: str, loaded):
+    from nlm.vision.data import load_images
+
+    return load_images(data, channels=loaded.image_shape[0])
+
+
+@app.command()
+def encode(model: ModelOption, data: ImagesOption,
+           output: Annotated[Path, typer.Option("-o", "--output", help="The .npy file of codes, float32 [images, code size].", show_default=False)],
+           batch_size: EvalBatch = 500, device: RunDevice = Device.auto) -> None:
+    """Write the code of every image, in input order, as a .npy array."""
+    from nlm.vision.autoencoding import encode_images, write_codes
+
+    loaded = _load(model, device)
+    codes = encode_images(loaded, _images(data, loaded), batch_size=batch_size)
+    write_codes(codes, output)
+    err_console.print(f"wrote {codes.shape[0]:,} codes of {codes.shape[1]} values to {output}")
+
+
+@app.command()
+def reconstruct(model: ModelOption, data: ImagesOption, output: PngOutput,
+                count: Annotated[int, typer.Option(min=1, help="Images to draw (the error covers all).")] = 32,
+                noise: Annotated[float, typer.Option(help="Corrupt the inputs at this level first (0: clean), to see denoising.")] = 0.0,
+                corruption: Annotated[Corruption | None, typer.Option(help="The corruption of --noise [default: the model's].")] = None,
+                scale: Scale = 2, device: RunDevice = Device.auto) -> None:
+    """Write a PNG grid of inputs beside their reconstructions; the reconstruction error goes to stderr."""
+    from nlm.vision.autoencoding import reconstruct as rebuild, save_reconstructions
+
+    loaded = _load(model, device)
+    kind = (corruption.value if corruption else loaded.model.config.corruption) if noise > 0 else None
+    inputs, outputs, error = rebuild(loaded, _images(data, loaded), count=count, corruption=kind, noise=noise)
+    width, height = save_reconstructions(inputs, outputs, loaded.image_shape, output, scale=scale)
+    err_console.print(f"reconstruction MSE {error:.5f} per pixel{f' from {kind} {noise}' if kind else ''}; "
+                      f"wrote {len(inputs)} pairs ({width}x{height}) to {output}")
+
+
+@app.command()
+def filters(model: ModelOption, output: PngOutput,
+            count: Annotated[int | None, typer.Option(min=1, help="Hidden units to draw [default: all].")] = None,
+            scale: Scale = 2) -> None:
+    """Write a PNG grid of the first layer's weights as images: what each hidden unit responds to."""
+    from nlm.vision.autoencoding import first_layer_units, save_first_layer_filters
+
+    loaded = _load(model, Device.cpu)
+    width, height = save_first_layer_filters(loaded, output, count=count, scale=scale)
+    units = min(count or first_layer_units(loaded), first_layer_units(loaded))
+    err_console.print(f"wrote the filters of {units} of {first_layer_units(loaded)} first-layer units ({width}x{height}) to {output}")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="autoencoder")

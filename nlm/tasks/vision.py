@@ -1,0 +1,109 @@
+"""The image-classification task: cross-entropy on shuffled mini-batches, optionally mixed with FGSM examples.
+
+With `epsilon > 0` every training step also attacks its own batch: the gradient of the
+clean loss with respect to the pixels gives the fast-gradient-sign examples, and the
+step's loss is (1 - w) * clean + w * adversarial (Goodfellow et al. 2015, w = 0.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nlm.config import Config, check
+from nlm.vision.attack import perturb
+from nlm.vision.data import ImageSet
+from nlm.vision.evaluation import align_labels, evaluate_classifier
+
+
+@dataclass(frozen=True)
+class ClassifyConfig(Config):
+    batch_size: int = 64  # images per training step
+    eval_batch_size: int = 500  # images per forward pass when evaluating
+    epsilon: float = 0.0  # FGSM step for adversarial training, in pixel units of [0, 1]; 0 trains on clean images only
+    adversarial_weight: float = 0.5  # share of the loss from the FGSM examples when epsilon > 0
+
+    def validate(self) -> None:
+        check(self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}")
+        check(self.eval_batch_size >= 1, f"the evaluation batch size must be at least 1, not {self.eval_batch_size}")
+        check(0 <= self.epsilon <= 1, f"--epsilon must be in [0, 1] (pixels lie in [0, 1]), not {self.epsilon}")
+        check(0 <= self.adversarial_weight <= 1, f"--adversarial-weight must be in [0, 1], not {self.adversarial_weight}")
+
+
+def shuffled_batches(count: int, batch_size: int, *, seed: int, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
+    """Index batches [<= batch_size] of one epoch's shuffle, from batch `start` on.
+
+    The order depends on (seed, epoch) only, so a resumed run sees the same batches."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+    yield from order.split(batch_size)[start:]
+
+
+def image_batches_per_epoch(count: int, batch_size: int) -> int:
+    return -(-count // batch_size)
+
+
+def to_inputs(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 [B, C, H, W] -> float32 [B, C, H, W] in [0, 1] on `device`."""
+    return images.to(device, non_blocking=True).float().div_(255)
+
+
+class ClassifyTask:
+    kind = "vision"
+    unit = "img"
+
+    def __init__(self, *, model: nn.Module, model_kind: str, train: ImageSet, valid: ImageSet | None,
+                 data: ClassifyConfig, device: torch.device, seed: int) -> None:
+        self.model, self.model_kind, self.data, self.device, self.seed = model, model_kind, data, device, seed
+        self.classes = train.classes
+        self.images, self.labels = train.images.to(device), train.require_labels().to(device)
+        self.valid = valid
+        self.valid_labels = None if valid is None else align_labels(valid, self.classes)
+
+    # -- training ---------------------------------------------------------------------------
+    def batches_per_epoch(self) -> int:
+        return image_batches_per_epoch(len(self.images), self.data.batch_size)
+
+    def train_batches(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
+        yield from shuffled_batches(len(self.images), self.data.batch_size, seed=self.seed, epoch=epoch, start=start)
+
+    def training_step(self, index: torch.Tensor) -> tuple[torch.Tensor, int]:
+        index = index.to(self.device)
+        x, y = to_inputs(self.images[index], self.device), self.labels[index]
+        if self.data.epsilon == 0:
+            return F.cross_entropy(self.model(x).float(), y), len(y)
+        # 1. the clean loss, keeping its graph: the step back-propagates through it too
+        x.requires_grad_(True)
+        clean = F.cross_entropy(self.model(x).float(), y)
+        # 2. its gradient with respect to the pixels (the parameters' .grad is left alone)
+        (grad,) = torch.autograd.grad(clean, x, retain_graph=True)
+        # 3. the FGSM examples, constants for this step, and the mixed loss
+        adversarial = F.cross_entropy(self.model(perturb(x.detach(), grad, self.data.epsilon)).float(), y)
+        w = self.data.adversarial_weight
+        return (1 - w) * clean + w * adversarial, len(y)
+
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float] | None:
+        if self.valid is None:
+            return None
+        result = evaluate_classifier(self.model, self.valid.images, self.valid_labels, self.classes,
+                                     device=self.device, batch_size=self.data.eval_batch_size)
+        return {"loss": result.loss, "accuracy": result.accuracy, "images": result.count}
+
+    def describe(self, metrics: dict[str, float]) -> str:
+        text = f"loss {metrics['loss']:.4f}"
+        return text + (f" acc {metrics['accuracy']:.2%}" if "accuracy" in metrics else "")
+
+    # -- state for checkpoints: the data position is the trainer's, the shuffle is (seed, epoch) --
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def checkpoint_extras(self) -> dict:
+        config = {"model": self.model.config.to_dict(), "model_kind": self.model_kind, "data": self.data.to_dict()}
+        return {"config": config, "classes": list(self.classes)}
