@@ -27,6 +27,7 @@ from nlm.errors import CheckpointError, InputMissingError
 
 FORMAT = "nlm-checkpoint"
 FORMAT_VERSION = 1
+KIND_NAMES = {"lm": "a language model", "vision": "a vision model", "autoencoder": "an autoencoder"}
 
 
 def to_cpu(tree: Any) -> Any:
@@ -88,7 +89,8 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, A
     if payload.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{p} has checkpoint format version {payload.get('version')}; this nlm reads {FORMAT_VERSION}")
     if kind is not None and payload.get("kind") != kind:
-        raise CheckpointError(f"{p} holds a {payload.get('kind')} model, but this command needs a {kind} model")
+        raise CheckpointError(f"{p} holds {KIND_NAMES.get(payload.get('kind'), 'another kind of model')}, "
+                              f"but this command needs {KIND_NAMES[kind]}")
     return payload
 
 
