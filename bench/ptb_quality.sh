@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quality benchmarks behind the README's figures (long: about 2 hours on a 2-core CPU).
+# Quality benchmarks behind the README's figures (long: about 2.5 hours on a 2-core CPU; THREADS=1 to run two at once).
 #   zaremba-small   the small configuration of Zaremba et al. 2014 (paper: validation perplexity 120.7)
 #   example-25min   the PyTorch word-language-model example's defaults, 25 minutes of training
 #   nlm-25min       nlm's recommended word-level configuration, the same 25 minutes
@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NLM=${NLM:-.venv/bin/nlm}
+THREADS=${THREADS:-}
 DATA=../shared/data
 OUT=runs/bench
 PTB="--train $DATA/ptb/ptb.train.txt --valid $DATA/ptb/ptb.valid.txt"
@@ -17,7 +18,7 @@ mkdir -p "$OUT"
 run() {  # NAME ARGS...: one training run, its wall time recorded beside it
   local name=$1; shift
   local start; start=$(date +%s)
-  "$NLM" train "$@" -o "$OUT/$name" --force 2> "$OUT/$name.log"
+  "$NLM" ${THREADS:+--threads $THREADS} train "$@" -o "$OUT/$name" --force 2> "$OUT/$name.log"
   echo $(( $(date +%s) - start )) > "$OUT/$name.wall"
 }
 
@@ -25,7 +26,7 @@ declare -A RUNS=(
   [zaremba-small]="$PTB --layers 2 --emb 200 --hidden 200 --no-tie --dropout 0 --init-range 0.1 --bptt 20 --batch-size 20 --optimizer sgd --lr 1 --schedule decay --lr-factor 0.5 --decay-start 4 --clip 5 --epochs 13"
   [example-25min]="$PTB --layers 2 --emb 200 --hidden 200 --no-tie --dropout 0.2 --bptt 35 --batch-size 20 --lr 20 --clip 0.25 --schedule plateau --lr-factor 0.25 --epochs 40 --max-time 1500"
   [nlm-25min]="$PTB --epochs 40 --max-time 1500"
-  [shakespeare]="--train $DATA/tinyshakespeare/train.txt --valid $DATA/tinyshakespeare/valid.txt --level char --epochs 40 --max-time 1500 CHAR_RECOMMENDED"
+  [shakespeare]="--train $DATA/tinyshakespeare/train.txt --valid $DATA/tinyshakespeare/valid.txt --level char --hidden 256 --layers 2 --dropout 0.2 --bptt 100 --batch-size 32 --optimizer adam --lr 2e-3 --clip 1 --epochs 40 --max-time 1200"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(zaremba-small example-25min nlm-25min shakespeare)
