@@ -111,3 +111,17 @@ def test_checkpoint_is_self_contained_and_loads_with_weights_only(tmp_path, tiny
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["model"]["vocab_size"] == len(checkpoint["vocab"]["symbols"])
     assert not list(result.run_dir.glob("*.tmp")) and not list(result.run_dir.glob(".*"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_trained_checkpoint_loads_and_runs_on_the_cpu(tmp_path, tiny_corpus):
+    from nlm.models.rnn import RNNLM
+
+    result = train(tmp_path, tiny_corpus, epochs=1, device="cuda", bf16=True)
+    checkpoint = torch.load(result.run_dir / "best.pt", map_location="cpu", weights_only=True)
+    assert all(t.device.type == "cpu" for t in checkpoint["model"].values())
+    model = RNNLM(RNNConfig.from_dict(checkpoint["config"]["model"]))
+    model.load_state_dict(checkpoint["model"])
+    logits, _ = model.eval()(torch.tensor([[3, 4, 5]]))
+    assert torch.isfinite(logits).all()
