@@ -24,7 +24,9 @@ def summarize(run: Path) -> str:
                  f"drop {model['dropout']}, {train['optimizer']} lr {train['lr']:g} {train['schedule']}, clip {train['clip']:g}, "
                  f"bptt {config['data']['bptt']} batch {config['data']['batch_size']}")
     quality = f"ppl {best['ppl']:.2f}" + (f" / {best['loss']:.4f} nats / {best['loss'] / math.log(2):.4f} bpc" if "bpc" in best else "")
-    return (f"| {run.name} | {described} | {metrics[-1]['epoch']} ({metrics[-1]['step']:,} steps) | "
+    # The first evaluation closes epoch 1 (unless the run stopped sooner), so it gives the steps per epoch.
+    epochs = metrics[-1]["step"] / metrics[0]["step"] if len(metrics) > 1 else metrics[-1]["epoch"]
+    return (f"| {run.name} | {described} | {epochs:.2f} ({metrics[-1]['step']:,} steps) | "
             f"best {quality} (epoch {best['epoch']}) | {metrics[-1]['elapsed'] / 60:.1f} min train, {wall_s / 60:.1f} min wall |")
 
 
