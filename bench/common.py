@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import sys
 from pathlib import Path
+
+from nlm.io.text import file_sha256 as sha256  # noqa: F401  (re-exported for the benchmarks)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -17,14 +18,6 @@ def data_file(relative: str) -> Path:
     if not path.exists():
         sys.exit(f"benchmark data not found: {path} (this benchmark needs ../shared/data beside the checkout)")
     return path
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def machine() -> str:

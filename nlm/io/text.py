@@ -95,3 +95,14 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {e.strerror}") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, as hex, read in blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import torch
 
 from nlm.errors import CheckpointError
 from nlm.io.checkpoint import load_checkpoint, resolve_checkpoint
+from nlm.io.text import file_sha256
 from nlm.models.rnn import RNNLM, RNNConfig
 from nlm.tasks.lm import LMDataConfig
 from nlm.text.vocab import SPECIALS, Vocabulary, vocab_from_state
@@ -42,14 +42,6 @@ class LoadedLM:
         return f"model:{self.path.name}#{self.digest}|vocab:{self.vocab.level}-{len(self.vocab)}#{self.vocab.fingerprint()}"
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
-
-
 def load_language_model(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedLM:
     """Load the language model in `path` (a checkpoint file or a run folder) for scoring or generation.
 
@@ -76,4 +68,4 @@ def load_language_model(path: str | Path, *, device: str | torch.device = "cpu")
     device = torch.device(device)
     model.to(device).eval()
     return LoadedLM(model=model, vocab=vocab, model_config=model_config, data_config=data_config,
-                    path=file, device=device, digest=_file_digest(file))
+                    path=file, device=device, digest=file_sha256(file)[:12])

@@ -8,7 +8,6 @@ cache.  The line ends are kept too, for sentence-mode batches and per-line scori
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlm.io.text import STDIO, display_name, read_lines
+from nlm.io.text import STDIO, display_name, file_sha256, read_lines
 from nlm.text.vocab import EOS, UNK, Vocabulary
 
 CACHE_VERSION = 1
@@ -55,14 +54,6 @@ def default_cache_dir() -> Path:
     return Path(base)
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()[:20]
-
-
 def _write_ids(path: str | Path, vocab: Vocabulary, ids_file, ends_file) -> tuple[int, int]:
     """Encode line by line into two raw files; returns (tokens, oovs)."""
     ids, ends = array("i"), array("q")
@@ -97,7 +88,7 @@ def encode_corpus(path: str | Path, vocab: Vocabulary, *, cache_dir: Path | None
         stem = cache / "stdin"
     else:
         cache = cache_dir or default_cache_dir()
-        stem = cache / f"v{CACHE_VERSION}-{_file_digest(Path(path))}-{vocab.fingerprint()}"
+        stem = cache / f"v{CACHE_VERSION}-{file_sha256(path)[:20]}-{vocab.fingerprint()}"
         if stem.with_suffix(".json").exists():
             return _open(stem, name)
     cache.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from nlm.errors import TrainingDivergedError
 from nlm.io.checkpoint import save_checkpoint, write_meta
 from nlm.runtime import rng_state
 from nlm.train.trainer import Callback
