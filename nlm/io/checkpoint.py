@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from nlm.errors import CheckpointError, InputMissingError
+from nlm.io.text import publish
 
 FORMAT = "nlm-checkpoint"
 FORMAT_VERSION = 1
@@ -50,17 +51,10 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give checkpoints the usual mode
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

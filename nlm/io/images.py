@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from nlm.errors import DataError
+from nlm.io.text import publish
 
 
 def _as_images(images: torch.Tensor, image_shape: tuple[int, int, int] | None = None) -> torch.Tensor:
@@ -45,7 +46,7 @@ def _write_png(pixels: torch.Tensor, path: Path, scale: int) -> tuple[int, int]:
     try:
         with os.fdopen(handle, "wb") as stream:
             image.save(stream, format="PNG")
-        os.replace(temp, path)
+        publish(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
