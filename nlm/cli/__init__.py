@@ -14,10 +14,11 @@ from typing import Annotated
 
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from nlm.cli.console import err_console
-from nlm.errors import NLMError
+from nlm.errors import Interrupted, NLMError
 
 
 class NLMGroup(TyperGroup):
@@ -26,8 +27,11 @@ class NLMGroup(TyperGroup):
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
+        except Interrupted as e:
+            err_console.print(f"[bold yellow]nlm:[/] {escape(str(e))}", highlight=False, markup=True)
+            ctx.exit(e.exit_code)
         except NLMError as e:
-            err_console.print(f"[bold red]nlm: error:[/] {e}", soft_wrap=True, highlight=False, markup=True)
+            err_console.print(f"[bold red]nlm: error:[/] {escape(str(e))}", highlight=False, markup=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             err_console.print("[bold red]nlm: interrupted[/]", highlight=False)

@@ -247,7 +247,7 @@ def _prompts(prompt: str | None, prompts: str | None) -> list[str]:
 def _warn_oovs(sample) -> None:
     if sample.prompt_oovs and sample.sample_index == 0:
         err_console.print(f"[yellow]warning:[/] prompt {sample.prompt_index + 1} has {sample.prompt_oovs} "
-                          "symbol(s) outside the vocabulary; they were read as <unk>", highlight=False)
+                          "symbol(s) outside the vocabulary; they were read as <unk>", highlight=False, markup=True)
 
 
 def _write_hyps(path: str | None, samples) -> None:

@@ -189,6 +189,7 @@ def evaluate(model: ModelOption, data: ImagesOption, batch_size: EvalBatch = 500
 
 def _print_evaluation(result, title: str) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     err_console.print(f"{title}: accuracy {result.accuracy:.2%} ({result.count:,} images), loss {result.loss:.4f}")
     table = Table("class", "images", "accuracy", title="per class", title_justify="left")
@@ -197,7 +198,7 @@ def _print_evaluation(result, title: str) -> None:
     err_console.print(table)
     matrix = Table("true \\ predicted", *result.classes, title="confusion matrix", title_justify="left")
     for i, (name, row) in enumerate(zip(result.classes, result.confusion.tolist())):
-        matrix.add_row(name, *(f"[bold]{n}[/]" if i == j else str(n) if n else "[dim]0[/]" for j, n in enumerate(row)))
+        matrix.add_row(name, *(Text(str(n), style="bold" if i == j else "dim" if not n else "") for j, n in enumerate(row)))
     err_console.print(matrix)
 
 

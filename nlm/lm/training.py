@@ -56,7 +56,7 @@ def train_language_model(*, run: LMRun, model: RNNConfig, data: LMDataConfig, tr
     if train.lr is None:
         train = train.replace(lr=DEFAULT_LR[train.optimizer][model.cell])
     if train.bf16 and device.type != "cuda":
-        console.print("[yellow]warning:[/] --bf16 applies on CUDA only; training in float32 on " + device.type)
+        console.print("[yellow]warning:[/] --bf16 applies on CUDA only; training in float32 on " + device.type, markup=True)
     run_dir = prepare_run_dir(run.output, force=run.force)
     vocab = _vocabulary(run, console, quiet)
     model = model.replace(vocab_size=len(vocab))

@@ -66,7 +66,7 @@ def fit_phases(task: ReconstructTask, run_train: TrainConfig, *, run_dir: Path, 
             result = RunResult(run_dir, saved, "finished", dict(resume_from.get("metrics") or {}))
         else:
             if not quiet and task.num_phases > 1:
-                console.print(f"[bold]{task.phase_name()}[/]: training {'one layer' if task.pretraining else 'the whole network'}")
+                console.print(f"[bold]{task.phase_name()}[/]: training {'one layer' if task.pretraining else 'the whole network'}", markup=True)
             result = run_training(task, config, run_dir=run_dir, device=device, console=console, quiet=quiet,
                                   resume_from=resume_from, extra_config={"run_train": run_train.to_dict()})
         resume_from = None
