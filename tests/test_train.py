@@ -125,3 +125,11 @@ def test_a_cuda_trained_checkpoint_loads_and_runs_on_the_cpu(tmp_path, tiny_corp
     model.load_state_dict(checkpoint["model"])
     logits, _ = model.eval()(torch.tensor([[3, 4, 5]]))
     assert torch.isfinite(logits).all()
+
+
+def test_early_stopping_ends_the_run_after_patience_evaluations_without_improvement(tmp_path, tiny_corpus):
+    # A learning rate so small that float32 weights cannot move: the validation loss repeats exactly.
+    result = train(tmp_path, tiny_corpus, epochs=10, lr=1e-30, patience=2, schedule="none")
+    losses = valid_losses(result.run_dir)
+    assert len(losses) == 3 and losses[0] == losses[1] == losses[2]
+    assert result.stop_reason == "early-stopping" and result.progress.best_epoch == 0
