@@ -23,7 +23,9 @@ run() {  # NAME ARGS...: one training run, its wall time recorded beside it
 }
 
 declare -A RUNS=(
-  [zaremba-small]="$PTB --layers 2 --emb 200 --hidden 200 --no-tie --dropout 0 --init-range 0.1 --bptt 20 --batch-size 20 --optimizer sgd --lr 1 --schedule decay --lr-factor 0.5 --decay-start 4 --clip 5 --epochs 13"
+  # Zaremba et al. sum the loss over the 20 time steps; nlm averages it per token.  The same
+  # updates on nlm's mean loss are 20x the learning rate and 1/20 the clipping norm: lr 1 -> 20, clip 5 -> 0.25.
+  [zaremba-small]="$PTB --layers 2 --emb 200 --hidden 200 --no-tie --dropout 0 --init-range 0.1 --bptt 20 --batch-size 20 --optimizer sgd --lr 20 --schedule decay --lr-factor 0.5 --decay-start 4 --clip 0.25 --epochs 13"
   [example-25min]="$PTB --layers 2 --emb 200 --hidden 200 --no-tie --dropout 0.2 --bptt 35 --batch-size 20 --lr 20 --clip 0.25 --schedule plateau --lr-factor 0.25 --epochs 40 --max-time 1500"
   [nlm-25min]="$PTB --epochs 40 --max-time 1500"
   [shakespeare]="--train $DATA/tinyshakespeare/train.txt --valid $DATA/tinyshakespeare/valid.txt --level char --hidden 256 --layers 2 --dropout 0.2 --bptt 100 --batch-size 32 --optimizer adam --lr 2e-3 --clip 1 --epochs 40 --max-time 1200"

@@ -106,6 +106,7 @@ def test_checkpoint_is_self_contained_and_loads_with_weights_only(tmp_path, tiny
     assert set(checkpoint) >= {"config", "model", "vocab", "trainer", "rng", "metrics"}
     assert checkpoint["vocab"]["symbols"][:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
     assert set(checkpoint["trainer"]) == {"optimizer", "scheduler", "progress", "task"}
+    assert checkpoint["trainer"]["progress"]["elapsed"] > 0  # the saving session's own time counts
     meta = json.loads((result.run_dir / "meta.json").read_text())
     assert meta["checkpoints"]["best"]["epoch"] == 1
     config = json.loads((result.run_dir / "config.json").read_text())

@@ -132,10 +132,12 @@ class Trainer:
 
     def state_dict(self) -> dict:
         self.sync_loss()
+        progress = self.progress.to_dict()
+        progress["elapsed"] = self.elapsed()  # this session's time included, so --max-time holds across resumes
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "progress": self.progress.to_dict(),
+            "progress": progress,
             "task": self.task.state_dict(),
         }
 
