@@ -29,7 +29,7 @@ install: $(VENV)/.installed
 demo: install
 	$(NLM) vocab build $(CORPUS)/train.txt -o $(DEMO).model --level bpe --size 800 --check $(CORPUS)/valid.txt
 	$(NLM) train --train $(CORPUS)/train.txt --valid $(CORPUS)/valid.txt --vocab $(DEMO).model -o $(DEMO) --force \
-		--emb 256 --hidden 256 --tie --dropout 0.3 --bptt 35 --batch-size 16 --epochs 30 --max-time $(DEMO_SECONDS)
+		--hidden 256 --dropout 0.3 --bptt 35 --batch-size 16 --epochs 30 --max-time $(DEMO_SECONDS)
 	$(NLM) perplexity -m $(DEMO) $(CORPUS)/valid.txt
 	head -n 3 $(CORPUS)/valid.txt | $(NLM) score -m $(DEMO) --with-text
 	$(NLM) generate -m $(DEMO) --prompts $(CORPUS)/prompts.txt --greedy --max-tokens 20 | head -n 5
