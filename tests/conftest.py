@@ -35,9 +35,13 @@ def tiny_text(lines: int = 200, seed: int = 0) -> str:
     return "".join(f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} .\n" for _ in range(lines))
 
 
-@pytest.fixture
-def tiny_corpus(tmp_path) -> tuple[Path, Path]:
-    train, valid = tmp_path / "train.txt", tmp_path / "valid.txt"
-    train.write_text(tiny_text(300, seed=1))
+def write_grammar_corpus(folder: Path, train_lines: int) -> tuple[Path, Path]:
+    train, valid = folder / "train.txt", folder / "valid.txt"
+    train.write_text(tiny_text(train_lines, seed=1))
     valid.write_text(tiny_text(60, seed=2))
     return train, valid
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path) -> tuple[Path, Path]:
+    return write_grammar_corpus(tmp_path, 300)

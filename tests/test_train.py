@@ -10,7 +10,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from conftest import REPO, tiny_text
+from conftest import REPO, write_grammar_corpus
 from nlm.lm.training import DEFAULT_LR, LMRun, resume_language_model, train_language_model
 from nlm.models.rnn import RNNConfig
 from nlm.synthetic import MarkovSource
@@ -37,10 +37,7 @@ def valid_losses(run_dir: Path) -> list[float]:
 
 @pytest.fixture
 def grammar_corpus(tmp_path) -> tuple[Path, Path]:
-    train, valid = tmp_path / "train.txt", tmp_path / "valid.txt"
-    train.write_text(tiny_text(1000, seed=1))
-    valid.write_text(tiny_text(60, seed=2))
-    return train, valid
+    return write_grammar_corpus(tmp_path, 1000)
 
 
 @pytest.mark.parametrize("cell", ["rnn-tanh", "rnn-relu", "lstm", "gru"])
