@@ -62,17 +62,10 @@ def _global_options(
 
 
 def _register() -> None:
-    from nlm.cli import lm, vocab
+    from nlm.cli import autoencoder, bleu, lm, score, vision, vocab
 
     app.add_typer(vocab.app, name="vocab")
-    lm.register(app)
-    for name in ("score", "bleu", "vision", "autoencoder"):
-        try:
-            module = __import__(f"nlm.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as e:
-            if e.name != f"nlm.cli.{name}":
-                raise
-            continue
+    for module in (lm, score, bleu, vision, autoencoder):
         module.register(app)
 
 
