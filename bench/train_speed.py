@@ -19,15 +19,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import data_file, machine, sha256
 from rich.console import Console
 
-from common import data_file, machine, sha256
+from nlm.io.text import read_lines
+from nlm.lm.config import LMDataConfig
+from nlm.lm.task import LMTask
 from nlm.models.rnn import RNNLM, RNNConfig, detach_state
 from nlm.runtime import seed_everything
-from nlm.tasks.lm import LMDataConfig, LMTask
 from nlm.text.build import VocabConfig, build_vocab
 from nlm.text.corpus import encode_corpus
-from nlm.io.text import read_lines
 from nlm.train.callbacks import ProgressCallback
 from nlm.train.config import TrainConfig
 from nlm.train.trainer import Callback, Trainer

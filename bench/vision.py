@@ -28,12 +28,14 @@ from rich.console import Console
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nlm.tasks.autoencoder import ReconstructConfig  # noqa: E402
-from nlm.tasks.vision import ClassifyConfig  # noqa: E402
+from nlm.autoencode.inference import load_autoencoder, reconstruct  # noqa: E402
+from nlm.autoencode.task import ReconstructConfig  # noqa: E402
+from nlm.autoencode.training import autoencoder_config, train_autoencoder  # noqa: E402
+from nlm.classify.task import ClassifyConfig  # noqa: E402
+from nlm.classify.training import classifier_config, train_classifier  # noqa: E402
+from nlm.images.data import ImageSet, load_idx  # noqa: E402
+from nlm.images.sources import ImageRun  # noqa: E402
 from nlm.train.config import TrainConfig  # noqa: E402
-from nlm.vision.autoencoding import autoencoder_config, load_autoencoder, reconstruct, train_autoencoder  # noqa: E402
-from nlm.vision.data import ImageSet, load_idx  # noqa: E402
-from nlm.vision.training import ImageRun, classifier_config, train_classifier  # noqa: E402
 
 MNIST = REPO.parent / "shared" / "data" / "mnist"
 HOLDOUT = 5000

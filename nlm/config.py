@@ -13,6 +13,8 @@ from typing import Any, Self
 
 from nlm.errors import ConfigError
 
+DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N
+
 
 class Config:
     """Mixin for frozen dataclass configs."""

@@ -43,7 +43,17 @@ class OutputError(NLMError):
 
 
 class OutputExistsError(OutputError):
-    """An output that would overwrite another run's files."""
+    """An output that would overwrite another run's files, or an input."""
+
+
+class RunBusyError(OutputError):
+    """A run folder another nlm process is training in (it holds the folder's lock)."""
+
+
+class WriteFailedError(OutputError):
+    """A write that the disk failed: full, over a file-size limit, an I/O error."""
+
+    exit_code = 74  # EX_IOERR
 
 
 class DeviceError(NLMError):
@@ -53,7 +63,7 @@ class DeviceError(NLMError):
 
 
 class TrainingDivergedError(NLMError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss became NaN or infinite, or stayed far above a uniform guess."""
 
     exit_code = 70  # EX_SOFTWARE
 

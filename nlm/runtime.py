@@ -6,9 +6,8 @@ import random
 
 import torch
 
+from nlm.config import DEVICES
 from nlm.errors import ConfigError, DeviceError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def pick_device(name: str = "auto") -> torch.device:

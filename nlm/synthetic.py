@@ -26,7 +26,7 @@ import numpy as np
 
 from nlm.config import Config, check
 from nlm.errors import DataError, NLMError, OutputExistsError
-from nlm.io.text import write_text_atomic
+from nlm.io.atomic import write_text_atomic
 
 WORD_PATTERN = re.compile(r"[a-z]+")  # plain letters: never `<eos>`, `<unk>` or a number
 ROW_SUM_TOLERANCE = 1e-6

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from nlm.errors import ConfigError, DataError
-from nlm.io.images import save_filters, save_grid, save_pairs
+from nlm.images.data import generate_digits
+from nlm.io.png import save_filters, save_grid, save_pairs
 from nlm.models.autoencoder import Autoencoder, AutoencoderConfig, reconstruction_error
-from nlm.vision.data import generate_digits
 
 torch.set_num_threads(1)
 

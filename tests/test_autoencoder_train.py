@@ -9,17 +9,31 @@ import pytest
 import torch
 from rich.console import Console
 
-from nlm.models.autoencoder import Autoencoder
-from nlm.models.vision import build_classifier
-from nlm.runtime import seed_everything
-from nlm.tasks.autoencoder import ReconstructConfig
-from nlm.tasks.vision import ClassifyConfig
-from nlm.train.config import TrainConfig
-from nlm.vision.autoencoding import (
-    autoencoder_config, encode_images, load_autoencoder, reconstruct, resume_autoencoder, train_autoencoder, write_codes,
+from nlm.autoencode.inference import (
+    encode_images,
+    load_autoencoder,
+    reconstruct,
+    write_codes,
 )
-from nlm.vision.data import generate_digits
-from nlm.vision.training import ImageRun, classifier_config, initialise_from_encoder, load_classifier, train_classifier
+from nlm.autoencode.task import ReconstructConfig
+from nlm.autoencode.training import (
+    autoencoder_config,
+    resume_autoencoder,
+    train_autoencoder,
+)
+from nlm.classify.task import ClassifyConfig
+from nlm.classify.training import (
+    classifier_config,
+    initialise_from_encoder,
+    load_classifier,
+    train_classifier,
+)
+from nlm.images.data import generate_digits
+from nlm.images.sources import ImageRun
+from nlm.models.autoencoder import Autoencoder
+from nlm.models.classifiers import build_classifier
+from nlm.runtime import seed_everything
+from nlm.train.config import TrainConfig
 
 QUIET = Console(stderr=True, quiet=True)
 

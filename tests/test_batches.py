@@ -9,7 +9,7 @@ from nlm.models.rnn import RNNLM, RNNConfig, detach_state
 from nlm.text.batches import bptt_windows, count_windows, sentence_window, stream_rows
 from nlm.text.build import VocabConfig, build_vocab
 from nlm.text.corpus import encode_corpus
-from nlm.text.vocab import BOS, EOS, PAD
+from nlm.text.symbols import BOS, EOS, PAD
 
 
 def test_rows_and_windows_have_the_right_shapes_and_shifted_targets():

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 import torch
+from lm_helpers import SOURCE, session_root, train_tiny_lm, write_corpus
 from typer.testing import CliRunner
 
-from lm_helpers import SOURCE, session_root, train_tiny_lm, write_corpus
 from nlm.cli import app
 from nlm.io.checkpoint import save_checkpoint
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 import torch
+from conftest import REPO
 from typer.testing import CliRunner
 
-from conftest import REPO
 from nlm.cli import app
 
 runner = CliRunner()

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO, write_grammar_corpus
 from rich.console import Console
 
-from conftest import REPO, write_grammar_corpus
-from nlm.lm.training import DEFAULT_LR, LMRun, resume_language_model, train_language_model
+from nlm.lm.config import LMDataConfig
+from nlm.lm.training import (
+    DEFAULT_LR,
+    LMRun,
+    resume_language_model,
+    train_language_model,
+)
 from nlm.models.rnn import RNNConfig
 from nlm.synthetic import MarkovSource
-from nlm.tasks.lm import LMDataConfig
 from nlm.train.config import TrainConfig
 
 QUIET = Console(stderr=True, quiet=True)

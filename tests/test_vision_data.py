@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from nlm.errors import ConfigError, DataError, InputMissingError
-from nlm.vision.data import (
+from nlm.images.data import (
     ImageSet,
     check_shape,
     generate_digits,

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from nlm.errors import ConfigError
+from nlm.images.data import generate_digits
 from nlm.models.autoencoder import Autoencoder, AutoencoderConfig
-from nlm.models.vision import (
+from nlm.models.classifiers import (
     VISION_MODELS,
     CNNClassifier,
     CNNConfig,
@@ -19,7 +20,6 @@ from nlm.models.vision import (
     format_conv_layers,
     parse_conv_layers,
 )
-from nlm.vision.data import generate_digits
 
 torch.set_num_threads(1)
 

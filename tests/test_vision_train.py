@@ -9,15 +9,27 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
+from nlm.classify.attack import attack_images, fgsm, parse_epsilons, perturb
+from nlm.classify.evaluation import (
+    align_labels,
+    confusion_matrix,
+    evaluate_images,
+    predict,
+)
+from nlm.classify.task import ClassifyConfig
+from nlm.classify.training import (
+    classifier_config,
+    load_classifier,
+    resume_classifier,
+    train_classifier,
+)
 from nlm.errors import CheckpointError, ConfigError, DataError
+from nlm.images.batches import shuffled_batches
+from nlm.images.data import ImageSet, generate_digits
+from nlm.images.sources import ImageRun
 from nlm.io.checkpoint import load_checkpoint
-from nlm.models.vision import MLPClassifier, MLPConfig
-from nlm.tasks.vision import ClassifyConfig, shuffled_batches
+from nlm.models.classifiers import MLPClassifier, MLPConfig
 from nlm.train.config import TrainConfig
-from nlm.vision.attack import attack_images, fgsm, parse_epsilons, perturb
-from nlm.vision.data import ImageSet, generate_digits
-from nlm.vision.evaluation import align_labels, confusion_matrix, evaluate_images, predict
-from nlm.vision.training import ImageRun, classifier_config, load_classifier, resume_classifier, train_classifier
 
 QUIET = Console(stderr=True, quiet=True)
 CPU = torch.device("cpu")

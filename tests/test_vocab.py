@@ -6,7 +6,9 @@ import pytest
 
 from nlm.errors import ConfigError, DataError
 from nlm.text.build import VocabConfig, build_vocab, measure_coverage
-from nlm.text.vocab import BOS, EOS, PAD, SPECIALS, UNK, SymbolVocab, load_vocab, save_vocab
+from nlm.text.symbols import BOS, EOS, PAD, SPECIALS, UNK
+from nlm.text.vocab import SymbolVocab
+from nlm.text.vocab_files import load_vocab, save_vocab
 
 LINES = ["b a c a", "c b a d", "e e d b"]  # a:3 b:3 c:2 d:2 e:2
 

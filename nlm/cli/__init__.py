@@ -12,7 +12,6 @@ import signal
 import sys
 from typing import Annotated
 
-
 import typer
 from rich.markup import escape
 from typer.core import TyperGroup

@@ -11,9 +11,38 @@ import typer
 from nlm.cli.console import err_console
 from nlm.cli.options import Device, Optimizer, Schedule
 from nlm.cli.vision import (
-    Activation, BatchSize, Bf16, Clip, DataSpec, DeviceOption, Epochs, EvalBatch, Force, Holdout, ImagesOption, Lr,
-    LrFactor, MaxSteps, MaxTime, ModelOption, Momentum, OptimizerOption, Output, Patience, Quiet, Resume, RunDevice,
-    ScheduleOption, Seed, ValidSpec, WeightDecay, image_run, report_run, resume_options, sizes, train_config,
+    Activation,
+    BatchSize,
+    Bf16,
+    Clip,
+    DataSpec,
+    DeviceOption,
+    Epochs,
+    EvalBatch,
+    Force,
+    Holdout,
+    ImagesOption,
+    Lr,
+    LrFactor,
+    MaxSteps,
+    MaxTime,
+    ModelOption,
+    Momentum,
+    OptimizerOption,
+    Output,
+    Patience,
+    Quiet,
+    Resume,
+    RunDevice,
+    ScheduleOption,
+    Seed,
+    ValidSpec,
+    WeightDecay,
+    image_run,
+    report_run,
+    resume_options,
+    sizes,
+    train_config,
 )
 
 MODEL = "Model"
@@ -55,7 +84,7 @@ def train(
     bf16: Bf16 = False, seed: Seed = 1, quiet: Quiet = False,
 ) -> None:
     """Train an autoencoder into a run folder; with --resume, continue one (in the phase it stopped in)."""
-    from nlm.vision.autoencoding import resume_autoencoder, train_autoencoder
+    from nlm.autoencode.training import resume_autoencoder, train_autoencoder
 
     options = dict(locals())
     result = resume_autoencoder(**resume_options(options)) if resume else train_autoencoder(**_autoencoder_job(options))
@@ -63,8 +92,8 @@ def train(
 
 
 def _autoencoder_job(o: dict) -> dict:
-    from nlm.tasks.autoencoder import ReconstructConfig
-    from nlm.vision.autoencoding import autoencoder_config
+    from nlm.autoencode.task import ReconstructConfig
+    from nlm.autoencode.training import autoencoder_config
 
     model = autoencoder_config(o["kind"].value, hidden=sizes(o["hidden"]), sparsity=o["sparsity"],
                                code_activation=o["code_activation"].value, output_activation=o["output_activation"].value,
@@ -75,14 +104,14 @@ def _autoencoder_job(o: dict) -> dict:
 
 
 def _load(model: str, device: Device):
+    from nlm.autoencode.inference import load_autoencoder
     from nlm.runtime import pick_device
-    from nlm.vision.autoencoding import load_autoencoder
 
     return load_autoencoder(model, device=pick_device(device.value))
 
 
 def _images(data: str, loaded):
-    from nlm.vision.data import load_images
+    from nlm.images.data import load_images
 
     return load_images(data, channels=loaded.image_shape[0])
 
@@ -92,7 +121,7 @@ def encode(model: ModelOption, data: ImagesOption,
            output: Annotated[Path, typer.Option("-o", "--output", help="The .npy file of codes, float32 [images, code size].", show_default=False)],
            batch_size: EvalBatch = 500, device: RunDevice = Device.auto) -> None:
     """Write the code of every image, in input order, as a .npy array."""
-    from nlm.vision.autoencoding import encode_images, write_codes
+    from nlm.autoencode.inference import encode_images, write_codes
 
     loaded = _load(model, device)
     codes = encode_images(loaded, _images(data, loaded), batch_size=batch_size)
@@ -107,7 +136,8 @@ def reconstruct(model: ModelOption, data: ImagesOption, output: PngOutput,
                 corruption: Annotated[Corruption | None, typer.Option(help="The corruption of --noise [default: the model's].")] = None,
                 scale: Scale = 2, device: RunDevice = Device.auto) -> None:
     """Write a PNG grid of inputs beside their reconstructions; the reconstruction error goes to stderr."""
-    from nlm.vision.autoencoding import reconstruct as rebuild, save_reconstructions
+    from nlm.autoencode.inference import reconstruct as rebuild
+    from nlm.autoencode.inference import save_reconstructions
 
     loaded = _load(model, device)
     kind = (corruption.value if corruption else loaded.model.config.corruption) if noise > 0 else None
@@ -122,7 +152,7 @@ def filters(model: ModelOption, output: PngOutput,
             count: Annotated[int | None, typer.Option(min=1, help="Hidden units to draw [default: all].")] = None,
             scale: Scale = 2) -> None:
     """Write a PNG grid of the first layer's weights as images: what each hidden unit responds to."""
-    from nlm.vision.autoencoding import first_layer_units, save_first_layer_filters
+    from nlm.autoencode.inference import first_layer_units, save_first_layer_filters
 
     loaded = _load(model, Device.cpu)
     width, height = save_first_layer_filters(loaded, output, count=count, scale=scale)

@@ -26,7 +26,12 @@ def bleu(
     Exit 65: files of different lengths, an empty hypothesis file, or undecodable text;
     exit 66: a missing file; exit 2: an unknown metric or tokenizer.
     """
-    from nlm.eval.bleu import corpus_scores, parse_metrics, read_parallel, sentence_scores
+    from nlm.eval.bleu import (
+        corpus_scores,
+        parse_metrics,
+        read_parallel,
+        sentence_scores,
+    )
 
     hyps, refs = read_parallel(hypothesis, references)
     options = dict(metrics=parse_metrics(metrics), tokenize=tokenize, lowercase=lowercase)

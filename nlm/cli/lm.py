@@ -65,9 +65,9 @@ def train(
 
 def _train(o: dict):
     from nlm.errors import ConfigError
+    from nlm.lm.config import LMDataConfig
     from nlm.lm.training import LMRun, train_language_model
     from nlm.models.rnn import RNNConfig
-    from nlm.tasks.lm import LMDataConfig
     from nlm.text.build import VocabConfig
     from nlm.train.config import TrainConfig
 

@@ -90,7 +90,7 @@ def train_config(o: dict, *, epochs: int):
 
 def image_run(o: dict, command: str):
     from nlm.errors import ConfigError
-    from nlm.vision.training import DEFAULT_DATA, ImageRun
+    from nlm.images.sources import DEFAULT_DATA, ImageRun
 
     if o["output"] is None:
         raise ConfigError(f"{command} needs -o RUN_DIR (or --resume RUN_DIR)")
@@ -143,7 +143,7 @@ def train(
     bf16: Bf16 = False, seed: Seed = 1, quiet: Quiet = False,
 ) -> None:
     """Train an image classifier into a run folder; with --resume, continue one."""
-    from nlm.vision.training import resume_classifier, train_classifier
+    from nlm.classify.training import resume_classifier, train_classifier
 
     options = dict(locals())
     result = resume_classifier(**resume_options(options)) if resume else train_classifier(**_classifier_job(options))
@@ -151,8 +151,8 @@ def train(
 
 
 def _classifier_job(o: dict) -> dict:
-    from nlm.tasks.vision import ClassifyConfig
-    from nlm.vision.training import classifier_config
+    from nlm.classify.task import ClassifyConfig
+    from nlm.classify.training import classifier_config
 
     cnn = {"conv": o["conv"], "pool": o["pool"].value, "pool_size": o["pool_size"]} if o["arch"] is Arch.cnn else {}
     mlp = {"activation": o["activation"] and o["activation"].value} if o["arch"] is Arch.mlp else {}
@@ -165,9 +165,9 @@ def _classifier_job(o: dict) -> dict:
 
 # -- using a trained classifier ----------------------------------------------------------------
 def _load(model: str, data: str, device: Device):
+    from nlm.classify.training import load_classifier
+    from nlm.images.data import load_images
     from nlm.runtime import pick_device
-    from nlm.vision.data import load_images
-    from nlm.vision.training import load_classifier
 
     loaded = load_classifier(model, device=pick_device(device.value))
     return loaded, load_images(data, channels=loaded.input_shape[0])
@@ -177,7 +177,7 @@ def _load(model: str, data: str, device: Device):
 def evaluate(model: ModelOption, data: ImagesOption, batch_size: EvalBatch = 500, device: RunDevice = Device.auto,
              format: Annotated[ReportFormat, typer.Option("--format", help="table: for people, on stderr; json: on stdout.")] = ReportFormat.table) -> None:
     """Accuracy, per-class accuracy and the confusion matrix of a classifier on labelled images."""
-    from nlm.vision.evaluation import evaluate_images
+    from nlm.classify.evaluation import evaluate_images
 
     loaded, images = _load(model, data, device)
     result = evaluate_images(loaded.model, loaded.classes, images, device=loaded.device, batch_size=batch_size)
@@ -205,8 +205,8 @@ def _print_evaluation(result, title: str) -> None:
 @app.command()
 def predict(model: ModelOption, data: ImagesOption, batch_size: EvalBatch = 500, device: RunDevice = Device.auto) -> None:
     """One line per image on stdout: index, predicted label and its probability, tab-separated, in input order."""
+    from nlm.classify.evaluation import predict_images
     from nlm.io.tables import RowWriter
-    from nlm.vision.evaluation import predict_images
 
     loaded, images = _load(model, data, device)
     writer = RowWriter(sys.stdout)
@@ -220,8 +220,8 @@ def attack(model: ModelOption, data: ImagesOption,
            batch_size: EvalBatch = 500, device: RunDevice = Device.auto,
            format: Annotated[RowFormat, typer.Option("--format", help="tsv: epsilon and accuracy per line; json: one object.")] = RowFormat.tsv) -> None:
     """Accuracy under the fast gradient sign method at each epsilon, on stdout."""
+    from nlm.classify.attack import attack_images, parse_epsilons
     from nlm.io.tables import RowWriter
-    from nlm.vision.attack import attack_images, parse_epsilons
 
     steps = parse_epsilons(epsilons)
     loaded, images = _load(model, data, device)

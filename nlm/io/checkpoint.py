@@ -16,15 +16,13 @@ A checkpoint is a plain dict of tensors, numbers, strings and bytes, so
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from nlm.errors import CheckpointError, InputMissingError
-from nlm.io.text import publish
+from nlm.io.atomic import atomic_write, write_text_atomic
 
 FORMAT = "nlm-checkpoint"
 FORMAT_VERSION = 1
@@ -43,18 +41,10 @@ def to_cpu(tree: Any) -> Any:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half-written file."""
+    """Write all of it or nothing (`nlm.io.atomic`), every tensor on the CPU."""
     payload = {"format": FORMAT, "version": FORMAT_VERSION, **to_cpu(payload)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save(payload, f)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -95,6 +85,9 @@ def write_meta(run_dir: Path, name: str, summary: dict[str, Any]) -> None:
     meta.setdefault("format", FORMAT)
     meta["version"] = FORMAT_VERSION
     meta.setdefault("checkpoints", {})[name] = summary
-    tmp = run_dir / ".meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    tmp.replace(meta_path)
+    write_text_atomic(meta_path, json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def inconsistent_checkpoint(path: Path, error: Exception) -> CheckpointError:
+    first_line = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+    return CheckpointError(f"{path} is an incomplete or inconsistent checkpoint ({first_line})")

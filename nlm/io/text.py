@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TextIO
 
-from nlm.errors import DataError, InputMissingError, OutputError
+from nlm.errors import DataError, InputMissingError
+from nlm.io.atomic import atomic_write
 
 STDIO = "-"
 
@@ -66,7 +66,7 @@ def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
 
 @contextmanager
 def open_output(path: str | Path, *, line_buffered: bool = False) -> Iterator[TextIO]:
-    """Open a text output, `-` meaning stdout; flushes per line when asked."""
+    """Open a text output: `-` is stdout (flushed per line when asked); a file is written atomically."""
     if str(path) == STDIO:
         out = sys.stdout
         if line_buffered:
@@ -76,26 +76,8 @@ def open_output(path: str | Path, *, line_buffered: bool = False) -> Iterator[Te
         finally:
             out.flush()
         return
-    with open(path, "w", encoding="utf-8", newline="\n", buffering=1 if line_buffered else -1) as f:
+    with atomic_write(path, text=True) as f:  # a file appears whole when the command succeeds
         yield f
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a small text file through a temporary name and a rename."""
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a file through a temporary name and a rename, creating its folder if needed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror}") from None
 
 
 def file_sha256(path: str | Path) -> str:
@@ -107,11 +89,3 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def publish(tmp: str | Path, path: str | Path) -> None:
-    """Give a finished temporary file the usual mode (mkstemp makes it private) and rename it into place."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    os.replace(tmp, path)

@@ -13,7 +13,8 @@ from nlm.eval.bleu import MetricScore, check_parallel, corpus_scores
 from nlm.lm.loading import LoadedLM
 from nlm.lm.scoring import CorpusSummary, protocol_signature, score_sentences
 from nlm.models.rnn import RNNLM, select_state
-from nlm.text.vocab import BOS, EOS, PAD, UNK, Vocabulary
+from nlm.text.symbols import BOS, EOS, PAD, UNK
+from nlm.text.vocab import Vocabulary
 
 NEVER_GENERATED = (PAD, BOS)  # never a training target, so never an output
 

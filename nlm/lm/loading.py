@@ -10,9 +10,11 @@ import torch
 from nlm.errors import CheckpointError
 from nlm.io.checkpoint import load_checkpoint, resolve_checkpoint
 from nlm.io.text import file_sha256
+from nlm.lm.config import LMDataConfig
 from nlm.models.rnn import RNNLM, RNNConfig
-from nlm.tasks.lm import LMDataConfig
-from nlm.text.vocab import SPECIALS, Vocabulary, vocab_from_state
+from nlm.text.symbols import SPECIALS
+from nlm.text.vocab import Vocabulary
+from nlm.text.vocab_files import vocab_from_state
 
 
 @dataclass(frozen=True)

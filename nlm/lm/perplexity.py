@@ -21,7 +21,7 @@ from nlm.errors import ConfigError, DataError
 from nlm.io.text import read_lines
 from nlm.lm.loading import LoadedLM
 from nlm.lm.scoring import CorpusSummary, score_sentences
-from nlm.tasks.lm import evaluate_corpus
+from nlm.lm.task import evaluate_corpus
 from nlm.text.corpus import encode_corpus
 
 PROTOCOLS = ("stream", "sentence")

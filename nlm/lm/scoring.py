@@ -29,7 +29,8 @@ from nlm import __version__
 from nlm.errors import NLMError
 from nlm.lm.loading import LoadedLM
 from nlm.models.rnn import RNNLM
-from nlm.text.vocab import EOS, PAD, UNK, Vocabulary
+from nlm.text.symbols import EOS, PAD, UNK
+from nlm.text.vocab import Vocabulary
 
 POOL_BATCHES = 16  # batches' worth of lines read and length-sorted together
 LOGIT_BUDGET = 1 << 25  # at most this many logits (batch x length x vocabulary) in one forward pass

@@ -8,14 +8,23 @@ from pathlib import Path
 from rich.console import Console
 
 from nlm.io.text import display_name, read_lines
+from nlm.lm.config import LMDataConfig
+from nlm.lm.task import LMTask
 from nlm.models.rnn import RNNLM, RNNConfig
 from nlm.runtime import pick_device, seed_everything
-from nlm.tasks.lm import LMDataConfig, LMTask
 from nlm.text.build import VocabConfig, build_vocab
 from nlm.text.corpus import encode_corpus
-from nlm.text.vocab import Vocabulary, load_vocab, vocab_from_state
+from nlm.text.vocab import Vocabulary
+from nlm.text.vocab_files import load_vocab, vocab_from_state
 from nlm.train.config import TrainConfig
-from nlm.train.run import RunResult, load_resume_point, prepare_run_dir, resumed_train_config, run_training, write_run_config
+from nlm.train.run import (
+    RunResult,
+    load_resume_point,
+    prepare_run_dir,
+    resumed_train_config,
+    run_training,
+    write_run_config,
+)
 
 # Learning rates that converge with the default clipping (0.25).  A plain RNN diverges at
 # the LSTM's SGD rate of 20: its gradients are not gated, so it needs a far smaller step.

@@ -28,7 +28,7 @@ import torch
 
 from nlm.errors import DataError
 from nlm.text.corpus import EncodedCorpus
-from nlm.text.vocab import BOS, EOS, PAD
+from nlm.text.symbols import BOS, EOS, PAD
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from nlm.config import Config, check
 from nlm.errors import DataError
-from nlm.text.subword import SUBWORD_LEVELS, train_sentencepiece
-from nlm.text.vocab import EOS, LEVELS, SPECIALS, UNK, SymbolVocab, Vocabulary
+from nlm.text.subword import train_sentencepiece
+from nlm.text.symbols import EOS, LEVELS, SPECIALS, SUBWORD_LEVELS, UNK
+from nlm.text.vocab import SymbolVocab, Vocabulary
 
 
 @dataclass(frozen=True)

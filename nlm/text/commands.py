@@ -8,8 +8,9 @@ from pathlib import Path
 
 from nlm.io.text import display_name, read_lines
 from nlm.text.build import Coverage, VocabConfig, build_vocab, measure_coverage
-from nlm.text.subword import SUBWORD_LEVELS
-from nlm.text.vocab import SPECIALS, SymbolVocab, load_vocab, save_vocab
+from nlm.text.symbols import SPECIALS, SUBWORD_LEVELS
+from nlm.text.vocab import SymbolVocab
+from nlm.text.vocab_files import load_vocab, save_vocab
 
 
 def _all_lines(files: list[str]) -> Iterator[str]:

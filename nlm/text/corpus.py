@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nlm.io.atomic import atomic_write, write_text_atomic
 from nlm.io.text import STDIO, display_name, file_sha256, read_lines
-from nlm.text.vocab import EOS, UNK, Vocabulary
+from nlm.text.symbols import EOS, UNK
+from nlm.text.vocab import Vocabulary
 
 CACHE_VERSION = 1
 _CHUNK = 1 << 20  # ids buffered before each write
@@ -54,8 +56,8 @@ def default_cache_dir() -> Path:
     return Path(base)
 
 
-def _write_ids(path: str | Path, vocab: Vocabulary, ids_file, ends_file) -> tuple[int, int]:
-    """Encode line by line into two raw files; returns (tokens, oovs)."""
+def _write_ids(path: str | Path, vocab: Vocabulary, ids_file, ends_file) -> tuple[int, int, int]:
+    """Encode line by line into two raw files; returns (tokens, lines, oovs)."""
     ids, ends = array("i"), array("q")
     total = oovs = 0
     for line in read_lines(path):
@@ -70,7 +72,7 @@ def _write_ids(path: str | Path, vocab: Vocabulary, ids_file, ends_file) -> tupl
             ids = array("i")
     ids.tofile(ids_file)
     ends.tofile(ends_file)
-    return total, oovs
+    return total, len(ends), oovs
 
 
 def _open(stem: Path, name: str) -> EncodedCorpus:
@@ -84,25 +86,13 @@ def encode_corpus(path: str | Path, vocab: Vocabulary, *, cache_dir: Path | None
     """Encode `path` (or `-`) with `vocab`, reusing the cache when the same file was seen before."""
     name = display_name(path)
     if str(path) == STDIO:
-        cache = Path(tempfile.mkdtemp(prefix="nlm-stdin-"))
-        stem = cache / "stdin"
+        stem = Path(tempfile.mkdtemp(prefix="nlm-stdin-")) / "stdin"
     else:
-        cache = cache_dir or default_cache_dir()
-        stem = cache / f"v{CACHE_VERSION}-{file_sha256(path)[:20]}-{vocab.fingerprint()}"
+        stem = (cache_dir or default_cache_dir()) / f"v{CACHE_VERSION}-{file_sha256(path)[:20]}-{vocab.fingerprint()}"
         if stem.with_suffix(".json").exists():
             return _open(stem, name)
-    cache.mkdir(parents=True, exist_ok=True)
-    # Write under temporary names, then rename: a crash never leaves a half cache behind.
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache))
-    try:
-        with open(tmp / "ids", "wb") as ids_file, open(tmp / "ends", "wb") as ends_file:
-            tokens, oovs = _write_ids(path, vocab, ids_file, ends_file)
-        lines = os.path.getsize(tmp / "ends") // 8
-        (tmp / "json").write_text(json.dumps({"tokens": tokens, "lines": lines, "oovs": oovs, "source": name}))
-        for suffix in ("ids", "ends", "json"):  # json last: its presence marks a complete entry
-            os.replace(tmp / suffix, stem.with_suffix(f".{suffix}"))
-    finally:
-        for leftover in tmp.iterdir():
-            leftover.unlink()
-        tmp.rmdir()
+    # ids and line ends first, the json last: its presence marks a complete entry
+    with atomic_write(stem.with_suffix(".ids")) as ids_file, atomic_write(stem.with_suffix(".ends")) as ends_file:
+        tokens, lines, oovs = _write_ids(path, vocab, ids_file, ends_file)
+    write_text_atomic(stem.with_suffix(".json"), json.dumps({"tokens": tokens, "lines": lines, "oovs": oovs, "source": name}))
     return _open(stem, name)

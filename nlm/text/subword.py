@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 import sentencepiece as spm
 
 from nlm.errors import ConfigError, DataError
-from nlm.text.vocab import BOS, EOS, PAD, SPECIALS, UNK
+from nlm.text.symbols import BOS, EOS, PAD, SPECIALS, SUBWORD_LEVELS, UNK
 
-SUBWORD_LEVELS = ("bpe", "unigram")
 WORD_BOUNDARY = "\u2581"  # sentencepiece's "▁", which marks a piece that starts a word
 
 

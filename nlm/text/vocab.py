@@ -1,13 +1,6 @@
-"""Word and character vocabularies: fixed special ids, a plain-text file format, loading.
+"""Word and character vocabularies, and the plain-text file format they are stored in.
 
-The special symbols have the same ids at every level, sentencepiece models included:
-
-    0 <pad>   padding, never predicted
-    1 <unk>   any symbol outside the vocabulary (the OOV token)
-    2 <bos>   start of a sentence (sentence-mode models and scoring)
-    3 <eos>   end of a line
-
-A word or char vocabulary file is UTF-8 text, one `symbol<TAB>count` per line, the
+The special symbols (`nlm.text.symbols`) come first, ids 0-3.  A word or char vocabulary file is UTF-8 text, one `symbol<TAB>count` per line, the
 0-based line number being the id, so `cut -f1` and `diff` work on it.  Line 0 may carry
 a third field with the settings (`level=char lowercase=0`); without it a file is read as
 a word vocabulary, so a hand-made list of words works too.
@@ -18,15 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
-from nlm.errors import CheckpointError, DataError, InputMissingError
-
-SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
-PAD, UNK, BOS, EOS = range(4)
-LEVELS = ("word", "char", "bpe", "unigram")
-SYMBOL_LEVELS = ("word", "char")
+from nlm.errors import DataError
+from nlm.text.symbols import EOS, SPECIALS, SYMBOL_LEVELS, UNK
 
 
 class Vocabulary(Protocol):
@@ -129,49 +117,3 @@ def parse_symbol_vocab(text: str, name: str) -> SymbolVocab:
     if level not in SYMBOL_LEVELS:
         raise DataError(f"{name}:1: unknown level {level!r} (expected word or char)")
     return SymbolVocab(level=level, symbols=symbols, counts=counts, lowercase=settings.get("lowercase") == "1")
-
-
-def load_vocab(path: str | Path) -> Vocabulary:
-    """Load a vocabulary file: the text format above or a sentencepiece `.model`."""
-    from nlm.text.subword import SentencePieceVocab
-
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputMissingError(f"{p}: no such vocabulary file") from None
-    except OSError as e:
-        raise InputMissingError(f"{p}: cannot read ({e.strerror})") from None
-    if not data:
-        raise DataError(f"{p} is empty; build a vocabulary with `nlm vocab build`")
-    if data.startswith(b"<pad>\t"):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = data[: e.start].count(b"\n") + 1
-            raise DataError(f"{p}:{line}: not valid UTF-8") from None
-        return parse_symbol_vocab(text, str(p))
-    return SentencePieceVocab.from_bytes(data, name=str(p))
-
-
-def vocab_from_state(state: dict) -> Vocabulary:
-    """Rebuild a vocabulary stored inside a checkpoint."""
-    from nlm.text.subword import SentencePieceVocab
-
-    try:
-        if state["level"] in SYMBOL_LEVELS:
-            return SymbolVocab(level=state["level"], symbols=list(state["symbols"]), counts=list(state["counts"]), lowercase=bool(state["lowercase"]))
-        return SentencePieceVocab.from_bytes(bytes(state["model"]), name="checkpoint", level=state["level"])
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"the checkpoint's vocabulary is incomplete ({e})") from None
-
-
-def save_vocab(vocab: Vocabulary, path: str | Path) -> None:
-    """Write a word/char vocabulary as text, a subword one as its sentencepiece `.model`."""
-    from nlm.io.text import write_bytes_atomic, write_text_atomic
-
-    p = Path(path)
-    if isinstance(vocab, SymbolVocab):
-        write_text_atomic(p, vocab.to_text())
-    else:
-        write_bytes_atomic(p, vocab.to_state()["model"])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nlm.config import Config, check
-from nlm.runtime import DEVICES
+from nlm.config import DEVICES, Config, check
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("plateau", "decay", "none")

@@ -17,8 +17,8 @@ from rich.console import Console
 
 from nlm import __version__
 from nlm.errors import ConfigError, InputMissingError, OutputExistsError
+from nlm.io.atomic import write_text_atomic
 from nlm.io.checkpoint import load_checkpoint
-from nlm.io.text import write_text_atomic
 from nlm.runtime import set_rng_state
 from nlm.train.callbacks import CheckpointCallback, ProgressCallback
 from nlm.train.config import TrainConfig

@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nlm.classify.evaluation import align_labels
 from nlm.config import check
 from nlm.errors import ConfigError, DataError
-from nlm.vision.data import ImageSet, check_shape
-from nlm.vision.evaluation import align_labels
+from nlm.images.data import ImageSet, check_shape
+from nlm.images.pixels import to_floats
 
 
 def perturb(x: torch.Tensor, grad: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -69,7 +70,7 @@ def accuracy_under_attack(model: nn.Module, images: torch.Tensor, labels: torch.
     model.eval()
     correct = torch.zeros(len(epsilons), dtype=torch.long)
     for batch, y in zip(images.split(batch_size), labels.split(batch_size)):
-        x, y = batch.to(device).float().div_(255), y.to(device)
+        x, y = to_floats(batch, device), y.to(device)
         grad = input_gradient(model, x, y)
         with torch.no_grad():
             for i, epsilon in enumerate(epsilons):

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlm.errors import DataError
-from nlm.vision.data import ImageSet, check_shape
+from nlm.images.data import ImageSet, check_shape
+from nlm.images.pixels import to_floats
 
 
 def align_labels(images: ImageSet, classes: tuple[str, ...]) -> torch.Tensor:
@@ -68,7 +69,7 @@ def batch_logits(model: nn.Module, images: torch.Tensor, *, device: torch.device
     """Logits [b, K] of uint8 images [N, C, H, W], batch by batch, without gradients."""
     with torch.no_grad():
         for batch in images.split(batch_size):
-            yield model(batch.to(device).float().div_(255)).float()
+            yield model(to_floats(batch, device)).float()
 
 
 def evaluate_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...], *,

@@ -14,10 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nlm.classify.attack import perturb
+from nlm.classify.evaluation import align_labels, evaluate_classifier
 from nlm.config import Config, check
-from nlm.vision.attack import perturb
-from nlm.vision.data import ImageSet
-from nlm.vision.evaluation import align_labels, evaluate_classifier
+from nlm.images.batches import batches_per_epoch, shuffled_batches
+from nlm.images.data import ImageSet
+from nlm.images.pixels import to_floats
 
 
 @dataclass(frozen=True)
@@ -34,23 +36,6 @@ class ClassifyConfig(Config):
         check(0 <= self.adversarial_weight <= 1, f"--adversarial-weight must be in [0, 1], not {self.adversarial_weight}")
 
 
-def shuffled_batches(count: int, batch_size: int, *, seed: int, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
-    """Index batches [<= batch_size] of one epoch's shuffle, from batch `start` on.
-
-    The order depends on (seed, epoch) only, so a resumed run sees the same batches."""
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
-    yield from order.split(batch_size)[start:]
-
-
-def image_batches_per_epoch(count: int, batch_size: int) -> int:
-    return -(-count // batch_size)
-
-
-def to_inputs(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 [B, C, H, W] -> float32 [B, C, H, W] in [0, 1] on `device`."""
-    return images.to(device, non_blocking=True).float().div_(255)
-
-
 class ClassifyTask:
     kind = "vision"
     unit = "img"
@@ -65,14 +50,14 @@ class ClassifyTask:
 
     # -- training ---------------------------------------------------------------------------
     def batches_per_epoch(self) -> int:
-        return image_batches_per_epoch(len(self.images), self.data.batch_size)
+        return batches_per_epoch(len(self.images), self.data.batch_size)
 
     def train_batches(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
         yield from shuffled_batches(len(self.images), self.data.batch_size, seed=self.seed, epoch=epoch, start=start)
 
     def training_step(self, index: torch.Tensor) -> tuple[torch.Tensor, int]:
         index = index.to(self.device)
-        x, y = to_inputs(self.images[index], self.device), self.labels[index]
+        x, y = to_floats(self.images[index], self.device), self.labels[index]
         if self.data.epsilon == 0:
             return F.cross_entropy(self.model(x).float(), y), len(y)
         # 1. the clean loss, keeping its graph: the step back-propagates through it too

@@ -15,34 +15,19 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from nlm.config import Config, check
+from nlm.lm.config import LMDataConfig
 from nlm.models.rnn import RNNLM, State, detach_state
-from nlm.text.batches import Window, bptt_windows, count_windows, lines_window, sentence_batches, stream_rows
+from nlm.text.batches import (
+    Window,
+    bptt_windows,
+    count_windows,
+    lines_window,
+    sentence_batches,
+    stream_rows,
+)
 from nlm.text.corpus import EncodedCorpus
-from nlm.text.vocab import BOS, EOS, PAD, Vocabulary
-
-MODES = ("stream", "sentence")
-
-
-@dataclass(frozen=True)
-class LMDataConfig(Config):
-    mode: str = "stream"  # stream: rows of the whole text with a carried state; sentence: each line alone
-    batch_size: int = 20  # parallel rows (stream) or sentences per batch (sentence)
-    bptt: int = 35  # steps per window before the state is detached (stream)
-    eval_batch_size: int = 10  # rows when evaluating (stream)
-
-    def validate(self) -> None:
-        check(self.mode in MODES, f"--mode must be stream or sentence, not {self.mode!r}")
-        check(self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}")
-        check(self.bptt >= 1, f"--bptt must be at least 1, not {self.bptt}")
-        check(self.eval_batch_size >= 1, f"--eval-batch-size must be at least 1, not {self.eval_batch_size}")
-
-    @property
-    def start_id(self) -> int:
-        """What a sentence is conditioned on: <bos> in sentence mode; in stream mode the
-        model only ever saw a sentence begin after the previous one's <eos>."""
-        return BOS if self.mode == "sentence" else EOS
-
+from nlm.text.symbols import BOS, EOS, PAD
+from nlm.text.vocab import Vocabulary
 
 def window_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy over all positions, padding excluded."""

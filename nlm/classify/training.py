@@ -9,58 +9,31 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from nlm.autoencode.inference import load_autoencoder
+from nlm.classify.task import ClassifyConfig, ClassifyTask
 from nlm.config import check
-from nlm.errors import CheckpointError, ConfigError
-from nlm.io.checkpoint import load_checkpoint, resolve_checkpoint
-from nlm.models.vision import CNNConfig, MLPConfig, build_classifier
+from nlm.errors import ConfigError
+from nlm.images.data import ImageSet, check_shape
+from nlm.images.sources import ImageRun, announce, load_split, resumed_image_run
+from nlm.io.checkpoint import (
+    inconsistent_checkpoint,
+    load_checkpoint,
+    resolve_checkpoint,
+)
+from nlm.models.classifiers import CNNConfig, MLPConfig, build_classifier
 from nlm.runtime import pick_device, seed_everything
-from nlm.tasks.vision import ClassifyConfig, ClassifyTask
 from nlm.train.config import TrainConfig
-from nlm.train.run import RunResult, load_resume_point, prepare_run_dir, resumed_train_config, run_training, write_run_config
-from nlm.vision.data import ImageSet, check_shape, load_images
+from nlm.train.run import (
+    RunResult,
+    load_resume_point,
+    prepare_run_dir,
+    resumed_train_config,
+    run_training,
+    write_run_config,
+)
 
-DEFAULT_DATA = "generated:6000"
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}  # with --momentum 0.9 for SGD
 MODEL_CONFIGS: dict[str, type[MLPConfig] | type[CNNConfig]] = {"mlp": MLPConfig, "cnn": CNNConfig}
-
-
-@dataclass(frozen=True)
-class ImageRun:
-    """Where a vision or autoencoder run gets its images and writes its folder."""
-
-    output: Path  # the run folder
-    data: str = DEFAULT_DATA  # training images: generated:N[:SEED], a folder, a .npz or an IDX file
-    valid: str | None = None  # validation images; None holds out part of `data`
-    holdout: float = 0.1  # without `valid`: the fraction (< 1) or count (>= 1) of `data` held out; 0 holds out none
-    force: bool = False  # replace a run already in `output`
-
-    def to_dict(self, images: tuple[ImageSet, ImageSet | None] | None = None) -> dict:
-        """What config.json records of the data; images handed over by a program are named but cannot be reloaded."""
-        if images is not None:
-            return {"train_data": None, "valid_data": None, "holdout": 0, "given_images": [s.source for s in images if s is not None]}
-        return {"train_data": self.data, "valid_data": self.valid, "holdout": self.holdout}
-
-
-def resumed_image_run(run_dir: Path, run_config: dict, *, data: str | None, valid: str | None) -> ImageRun:
-    """The ImageRun of a run being resumed: its recorded data specs, or the ones given now."""
-    if data is None and run_config.get("train_data") is None:
-        raise ConfigError(f"{run_dir} was trained on images handed over by a program "
-                          f"({', '.join(run_config.get('given_images', []))}); pass --data (and --valid) to resume it")
-    return ImageRun(output=run_dir, data=data or run_config["train_data"], valid=valid or run_config.get("valid_data"),
-                    holdout=run_config.get("holdout", 0.1) if run_config.get("train_data") is not None else 0.1)
-
-
-def load_split(run: ImageRun, *, seed: int) -> tuple[ImageSet, ImageSet | None]:
-    """The training images and the validation images: `run.valid`, else a held-out part of `run.data`."""
-    check(run.holdout >= 0, f"--holdout must be >= 0, not {run.holdout}")
-    images = load_images(run.data)
-    if run.valid is not None:
-        valid = load_images(run.valid, channels=images.shape[0])
-        check_shape(valid, images.shape)
-        return images, valid
-    if run.holdout == 0:
-        return images, None
-    return images.split(run.holdout if run.holdout < 1 else int(run.holdout), seed=seed)
 
 
 def classifier_config(arch: str, *, init_from: str | None = None, **options) -> MLPConfig | CNNConfig:
@@ -76,8 +49,6 @@ def classifier_config(arch: str, *, init_from: str | None = None, **options) -> 
 
 def initialise_from_encoder(network: nn.Module, path: str | Path) -> str:
     """Copy the encoder of the autoencoder checkpoint at `path` into an MLP's hidden layers; says what it did."""
-    from nlm.vision.autoencoding import load_autoencoder  # the autoencoder side imports this module
-
     loaded = load_autoencoder(path)
     copied = network.init_from_encoder(loaded.model.encoder_state(), activation=loaded.model.config.code_activation)
     return f"initialised {copied} hidden layer(s) from the encoder in {loaded.path}"
@@ -132,17 +103,6 @@ def resume_classifier(*, run_dir: Path, overrides: dict, console: Console, quiet
     return run_training(task, train, run_dir=run_dir, device=device, console=console, quiet=quiet, resume_from=checkpoint)
 
 
-def announce(console: Console, task, config: dict, device: torch.device, train_set: ImageSet, valid_set: ImageSet | None) -> None:
-    """The full configuration and data sizes, on the console before training starts."""
-    parameters = sum(p.numel() for p in task.model.parameters())
-    shape = "x".join(map(str, train_set.shape))
-    console.print(f"model: {config.get('model_kind', 'autoencoder')} {config['model']}")
-    console.print(f"data: {config['data']}; train {len(train_set):,} images of {shape} from {train_set.source}"
-                  + (f", valid {len(valid_set):,} from {valid_set.source}" if valid_set is not None else ", no validation"))
-    console.print(f"train: {config['train']}")
-    console.print(f"{parameters:,} parameters on {device}; {task.batches_per_epoch():,} batches per epoch")
-
-
 @dataclass(frozen=True, eq=False)
 class LoadedClassifier:
     """A classifier ready for inference: `model` is in eval mode on `device`."""
@@ -171,8 +131,3 @@ def load_classifier(path: str | Path, *, device: torch.device | None = None) -> 
         raise inconsistent_checkpoint(path, e) from None
     device = device or torch.device("cpu")
     return LoadedClassifier(network.to(device).eval(), arch, classes, path, device)
-
-
-def inconsistent_checkpoint(path: Path, error: Exception) -> CheckpointError:
-    first_line = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-    return CheckpointError(f"{path} is an incomplete or inconsistent checkpoint ({first_line})")

@@ -10,20 +10,19 @@ then every pixel is scaled up `scale` times (nearest neighbour, so pixels stay s
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from nlm.errors import DataError
-from nlm.io.text import publish
+from nlm.images.pixels import to_floats, to_uint8
+from nlm.io.atomic import atomic_write
 
 
 def _as_images(images: torch.Tensor, image_shape: tuple[int, int, int] | None = None) -> torch.Tensor:
     """float [N, C, H, W] in [0, 1] from uint8 or float [N, C, H, W], [N, H, W] or flat [N, D] + image_shape."""
     images = images.detach().cpu()
-    images = images.float() / 255 if images.dtype == torch.uint8 else images.float().clamp(0, 1)
+    images = to_floats(images) if images.dtype == torch.uint8 else images.float().clamp(0, 1)
     if image_shape is not None:
         images = images.reshape(-1, *image_shape)
     elif images.dim() == 3:
@@ -34,22 +33,15 @@ def _as_images(images: torch.Tensor, image_shape: tuple[int, int, int] | None = 
 
 
 def _write_png(pixels: torch.Tensor, path: Path, scale: int) -> tuple[int, int]:
-    """Write float [C, H, W] in [0, 1] as a PNG via a temp file and rename; returns (width, height)."""
+    """Write float [C, H, W] in [0, 1] as a PNG, atomically; returns (width, height)."""
     from PIL import Image
 
-    array = (pixels * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    array = to_uint8(pixels).permute(1, 2, 0).numpy()
     image = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format="PNG")
-        publish(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as stream:
+        image.save(stream, format="PNG")
     return image.size
 
 

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import torch
 
 from nlm.config import Config, check
+from nlm.images.batches import batches_per_epoch, shuffled_batches
+from nlm.images.data import ImageSet
+from nlm.images.pixels import to_floats
 from nlm.models.autoencoder import Autoencoder, reconstruction_error
-from nlm.tasks.vision import image_batches_per_epoch, shuffled_batches, to_inputs
 from nlm.train.config import TrainConfig
-from nlm.vision.data import ImageSet
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class ReconstructTask:
 
     # -- training ---------------------------------------------------------------------------
     def batches_per_epoch(self) -> int:
-        return image_batches_per_epoch(len(self.images), self.data.batch_size)
+        return batches_per_epoch(len(self.images), self.data.batch_size)
 
     def train_batches(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
         yield from shuffled_batches(len(self.images), self.data.batch_size, seed=self.seed + 7919 * self.phase,
@@ -107,7 +108,7 @@ class ReconstructTask:
         return self.model.layer_loss(x, self.phase) if self.pretraining else self.model.loss(x)
 
     def training_step(self, index: torch.Tensor) -> tuple[torch.Tensor, int]:
-        loss, _ = self.loss(to_inputs(self.images[index.to(self.device)], self.device))
+        loss, _ = self.loss(to_floats(self.images[index.to(self.device)], self.device))
         return loss, len(index)
 
     # -- evaluation: the phase's loss (no corruption in eval mode) and the whole network's error --
@@ -116,7 +117,7 @@ class ReconstructTask:
             return None
         loss = mse = 0.0
         for batch in self.valid.images.split(self.data.eval_batch_size):
-            x = to_inputs(batch, self.device)
+            x = to_floats(batch, self.device)
             loss += float(self.loss(x)[0]) * len(x)
             mse += float(reconstruction_error(self.model(x)[0], x)) * len(x)
         return {"loss": loss / len(self.valid), "mse": mse / len(self.valid), "phase": self.phase_name()}

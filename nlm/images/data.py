@@ -18,7 +18,8 @@ import torch
 
 from nlm.config import check
 from nlm.errors import ConfigError, DataError, InputMissingError
-from nlm.vision.digits import generate_digit_tensors
+from nlm.images.digits import generate_digit_tensors
+from nlm.images.pixels import to_floats, to_uint8
 
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: count, rows, cols
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: count
@@ -54,7 +55,7 @@ class ImageSet:
 
     def floats(self) -> torch.Tensor:
         """The images as float32 [N, C, H, W] in [0, 1]."""
-        return self.images.float().div_(255)
+        return to_floats(self.images)
 
     def subset(self, index: torch.Tensor) -> ImageSet:
         labels = None if self.labels is None else self.labels[index]
@@ -159,10 +160,13 @@ def _npz_images(x: np.ndarray, path: Path) -> torch.Tensor:
         raise DataError(f"{path}: x has shape {list(x.shape)}; expected [N, H, W] or [N, H, W, C] or [N, C, H, W] with C in 1, 3, 4")
     if x.dtype == np.uint8:
         return torch.from_numpy(np.ascontiguousarray(x))
+    if np.issubdtype(x.dtype, np.floating) and x.size and not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(1))[0])
+        raise DataError(f"{path}: x holds NaN or infinite values (image {bad} is the first); pixels must be numbers in [0, 1]")
     if np.issubdtype(x.dtype, np.floating) and x.size and (x.min() < 0 or x.max() > 1):
         raise DataError(f"{path}: x holds floats from {x.min():g} to {x.max():g}; floats must lie in [0, 1] (or store uint8)")
     if np.issubdtype(x.dtype, np.floating):
-        return torch.from_numpy(np.ascontiguousarray(np.round(x * 255).astype(np.uint8)))
+        return to_uint8(torch.from_numpy(np.ascontiguousarray(x)))
     raise DataError(f"{path}: x has dtype {x.dtype}; store uint8 pixels or floats in [0, 1]")
 
 

@@ -17,6 +17,7 @@ import math
 import torch
 
 from nlm.config import check
+from nlm.images.pixels import to_uint8
 
 Point = tuple[float, float]
 
@@ -123,7 +124,7 @@ def draw_digits(labels: torch.Tensor, *, size: int, noise: float, rng: torch.Gen
     thickness = _uniform(n, 1.2, 2.6, rng) * size / 28
     ink = _ink(segments, size, thickness) * _uniform(n, 0.7, 1.0, rng)[:, None]
     pixels = ink + noise * torch.randn(ink.shape, generator=rng)
-    return (pixels.clamp(0, 1) * 255).round().to(torch.uint8).reshape(n, 1, size, size)
+    return to_uint8(pixels).reshape(n, 1, size, size)
 
 
 def generate_digit_tensors(n: int, *, size: int = 28, seed: int = 0, noise: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:

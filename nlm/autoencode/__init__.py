@@ -1,0 +1,1 @@
+"""Autoencoders at work: the reconstruction task (with stacked phases), training, and encoding, reconstructing and drawing filters."""

@@ -1,0 +1,1 @@
+"""Image classifiers at work: the classification task, training, evaluation and FGSM attacks."""

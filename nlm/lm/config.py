@@ -1,0 +1,30 @@
+"""How a language model reads its text: stream or sentence mode, batch and window sizes, the start symbol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nlm.config import Config, check
+from nlm.text.symbols import BOS, EOS
+
+MODES = ("stream", "sentence")
+
+
+@dataclass(frozen=True)
+class LMDataConfig(Config):
+    mode: str = "stream"  # stream: rows of the whole text with a carried state; sentence: each line alone
+    batch_size: int = 20  # parallel rows (stream) or sentences per batch (sentence)
+    bptt: int = 35  # steps per window before the state is detached (stream)
+    eval_batch_size: int = 10  # rows when evaluating (stream)
+
+    def validate(self) -> None:
+        check(self.mode in MODES, f"--mode must be stream or sentence, not {self.mode!r}")
+        check(self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}")
+        check(self.bptt >= 1, f"--bptt must be at least 1, not {self.bptt}")
+        check(self.eval_batch_size >= 1, f"--eval-batch-size must be at least 1, not {self.eval_batch_size}")
+
+    @property
+    def start_id(self) -> int:
+        """What a sentence is conditioned on: <bos> in sentence mode; in stream mode the
+        model only ever saw a sentence begin after the previous one's <eos>."""
+        return BOS if self.mode == "sentence" else EOS

@@ -1,1 +1,0 @@
-"""Tasks: each turns its batches into a loss and evaluates its model, for the one trainer."""

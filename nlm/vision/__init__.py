@@ -1,1 +1,0 @@
-"""Image data for the vision and autoencoder commands: loaders, generated digits, shape checks."""
