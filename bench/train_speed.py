@@ -81,7 +81,8 @@ def bare_loop(corpus, vocab, steps: int, warmup: int) -> float:
         seq = min(DATA.bptt, rows.size(1) - 1 - i)
         inputs, targets = rows[:, i : i + seq], rows[:, i + 1 : i + 1 + seq]
         hidden = detach_state(hidden) if hidden is not None else None
-        logits, hidden = model(inputs, hidden)
+        features, hidden = model(inputs, hidden)
+        logits = model.decoder(features)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
         optimizer.zero_grad()
         loss.backward()

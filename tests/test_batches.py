@@ -52,7 +52,7 @@ def test_windows_with_the_carried_state_equal_one_pass_over_the_sequence():
         whole, _ = model(torch.from_numpy(rows[:, :-1].astype(np.int64)))
         state, pieces = None, []
         for window in bptt_windows(rows, 7):
-            logits, state = model(window.inputs, state)
+            features, state = model(window.inputs, state)
             state = detach_state(state)
-            pieces.append(logits)
+            pieces.append(features)
         torch.testing.assert_close(torch.cat(pieces, dim=1), whole, rtol=1e-5, atol=1e-5)

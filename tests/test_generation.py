@@ -46,8 +46,8 @@ def test_greedy_is_deterministic_and_equals_rerunning_the_whole_prefix(word_lm):
     sequence = list(prefix)
     with torch.no_grad():
         for _ in range(15):
-            logits, _ = word_lm.model(torch.tensor([sequence]))
-            last = logits[0, -1].clone()
+            features, _ = word_lm.model(torch.tensor([sequence]))
+            last = word_lm.model.log_probs(features[0, -1])
             last[[PAD, BOS]] = -math.inf
             sequence.append(int(last.argmax()))
     assert first[0][0] == sequence[len(prefix):]

@@ -50,8 +50,8 @@ def stepwise_logprobs(model, ids: list[int], start_id: int) -> list[float]:
     state, out = None, []
     with torch.no_grad():
         for inp, target in zip([start_id, *ids], [*ids, EOS]):
-            logits, state = model(torch.tensor([[inp]]), state)
-            out.append(float(torch.log_softmax(logits[0, -1].double(), -1)[target]))
+            features, state = model(torch.tensor([[inp]]), state)
+            out.append(float(model.log_probs(features[0, -1])[target]))
     return out
 
 
@@ -135,8 +135,8 @@ def test_without_bos_eos_the_first_word_is_context_and_no_end_is_scored(word_lm)
     ids = word_lm.vocab.encode(long)
     assert result.tokens == len(ids) - 1 and result.token_ids == tuple(ids[1:])
     with torch.no_grad():
-        logits, _ = word_lm.model(torch.tensor([ids[:-1]]))
-    expected = torch.log_softmax(logits[0].double(), -1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
+        features, _ = word_lm.model(torch.tensor([ids[:-1]]))
+        expected = word_lm.model.log_probs(features[0])[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
     np.testing.assert_allclose(result.token_logprobs, expected.numpy(), atol=1e-5)
     single, empty = score_sentences(word_lm, [SOURCE.words[0], ""], bos_eos=False)
     assert single.tokens == empty.tokens == 0 and math.isnan(single.ppl)

@@ -32,7 +32,7 @@ def train(
     emb: Annotated[int | None, typer.Option(help="Embedding size [default: --hidden].", rich_help_panel=MODEL)] = None,
     hidden: Annotated[int, typer.Option(help="Hidden state size.", rich_help_panel=MODEL)] = 200,
     dropout: Annotated[float, typer.Option(help="Dropout on embeddings, between layers and before the output.", rich_help_panel=MODEL)] = 0.2,
-    tie: Annotated[bool, typer.Option(help="Tie the input and output embeddings (needs --emb = --hidden).", rich_help_panel=MODEL)] = True,
+    tie: Annotated[bool | None, typer.Option("--tie/--no-tie", help="Tie the input and output embeddings (needs --emb = --hidden) [default: tie when --emb = --hidden].", rich_help_panel=MODEL, show_default=False)] = None,
     init_range: Annotated[float, typer.Option(help="Uniform initialisation range.", rich_help_panel=MODEL)] = 0.1,
     optimizer: Annotated[Optimizer, typer.Option(help="Optimizer.", rich_help_panel=OPTIM)] = Optimizer.sgd,
     lr: Annotated[float | None, typer.Option(help="Learning rate [default: SGD 20 lstm, 10 gru, 2 rnn-tanh, 1 rnn-relu; Adam 2e-3].", rich_help_panel=OPTIM)] = None,

@@ -90,11 +90,11 @@ def generate_ids(model: RNNLM, prefix: Sequence[int], *, config: SamplingConfig,
     """`config.num` continuations of `prefix` (start symbol included): (ids without <eos>, ended at <eos>)."""
     device = next(model.parameters()).device
     with torch.inference_mode():
-        # 1. Condition on the prefix once, in one row: logits [1, T, V], the state after its last token.
-        logits, state = model(torch.tensor([list(prefix)], device=device))
+        # 1. Condition on the prefix once, in one row: features [1, T, H], the state after its last token.
+        features, state = model(torch.tensor([list(prefix)], device=device))
         # 2. Copy that row to `num` rows, so the samples are generated as one batch.
         rows = torch.zeros(config.num, dtype=torch.long, device=device)
-        logits, state = logits[rows, -1], select_state(state, rows)
+        logits, state = model.log_probs(features[rows, -1]), select_state(state, rows)
         out = torch.empty(config.num, config.max_tokens, dtype=torch.long, device=device)
         done = torch.zeros(config.num, dtype=torch.bool, device=device)
         length = 0
@@ -108,8 +108,8 @@ def generate_ids(model: RNNLM, prefix: Sequence[int], *, config: SamplingConfig,
             if length == config.max_tokens or (config.stop_at_eos and bool(done.all())):
                 break
             # 4. Feed only the new tokens with the carried state: every step costs the same at any length.
-            step_logits, state = model(token.unsqueeze(1), state)
-            logits = step_logits[:, -1]
+            features, state = model(token.unsqueeze(1), state)
+            logits = model.log_probs(features[:, -1])
     # 5. Cut each row at its first <eos>.
     results = []
     for row in out[:, :length].tolist():

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from nlm.lm.config import LMDataConfig
 from nlm.models.rnn import RNNLM, State, detach_state
@@ -26,12 +24,8 @@ from nlm.text.batches import (
     stream_rows,
 )
 from nlm.text.corpus import EncodedCorpus
-from nlm.text.symbols import BOS, EOS, PAD
+from nlm.text.symbols import BOS, PAD
 from nlm.text.vocab import Vocabulary
-
-def window_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy over all positions, padding excluded."""
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=PAD, reduction=reduction)
 
 
 class LMTask:
@@ -66,11 +60,14 @@ class LMTask:
         inputs = window.inputs.to(self.device, non_blocking=True)
         targets = window.targets.to(self.device, non_blocking=True)
         state = self.state if self.data.mode == "stream" else None
-        logits, state = self.model(inputs, state)
+        features, state = self.model(inputs, state)
         if self.data.mode == "stream":
             self.state = detach_state(state)
-        count = int((window.targets != PAD).sum()) if self.data.mode == "sentence" else window.targets.numel()
-        return window_loss(logits, targets), count
+        nll = self.model.nll(features, targets)
+        if self.data.mode == "stream":  # no padding in a stream
+            return nll.mean(), window.targets.numel()
+        count = int((window.targets != PAD).sum())
+        return nll.masked_fill(targets == PAD, 0.0).sum() / count, count
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float] | None:
@@ -117,13 +114,14 @@ def evaluate_corpus(model: RNNLM, corpus: EncodedCorpus, data: LMDataConfig, dev
         rows = stream_rows(corpus.ids, min(data.eval_batch_size, max(1, len(corpus.ids) // 2)))
         state = None
         for window in bptt_windows(rows, data.bptt):
-            logits, state = model(window.inputs.to(device), state)
-            total += float(window_loss(logits, window.targets.to(device), reduction="sum"))
+            features, state = model(window.inputs.to(device), state)
+            total += float(model.nll(features, window.targets.to(device)).sum())
             count += window.targets.numel()
         return total, count
     for indices in sentence_batches(corpus, data.eval_batch_size, seed=None):
         window = lines_window(corpus, indices, start_id=BOS)
-        logits, _ = model(window.inputs.to(device))
-        total += float(window_loss(logits, window.targets.to(device), reduction="sum"))
+        features, _ = model(window.inputs.to(device))
+        targets = window.targets.to(device)
+        total += float(model.nll(features, targets).masked_fill(targets == PAD, 0.0).sum())
         count += int((window.targets != PAD).sum())
     return total, count

@@ -1,8 +1,16 @@
-"""The recurrent language model: embedding -> dropout -> RNN/LSTM/GRU -> dropout -> linear.
+"""The recurrent language model: embedding -> dropout -> RNN/LSTM/GRU -> dropout -> features -> output head.
 
 Built on PyTorch's fused `nn.RNN`/`nn.LSTM`/`nn.GRU`, so CUDA runs cuDNN kernels.  With
 `tie`, the output layer shares the embedding matrix (Press & Wolf 2017; Inan et al.
-2017), which needs `emb == hidden`.
+2017), which needs `emb == hidden`; by default a model ties exactly when they are equal.
+
+The contract every caller uses (training, scoring, perplexity, generation):
+
+    features, state = model(x [B, T], state)        features [B, T, H]
+    model.nll(features, targets [B, T])             [B, T] nats at every position (mask <pad> yourself)
+    model.log_probs(features)                       [..., V] a normalised distribution
+
+so an output layer that never forms all V logits in training can stand in for the full one.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nlm.config import Config, check
@@ -33,8 +42,13 @@ class RNNConfig(Config):
     emb: int = 200  # embedding size
     hidden: int = 200  # recurrent state size
     dropout: float = 0.2  # on embeddings, between layers and before the output layer
-    tie: bool = True  # share the embedding and output matrices (needs emb == hidden): better perplexity, fewer weights
+    tie: bool | None = None  # share the embedding and output matrices (needs emb == hidden); None: tie when emb == hidden
     init_range: float = 0.1  # weights start uniform in [-init_range, init_range] (Zaremba et al.)
+
+    def __post_init__(self) -> None:
+        if self.tie is None:  # the default ties exactly where it applies; the stored config says which
+            object.__setattr__(self, "tie", self.emb == self.hidden)
+        super().__post_init__()
 
     def validate(self) -> None:
         check(self.cell in CELLS, f"--cell must be one of {', '.join(CELLS)}, not {self.cell!r}")
@@ -49,7 +63,7 @@ class RNNConfig(Config):
 
 
 class RNNLM(nn.Module):
-    """`forward(x [B, T], state) -> (logits [B, T, V], state)`."""
+    """`forward(x [B, T], state) -> (features [B, T, H], state)`; `nll` and `log_probs` read the features."""
 
     def __init__(self, config: RNNConfig) -> None:
         super().__init__()
@@ -82,7 +96,18 @@ class RNNLM(nn.Module):
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         emb = self.drop(self.embedding(x))
         output, state = self.rnn(emb, state)
-        return self.decoder(self.drop(output)), state
+        return self.drop(output), state
+
+    def log_probs(self, features: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities of every symbol, float32 [..., V], from features [..., H]."""
+        return torch.log_softmax(self.decoder(features).float(), dim=-1)
+
+    def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """-log p(target) at every position, float32 with the shape of `targets`."""
+        logits = self.decoder(features).float()
+        # cross_entropy fuses log_softmax and the gather: a third faster than the two on the CPU
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
+        return nll.view(targets.shape)
 
 
 def detach_state(state: State) -> State:
