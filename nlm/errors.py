@@ -13,6 +13,11 @@ class NLMError(Exception):
 
     exit_code = 1
 
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
 
 class ConfigError(NLMError):
     """A nonsense option or hyperparameter (`--bptt 0`, `--dropout 1.5`)."""
@@ -69,6 +74,6 @@ class TrainingDivergedError(NLMError):
 
 
 class Interrupted(NLMError):
-    """Ctrl-C: state was saved, and the process exits with 128 + SIGINT."""
+    """Ctrl-C or SIGTERM: state was saved, and the process exits with 128 + the signal's number, as shells report it."""
 
     exit_code = 130

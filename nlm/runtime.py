@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import torch
@@ -25,6 +26,13 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise DeviceError("--device mps was asked for, but MPS is not available here (try --device cpu)")
     return torch.device(name)
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bf16 autocast on CUDA when asked for; elsewhere a no-op (the CPU and MPS train in float32)."""
+    if bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def seed_everything(seed: int) -> None:

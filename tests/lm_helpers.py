@@ -13,7 +13,7 @@ import torch
 from rich.console import Console
 
 from nlm.lm.config import LMDataConfig
-from nlm.lm.training import LMRun, train_language_model
+from nlm.lm.training import LMJob, train_language_model
 from nlm.models.rnn import RNNConfig
 from nlm.synthetic import MarkovSource
 from nlm.text.build import VocabConfig
@@ -43,15 +43,11 @@ def train_tiny_lm(root: Path, name: str, *, level: str = "word", mode: str = "st
         return run_dir
     if train_file is None:
         train_file, valid_file = write_corpus(root / "corpus")
-    run = LMRun(train=str(train_file), valid=str(valid_file) if valid_file else None, output=run_dir,
-                vocab_config=VocabConfig(level=level, size=size), cache_dir=root / "cache")
-    train_language_model(
-        run=run,
-        model=RNNConfig(emb=hidden, hidden=hidden, layers=1, dropout=0.0),
-        data=LMDataConfig(mode=mode, batch_size=8, bptt=12, eval_batch_size=4),
-        train=TrainConfig(optimizer="adam", lr=lr, max_steps=steps, epochs=epochs, device="cpu", seed=3),
-        console=Console(file=io.StringIO()), quiet=True,
-    )
+    job = LMJob(train=str(train_file), valid=str(valid_file) if valid_file else None, cache_dir=root / "cache",
+                vocab_config=VocabConfig(level=level, size=size), model=RNNConfig(emb=hidden, hidden=hidden, layers=1, dropout=0.0),
+                data=LMDataConfig(mode=mode, batch_size=8, bptt=12, eval_batch_size=4))
+    train_language_model(job=job, output=run_dir, console=Console(file=io.StringIO()), quiet=True,
+                         train=TrainConfig(optimizer="adam", lr=lr, max_steps=steps, epochs=epochs, device="cpu", seed=3))
     return run_dir
 
 

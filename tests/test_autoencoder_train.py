@@ -9,27 +9,14 @@ import pytest
 import torch
 from rich.console import Console
 
-from nlm.autoencode.inference import (
-    encode_images,
-    load_autoencoder,
-    reconstruct,
-    write_codes,
-)
+from nlm.autoencode.inference import encode_images, load_autoencoder, reconstruct, write_codes
 from nlm.autoencode.task import ReconstructConfig
-from nlm.autoencode.training import (
-    autoencoder_config,
-    resume_autoencoder,
-    train_autoencoder,
-)
+from nlm.autoencode.training import AutoencoderJob, autoencoder_config, resume_autoencoder, train_autoencoder
+from nlm.classify.loading import load_classifier
 from nlm.classify.task import ClassifyConfig
-from nlm.classify.training import (
-    classifier_config,
-    initialise_from_encoder,
-    load_classifier,
-    train_classifier,
-)
+from nlm.classify.training import ClassifierJob, classifier_config, initialise_from_encoder, train_classifier
 from nlm.images.data import generate_digits
-from nlm.images.sources import ImageRun
+from nlm.images.sources import ImageSources
 from nlm.models.autoencoder import Autoencoder
 from nlm.models.classifiers import build_classifier
 from nlm.runtime import seed_everything
@@ -38,11 +25,10 @@ from nlm.train.config import TrainConfig
 QUIET = Console(stderr=True, quiet=True)
 
 
-def fit(tmp_path, name, model, *, images=None, run=None, data=None, **train):
-    run = run or ImageRun(output=tmp_path / name)
-    train = {"optimizer": "adam", "lr": 3e-3, "clip": 0.0, "device": "cpu", **train}
-    return train_autoencoder(run=run, model=model, data=data or ReconstructConfig(batch_size=50), train=TrainConfig(**train),
-                             console=QUIET, quiet=True, images=images)
+def fit(tmp_path, name, model, *, images=None, sources=None, data=None, **train):
+    train = {"optimizer": "adam", "lr": 3e-3, "clip": 0.0, "device": "cpu", "epochs": 10, **train}
+    job = AutoencoderJob(model=model, data=data or ReconstructConfig(batch_size=50), sources=sources or ImageSources(), images=images)
+    return train_autoencoder(job=job, output=tmp_path / name, train=TrainConfig(**train), console=QUIET, quiet=True)
 
 
 def metrics(run_dir) -> list[dict]:
@@ -110,15 +96,15 @@ def test_resume_continues_the_phase_it_stopped_in(tmp_path):
     run = dict(data="generated:200:3", valid="generated:50:4")
     model = autoencoder_config("stacked", hidden=(32, 8), noise=0.3)  # corruption: the RNG state must be restored
     data = ReconstructConfig(batch_size=40, pretrain_epochs=1)  # 5 steps per epoch: phases end at steps 5, 10, 20
-    fit(tmp_path, "", model, run=ImageRun(output=tmp_path / "straight", **run), data=data, epochs=2)
+    fit(tmp_path, "straight", model, sources=ImageSources(**run), data=data, epochs=2)
     for name, stop in [("mid-layer-1", 3), ("mid-layer-2", 7), ("between-phases", 5), ("mid-fine-tune", 13)]:
-        stopped = fit(tmp_path, "", model, run=ImageRun(output=tmp_path / name, **run), data=data, epochs=2, max_steps=stop)
+        stopped = fit(tmp_path, name, model, sources=ImageSources(**run), data=data, epochs=2, max_steps=stop)
         assert stopped.stop_reason == "max-steps"
         if name == "between-phases":  # finish layer 1's epoch within the same budget: last.pt ends the phase
-            again = resume_autoencoder(run_dir=tmp_path / name, overrides={"max_steps": stop}, console=QUIET, quiet=True)
+            again = resume_autoencoder(run_dir=tmp_path / name, changes={"max_steps": stop}, console=QUIET, quiet=True)
             assert again.stop_reason == "max-steps" and metrics(tmp_path / name)[-1]["phase"] == "layer 1/2"
             assert torch.load(tmp_path / name / "last.pt", weights_only=True)["trainer"]["progress"]["epoch"] == 1
-        resume_autoencoder(run_dir=tmp_path / name, overrides={"max_steps": 10**9}, console=QUIET, quiet=True)
+        resume_autoencoder(run_dir=tmp_path / name, changes={"max_steps": 10**9}, console=QUIET, quiet=True)
     expected = _weights(tmp_path / "straight")
     for name in ("mid-layer-1", "mid-layer-2", "between-phases", "mid-fine-tune"):
         resumed = _weights(tmp_path / name)
@@ -135,9 +121,9 @@ def test_a_pretrained_encoder_initialises_a_classifier(tmp_path, digits):
     assert initialise_from_encoder(network, tmp_path / "ae").startswith("initialised 2 hidden layer(s)")
     encoder = load_autoencoder(tmp_path / "ae").model.encoder
     assert all(torch.equal(network.dense.hidden[k].weight, encoder[k].weight) for k in range(2))
-    result = train_classifier(run=ImageRun(output=tmp_path / "classifier"), arch="mlp", model=config, data=ClassifyConfig(batch_size=50),
-                              train=TrainConfig(optimizer="adam", lr=1e-3, clip=0.0, epochs=1, device="cpu"),
-                              console=QUIET, quiet=True, init_from=str(tmp_path / "ae"), images=digits)
+    job = ClassifierJob(arch="mlp", model=config, data=ClassifyConfig(batch_size=50), init_from=str(tmp_path / "ae"), images=digits)
+    result = train_classifier(job=job, output=tmp_path / "classifier", console=QUIET, quiet=True,
+                              train=TrainConfig(optimizer="adam", lr=1e-3, clip=0.0, epochs=1, device="cpu"))
     assert json.loads((result.run_dir / "config.json").read_text())["init_from"] == str(tmp_path / "ae")
     # After an epoch of fine-tuning the first layer is still near the encoder, far from a fresh start.
     trained = load_classifier(result.run_dir).model.dense.hidden[0].weight

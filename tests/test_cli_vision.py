@@ -46,7 +46,7 @@ def autoencoder(tmp_path_factory):
 
 
 def test_vision_train_writes_a_run_folder_and_resumes(classifier):
-    assert {p.name for p in classifier.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", "meta.json", "config.json"}
+    assert {p.name for p in classifier.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", "meta.json", "config.json", ".lock"}
     again = nlm("vision", "train", "--data", "generated:300:1", "-o", classifier, *TINY_MLP)
     assert again.exit_code == 73 and "already holds a run" in again.stderr
     resumed = nlm("vision", "train", "--resume", classifier, "--epochs", "2", "-q")
@@ -54,16 +54,18 @@ def test_vision_train_writes_a_run_folder_and_resumes(classifier):
     assert [json.loads(line)["epoch"] for line in (classifier / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
-def test_eval_json_on_stdout_and_tables_on_stderr(classifier):
+def test_eval_reports_on_stdout_as_text_or_json(classifier):
     result = nlm("vision", "eval", "-m", classifier, "--data", "generated:200:5", "--format", "json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["images"] == 200 and sum(map(sum, report["confusion"])) == 200
     correct = sum(report["confusion"][i][i] for i in range(10))
     assert report["accuracy"] == pytest.approx(correct / 200) and set(report["per_class"]) == {str(d) for d in range(10)}
-    table = nlm("vision", "eval", "-m", classifier, "--data", "generated:200:5")
-    assert table.exit_code == 0 and table.stdout == ""
-    assert f"accuracy {correct / 200:.2%}" in table.stderr and "confusion matrix" in table.stderr
+    text = nlm("vision", "eval", "-m", classifier, "--data", "generated:200:5")
+    assert text.exit_code == 0 and text.stderr == ""
+    assert f"accuracy {correct / 200:.2%} (200 images)" in text.stdout and "confusion matrix" in text.stdout
+    matrix = text.stdout.split("predicted class)\n")[1].splitlines()
+    assert [int(row.split()[1 + i]) for i, row in enumerate(matrix[1:])] == [report["confusion"][i][i] for i in range(10)]
 
 
 def test_predict_writes_one_tsv_row_per_image_in_order(classifier, tmp_path):
@@ -81,11 +83,11 @@ def test_attack_reports_accuracy_per_epsilon(classifier):
     result = nlm("vision", "attack", "-m", classifier, "--data", "generated:200:5", "--epsilons", "0,0.1,0.3")
     assert result.exit_code == 0, result.stderr
     rows = [tuple(map(float, line.split("\t"))) for line in result.stdout.splitlines()]
-    assert [e for e, _ in rows] == [0.0, 0.1, 0.3] and rows[0][1] > rows[2][1]
+    assert [e for e, _, _ in rows] == [0.0, 0.1, 0.3] and rows[0][1] > rows[2][1] and {n for _, _, n in rows} == {200}
     clean = json.loads(nlm("vision", "eval", "-m", classifier, "--data", "generated:200:5", "--format", "json").stdout)
     assert rows[0][1] == pytest.approx(clean["accuracy"], abs=1e-4)  # epsilon 0 is no attack
     as_json = json.loads(nlm("vision", "attack", "-m", classifier, "--data", "generated:200:5", "--epsilons", "0.1", "--format", "json").stdout)
-    assert as_json["results"] == [{"epsilon": 0.1, "accuracy": pytest.approx(rows[1][1], abs=1e-4), "images": 200}]
+    assert as_json == {"epsilon": 0.1, "accuracy": pytest.approx(rows[1][1], abs=1e-4), "images": 200}
 
 
 def test_autoencoder_commands_write_codes_and_pngs_of_the_expected_size(autoencoder, tmp_path):

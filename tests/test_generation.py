@@ -10,16 +10,7 @@ import torch
 from lm_helpers import SOURCE, session_root, train_tiny_lm
 
 from nlm.errors import ConfigError, DataError
-from nlm.lm.generation import (
-    SamplingConfig,
-    continuation_text,
-    evaluate_generation,
-    filter_logits,
-    generate,
-    generate_ids,
-    pick_next,
-    reference_continuation,
-)
+from nlm.lm.generation import SamplingConfig, continuation_text, evaluate_generation, filter_logits, generate, generate_ids, pick_next, reference_continuation
 from nlm.lm.loading import load_language_model
 from nlm.lm.scoring import CorpusSummary, score_sentences
 from nlm.text.symbols import BOS, EOS, PAD

@@ -11,13 +11,9 @@ import torch
 from conftest import REPO, write_grammar_corpus
 from rich.console import Console
 
+from nlm.errors import TrainingDivergedError
 from nlm.lm.config import LMDataConfig
-from nlm.lm.training import (
-    DEFAULT_LR,
-    LMRun,
-    resume_language_model,
-    train_language_model,
-)
+from nlm.lm.training import DEFAULT_LR, LMJob, resume_language_model, train_language_model
 from nlm.models.rnn import RNNConfig
 from nlm.synthetic import MarkovSource
 from nlm.train.config import TrainConfig
@@ -26,10 +22,9 @@ QUIET = Console(stderr=True, quiet=True)
 
 
 def train(tmp_path, corpus, *, name="run", model=None, data=None, **train_options):
-    run = LMRun(train=str(corpus[0]), valid=str(corpus[1]), output=tmp_path / name)
     model = model or RNNConfig(emb=16, hidden=32, layers=1, dropout=0.0, tie=False)
-    return train_language_model(run=run, model=model, data=data or LMDataConfig(batch_size=8, bptt=10),
-                                train=TrainConfig(**train_options), console=QUIET, quiet=True)
+    job = LMJob(train=str(corpus[0]), valid=str(corpus[1]), model=model, data=data or LMDataConfig(batch_size=8, bptt=10))
+    return train_language_model(job=job, output=tmp_path / name, train=TrainConfig(**train_options), console=QUIET, quiet=True)
 
 
 def vocab_size(run_dir: Path) -> int:
@@ -55,8 +50,10 @@ def test_every_cell_learns_with_its_default_learning_rate(tmp_path, grammar_corp
 
 def test_a_plain_rnn_diverges_at_the_lstm_learning_rate(tmp_path, grammar_corpus):
     model = RNNConfig(cell="rnn-tanh", emb=16, hidden=32, layers=2, dropout=0.1, tie=False)
-    result = train(tmp_path, grammar_corpus, model=model, epochs=2, lr=DEFAULT_LR["sgd"]["lstm"])
-    assert min(valid_losses(result.run_dir)) > math.log(vocab_size(result.run_dir))  # worse than guessing uniformly
+    # Far worse than guessing uniformly after its first epoch: the run stops, and leaves nothing behind.
+    with pytest.raises(TrainingDivergedError, match=r"the valid loss is [\d.e+]+ at step \d+ \(epoch 1\); a uniform guess scores"):
+        train(tmp_path, grammar_corpus, model=model, epochs=2, lr=DEFAULT_LR["sgd"]["lstm"])
+    assert not (tmp_path / "run").exists()
 
 
 def test_sentence_mode_learns(tmp_path, tiny_corpus):
@@ -88,10 +85,10 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_co
     straight = train(tmp_path, tiny_corpus, name="straight", **options)
     # Stop after the first epoch, then resume for the second.
     train(tmp_path, tiny_corpus, name="epochwise", **{**options, "epochs": 1})
-    resume_language_model(run_dir=tmp_path / "epochwise", overrides={"epochs": 2}, console=QUIET, quiet=True)
+    resume_language_model(run_dir=tmp_path / "epochwise", changes={"epochs": 2}, console=QUIET, quiet=True)
     # Stop in the middle of an epoch (the hidden state and data position are saved), then resume.
     train(tmp_path, tiny_corpus, name="midway", **{**options, "max_steps": 13})
-    resume_language_model(run_dir=tmp_path / "midway", overrides={"max_steps": 10**9}, console=QUIET, quiet=True)
+    resume_language_model(run_dir=tmp_path / "midway", changes={"max_steps": 10**9}, console=QUIET, quiet=True)
     expected = _weights(straight.run_dir)
     for name in ("epochwise", "midway"):
         resumed = _weights(tmp_path / name)
@@ -107,13 +104,14 @@ def test_checkpoint_is_self_contained_and_loads_with_weights_only(tmp_path, tiny
     assert checkpoint["format"] == "nlm-checkpoint" and checkpoint["kind"] == "lm"
     assert set(checkpoint) >= {"config", "model", "vocab", "trainer", "rng", "metrics"}
     assert checkpoint["vocab"]["symbols"][:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
-    assert set(checkpoint["trainer"]) == {"optimizer", "scheduler", "progress", "task"}
+    assert set(checkpoint["trainer"]) == {"optimizer", "progress", "task", "callbacks"}
+    assert "ReduceLROnPlateau" not in checkpoint["trainer"]["callbacks"] and checkpoint["trainer"]["callbacks"]["LRSchedule"]["factor"] == 0.25
     assert checkpoint["trainer"]["progress"]["elapsed"] > 0  # the saving session's own time counts
     meta = json.loads((result.run_dir / "meta.json").read_text())
     assert meta["checkpoints"]["best"]["epoch"] == 1
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["model"]["vocab_size"] == len(checkpoint["vocab"]["symbols"])
-    assert not list(result.run_dir.glob("*.tmp")) and not list(result.run_dir.glob(".*"))
+    assert not list(result.run_dir.glob("*.tmp")) and [p.name for p in result.run_dir.glob(".*")] == [".lock"]
 
 
 @pytest.mark.gpu

@@ -9,17 +9,7 @@ import torch.nn.functional as F
 from nlm.errors import ConfigError
 from nlm.images.data import generate_digits
 from nlm.models.autoencoder import Autoencoder, AutoencoderConfig
-from nlm.models.classifiers import (
-    VISION_MODELS,
-    CNNClassifier,
-    CNNConfig,
-    MLPClassifier,
-    MLPConfig,
-    build_classifier,
-    conv_output_shapes,
-    format_conv_layers,
-    parse_conv_layers,
-)
+from nlm.models.classifiers import CLASSIFIERS, CNNClassifier, CNNConfig, MLPClassifier, MLPConfig, build_classifier, conv_output_shapes, format_conv_layers, parse_conv_layers
 
 torch.set_num_threads(1)
 
@@ -97,7 +87,7 @@ def test_mlp_shapes(hidden):
 
 
 def test_registry_and_build_errors():
-    assert set(VISION_MODELS) == {"mlp", "cnn"}
+    assert set(CLASSIFIERS) == {"mlp", "cnn"}
     assert isinstance(build_classifier("mlp", MLPConfig()), MLPClassifier)
     with pytest.raises(ConfigError, match="unknown classifier 'rnn'"):
         build_classifier("rnn", MLPConfig())

@@ -10,23 +10,14 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from nlm.classify.attack import attack_images, fgsm, parse_epsilons, perturb
-from nlm.classify.evaluation import (
-    align_labels,
-    confusion_matrix,
-    evaluate_images,
-    predict,
-)
+from nlm.classify.evaluation import align_labels, confusion_matrix, evaluate_images, predict
+from nlm.classify.loading import load_classifier
 from nlm.classify.task import ClassifyConfig
-from nlm.classify.training import (
-    classifier_config,
-    load_classifier,
-    resume_classifier,
-    train_classifier,
-)
+from nlm.classify.training import ClassifierJob, classifier_config, resume_classifier, train_classifier
 from nlm.errors import CheckpointError, ConfigError, DataError
 from nlm.images.batches import shuffled_batches
 from nlm.images.data import ImageSet, generate_digits
-from nlm.images.sources import ImageRun
+from nlm.images.sources import ImageSources
 from nlm.io.checkpoint import load_checkpoint
 from nlm.models.classifiers import MLPClassifier, MLPConfig
 from nlm.train.config import TrainConfig
@@ -35,13 +26,12 @@ QUIET = Console(stderr=True, quiet=True)
 CPU = torch.device("cpu")
 
 
-def fit(tmp_path, name, *, arch="mlp", model=None, data=None, images=None, run=None, **train):
-    """Train a classifier quietly on the CPU; Adam at 3e-3 unless told otherwise."""
-    run = run or ImageRun(output=tmp_path / name)
+def fit(tmp_path, name, *, arch="mlp", model=None, data=None, images=None, sources=None, **train):
+    """Train a classifier quietly on the CPU into tmp_path/name; Adam at 3e-3 unless told otherwise."""
     model = model or classifier_config(arch, hidden=(32,))
-    train = {"optimizer": "adam", "lr": 3e-3, "clip": 0.0, "device": "cpu", **train}
-    return train_classifier(run=run, arch=arch, model=model, data=data or ClassifyConfig(), train=TrainConfig(**train),
-                            console=QUIET, quiet=True, images=images)
+    train = {"optimizer": "adam", "lr": 3e-3, "clip": 0.0, "device": "cpu", "epochs": 5, **train}
+    job = ClassifierJob(arch=arch, model=model, data=data or ClassifyConfig(), sources=sources or ImageSources(), images=images)
+    return train_classifier(job=job, output=tmp_path / name, train=TrainConfig(**train), console=QUIET, quiet=True)
 
 
 def metrics(run_dir) -> list[dict]:
@@ -108,11 +98,10 @@ def test_bad_epsilons(text, words):
 
 
 @pytest.mark.slow
-def test_lenet_reaches_95_percent_on_generated_digits_in_seconds(tmp_path):
+def test_lenet_reaches_95_percent_on_generated_digits(tmp_path):
     images = generate_digits(3000, seed=1), generate_digits(1000, seed=2)
     result = fit(tmp_path, "lenet", arch="cnn", model=classifier_config("cnn"), images=images, epochs=5)
     assert max(m["accuracy"] for m in metrics(result.run_dir)) >= 0.95
-    assert result.progress.elapsed < 60
 
 
 @pytest.mark.slow
@@ -136,11 +125,11 @@ def _weights(run_dir):
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     run = dict(data="generated:300:3", valid="generated:100:4")
     options = dict(model=classifier_config("mlp", hidden=(16,), dropout=0.3), data=ClassifyConfig(batch_size=32, epsilon=0.05))
-    fit(tmp_path, "", run=ImageRun(output=tmp_path / "straight", **run), epochs=2, **options)
-    fit(tmp_path, "", run=ImageRun(output=tmp_path / "epochwise", **run), epochs=1, **options)
-    resume_classifier(run_dir=tmp_path / "epochwise", overrides={"epochs": 2}, console=QUIET, quiet=True)
-    fit(tmp_path, "", run=ImageRun(output=tmp_path / "midway", **run), epochs=2, max_steps=13, **options)
-    resume_classifier(run_dir=tmp_path / "midway", overrides={"max_steps": 10**9}, console=QUIET, quiet=True)
+    fit(tmp_path, "straight", sources=ImageSources(**run), epochs=2, **options)
+    fit(tmp_path, "epochwise", sources=ImageSources(**run), epochs=1, **options)
+    resume_classifier(run_dir=tmp_path / "epochwise", changes={"epochs": 2}, console=QUIET, quiet=True)
+    fit(tmp_path, "midway", sources=ImageSources(**run), epochs=2, max_steps=13, **options)
+    resume_classifier(run_dir=tmp_path / "midway", changes={"max_steps": 10**9}, console=QUIET, quiet=True)
     expected = _weights(tmp_path / "straight")
     for name in ("epochwise", "midway"):
         resumed = _weights(tmp_path / name)
@@ -162,7 +151,7 @@ def test_checkpoint_rebuilds_the_classifier_and_names_its_kind(tmp_path):
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["train_data"] is None and config["given_images"] == ["generated:200:1", "generated:50:2"]
     with pytest.raises(ConfigError, match="pass --data"):  # images handed over by a program cannot be reloaded
-        resume_classifier(run_dir=result.run_dir, overrides={"epochs": 2}, console=QUIET, quiet=True)
+        resume_classifier(run_dir=result.run_dir, changes={"epochs": 2}, console=QUIET, quiet=True)
 
 
 def test_init_from_needs_an_mlp_and_an_autoencoder(tmp_path):

@@ -10,13 +10,9 @@ import torch
 
 from nlm.errors import ConfigError, DataError
 from nlm.images.data import ImageSet, check_shape
-from nlm.images.pixels import to_floats
 from nlm.io.atomic import atomic_write
-from nlm.io.checkpoint import (
-    inconsistent_checkpoint,
-    load_checkpoint,
-    resolve_checkpoint,
-)
+from nlm.io.checkpoint import inconsistent_checkpoint, load_checkpoint, resolve_checkpoint
+from nlm.io.pixels import to_floats
 from nlm.io.png import save_filters, save_pairs
 from nlm.models.autoencoder import CORRUPTIONS, Autoencoder, AutoencoderConfig
 

@@ -23,7 +23,7 @@ import torch
 from nlm.config import Config, check
 from nlm.images.batches import batches_per_epoch, shuffled_batches
 from nlm.images.data import ImageSet
-from nlm.images.pixels import to_floats
+from nlm.io.pixels import to_floats
 from nlm.models.autoencoder import Autoencoder, reconstruction_error
 from nlm.train.config import TrainConfig
 
@@ -51,6 +51,7 @@ class ReconstructTask:
         self.images = train.images.to(device)
         self.valid = valid
         self.phase = 0
+        self.uniform_loss = None  # reconstruction errors have no uniform guess to compare with
         self.steps_before = 0  # optimizer steps of the finished phases
         self.seconds_before = 0.0  # training seconds of the finished phases
         self.set_phase(0)  # stacked: layer 1 first; every other kind: its one phase, the whole network

@@ -1,9 +1,16 @@
-"""`nlm autoencoder` as library calls: train (phase by phase on the shared trainer), resume, load, encode, reconstruct, filters."""
+"""`nlm autoencoder train` as a library call: the autoencoder's part of the run recipe, phase by phase.
+
+A stacked autoencoder trains in phases (layer 1 .. layer K, then fine-tuning), each one
+fit of the shared trainer into the same run folder: a phase that finishes or stops early
+hands over to the next; one stopped by --max-steps or --max-time ends the run, and
+`--resume` continues that phase.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,23 +18,17 @@ from rich.console import Console
 
 from nlm.autoencode.task import ReconstructConfig, ReconstructTask
 from nlm.images.data import ImageSet, check_shape
-from nlm.images.sources import ImageRun, announce, load_split, resumed_image_run
+from nlm.images.sources import ImageSources, describe_images
 from nlm.models.autoencoder import Autoencoder, AutoencoderConfig
-from nlm.runtime import pick_device, seed_everything, set_rng_state
+from nlm.runtime import set_rng_state
 from nlm.train.config import TrainConfig
-from nlm.train.run import (
-    RunResult,
-    load_resume_point,
-    prepare_run_dir,
-    resumed_train_config,
-    run_training,
-    write_run_config,
-)
-from nlm.train.trainer import Progress
+from nlm.train.progress import Progress
+from nlm.train.run import Fitting, RunResult, resume_run, start_run
 
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}  # faster rates kill ReLU code units
 DEFAULT_HIDDEN = {"stacked": (256, 64)}  # every other kind: one layer of 64
 DEFAULT_SPARSITY = {"sparse": 1e-3}  # every other kind: no penalty
+NEXT_PHASE = ("finished", "early-stopping")  # how a phase ends that hands over to the next one
 
 
 def autoencoder_config(kind: str, *, hidden: tuple[int, ...] | None = None, sparsity: float | None = None,
@@ -36,9 +37,6 @@ def autoencoder_config(kind: str, *, hidden: tuple[int, ...] | None = None, spar
     hidden = hidden or DEFAULT_HIDDEN.get(kind, (64,))
     sparsity = DEFAULT_SPARSITY.get(kind, 0.0) if sparsity is None else sparsity
     return AutoencoderConfig(kind=kind, hidden=tuple(hidden), sparsity=sparsity, **options)
-
-
-NEXT_PHASE = ("finished", "early-stopping")  # how a phase ends that hands over to the next one
 
 
 def _phase_done(progress: Progress, config: TrainConfig) -> bool:
@@ -55,67 +53,79 @@ def _budget_spent(task: ReconstructTask, run_train: TrainConfig) -> str | None:
     return None
 
 
-def fit_phases(task: ReconstructTask, run_train: TrainConfig, *, run_dir: Path, device: torch.device, console: Console,
-               quiet: bool, resume_from: dict | None = None) -> RunResult:
-    """Run the task's phases from its current one to the last, one `Trainer.fit` each, into one run folder.
+@dataclass
+class AutoencoderJob:
+    """One autoencoder run: its images and configs; `load` fills in the rest."""
 
-    A phase that finishes or stops early hands over to the next; one stopped by --max-steps or
-    --max-time ends the run, and `--resume` continues that phase."""
-    while True:
-        config = task.phase_train_config(run_train)
-        saved = Progress.from_dict(resume_from["trainer"]["progress"]) if resume_from else None
-        if saved is not None and _phase_done(saved, config):  # saved at the end of a phase: go straight on
-            set_rng_state(resume_from["rng"])
-            result = RunResult(run_dir, saved, "finished", dict(resume_from.get("metrics") or {}))
-        else:
-            if not quiet and task.num_phases > 1:
-                console.print(f"[bold]{task.phase_name()}[/]: training {'one layer' if task.pretraining else 'the whole network'}", markup=True)
-            result = run_training(task, config, run_dir=run_dir, device=device, console=console, quiet=quiet,
-                                  resume_from=resume_from, extra_config={"run_train": run_train.to_dict()})
-        resume_from = None
-        if task.phase == task.num_phases - 1 or result.stop_reason not in NEXT_PHASE:
-            return result
-        task.finish_phase(result.progress.global_step, result.progress.elapsed)
-        spent = _budget_spent(task, run_train)
-        if spent is not None:
-            return replace(result, stop_reason=spent)
+    model: AutoencoderConfig
+    data: ReconstructConfig
+    sources: ImageSources = field(default_factory=ImageSources)
+    images: tuple[ImageSet, ImageSet | None] | None = None  # images handed over by a program instead of `sources`
+    records: dict[str, Any] = field(default_factory=dict)
+    image_shape: tuple[int, int, int] | None = None  # a resumed run's: the images must have it
+
+    kind = "autoencoder"
+    command = "nlm autoencoder train"
+
+    def default_lr(self, optimizer: str) -> float:
+        return DEFAULT_LR[optimizer]
+
+    def load(self, run_dir: Path, train: TrainConfig) -> None:
+        given = self.images is not None
+        self.images = self.images or self.sources.load(seed=train.seed)
+        if self.image_shape is not None:
+            check_shape(self.images[0], self.image_shape)
+        if self.model.input_size != int(np.prod(self.images[0].shape)):
+            self.model = self.model.replace(input_size=int(np.prod(self.images[0].shape)))
+        self.records = self.records or ({"train_data": None, "given_images": [s.source for s in self.images if s is not None]}
+                                        if given else self.sources.records(run_dir))
+
+    def build_task(self, device: torch.device, train: TrainConfig) -> ReconstructTask:
+        train_set, valid_set = self.images
+        return ReconstructTask(model=Autoencoder(self.model).to(device), train=train_set, valid=valid_set, data=self.data,
+                               device=device, seed=train.seed)
+
+    def run_config(self) -> dict[str, Any]:
+        return {**self.records, "model": self.model.to_dict(), "data": self.data.to_dict()}
+
+    def describe(self, task: ReconstructTask) -> list[str]:
+        return [f"model: autoencoder {self.model.to_dict()}", f"data: {self.data.to_dict()}; {describe_images(*self.images)}"]
+
+    def fit(self, fit_task: Fitting, task: ReconstructTask, train: TrainConfig) -> RunResult:
+        """Run the phases from the task's current one to the last, one fit of the trainer each."""
+        while True:
+            config = task.phase_train_config(train)
+            saved = fit_task.resume_from
+            if saved is not None and _phase_done(Progress.from_dict(saved["trainer"]["progress"]), config):
+                set_rng_state(saved["rng"])  # saved at the end of a phase: go straight on to the next
+                fit_task.resume_from = None
+                result = RunResult(fit_task.folder.root, Progress.from_dict(saved["trainer"]["progress"]), "finished",
+                                   dict(saved.get("metrics") or {}))
+            else:
+                if not fit_task.quiet and task.num_phases > 1:
+                    fit_task.console.print(f"{task.phase_name()}: training {'one layer' if task.pretraining else 'the whole network'}")
+                result = fit_task(task, config, extra_config={"run_train": train.to_dict()})
+            if task.phase == task.num_phases - 1 or result.stop_reason not in NEXT_PHASE:
+                return result
+            task.finish_phase(result.progress.global_step, result.progress.elapsed)
+            spent = _budget_spent(task, train)
+            if spent is not None:
+                return replace(result, stop_reason=spent)
+
+    @classmethod
+    def resumed(cls, run_config: dict, checkpoint: dict, changes: dict[str, Any], *, run_dir: Path) -> AutoencoderJob:
+        config = checkpoint["config"]
+        sources = ImageSources.resumed(run_config, changes, run_dir=run_dir)
+        return cls(model=AutoencoderConfig.from_dict(config["model"]), data=ReconstructConfig.from_dict(config["data"]),
+                   sources=sources, records=sources.records(run_dir), image_shape=tuple(config["image_shape"]))
 
 
-def train_autoencoder(*, run: ImageRun, model: AutoencoderConfig, data: ReconstructConfig, train: TrainConfig,
-                      console: Console, quiet: bool = False, images: tuple[ImageSet, ImageSet | None] | None = None) -> RunResult:
-    """Train a new autoencoder into `run.output`; `images` (train, valid) replaces loading `run`'s specs."""
-    device = pick_device(train.device)
-    train = train.replace(lr=train.lr or DEFAULT_LR[train.optimizer])
-    train_set, valid_set = images or load_split(run, seed=train.seed)
-    model = model.replace(input_size=int(np.prod(train_set.shape)))
-    run_dir = prepare_run_dir(run.output, force=run.force)  # after every check: --force keeps the old run until then
-    seed_everything(train.seed)
-    task = ReconstructTask(model=Autoencoder(model).to(device), train=train_set, valid=valid_set, data=data,
-                           device=device, seed=train.seed)
-    config = {**run.to_dict(images), "model": model.to_dict(), "data": data.to_dict(), "train": train.to_dict()}
-    write_run_config(run_dir, config)
-    if not quiet:
-        announce(console, task, config, device, train_set, valid_set)
-    return fit_phases(task, train, run_dir=run_dir, device=device, console=console, quiet=quiet)
+def train_autoencoder(*, job: AutoencoderJob, output: Path, train: TrainConfig, force: bool = False, console: Console,
+                      quiet: bool = False) -> RunResult:
+    """Train a new autoencoder into the run folder `output`."""
+    return start_run(job, output=output, force=force, train=train, console=console, quiet=quiet)
 
 
-def resume_autoencoder(*, run_dir: Path, overrides: dict, console: Console, quiet: bool = False,
-                       data: str | None = None, valid: str | None = None) -> RunResult:
+def resume_autoencoder(*, run_dir: Path, changes: dict[str, Any], console: Console, quiet: bool = False) -> RunResult:
     """Continue the run in `run_dir` exactly where its last.pt stopped, in the phase it stopped in."""
-    run_config, checkpoint = load_resume_point(run_dir, kind="autoencoder")
-    config = checkpoint["config"]
-    train = resumed_train_config(config.get("run_train", config["train"]), overrides)
-    run = resumed_image_run(run_dir, run_config, data=data, valid=valid)
-    device = pick_device(train.device)
-    train_set, valid_set = load_split(run, seed=train.seed)
-    check_shape(train_set, tuple(config["image_shape"]))
-    network = Autoencoder(AutoencoderConfig.from_dict(config["model"]))
-    network.load_state_dict(checkpoint["model"])
-    task = ReconstructTask(model=network.to(device), train=train_set, valid=valid_set,
-                           data=ReconstructConfig.from_dict(config["data"]), device=device, seed=train.seed)
-    task.load_state_dict(checkpoint["trainer"]["task"])  # the phase first: the trainer's optimizer depends on it
-    write_run_config(run_dir, {**run_config, **run.to_dict(), "train": train.to_dict()})
-    if not quiet:
-        p = checkpoint["trainer"]["progress"]
-        console.print(f"resuming {run_dir} in phase {task.phase_name()} at epoch {p['epoch'] + 1}, batch {p['batch']}")
-    return fit_phases(task, train, run_dir=run_dir, device=device, console=console, quiet=quiet, resume_from=checkpoint)
+    return resume_run(AutoencoderJob, run_dir=run_dir, changes=dict(changes), console=console, quiet=quiet)

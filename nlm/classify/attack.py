@@ -19,7 +19,7 @@ from nlm.classify.evaluation import align_labels
 from nlm.config import check
 from nlm.errors import ConfigError, DataError
 from nlm.images.data import ImageSet, check_shape
-from nlm.images.pixels import to_floats
+from nlm.io.pixels import to_floats
 
 
 def perturb(x: torch.Tensor, grad: torch.Tensor, epsilon: float) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 
 from nlm.errors import DataError
 from nlm.images.data import ImageSet, check_shape
-from nlm.images.pixels import to_floats
+from nlm.io.pixels import to_floats
 
 
 def align_labels(images: ImageSet, classes: tuple[str, ...]) -> torch.Tensor:
@@ -104,3 +104,16 @@ def predict_images(model: nn.Module, images: ImageSet, *, device: torch.device, 
     """`predict` on an ImageSet (labels not needed), after checking its image size."""
     check_shape(images, tuple(model.config.input_shape))
     return predict(model, images.images, device=device, batch_size=batch_size)
+
+
+def evaluation_report(result: Evaluation, title: str) -> list[str]:
+    """The evaluation as plain text: accuracy and loss, the per-class accuracy, the confusion matrix."""
+    from nlm.io.tables import text_table
+
+    per_class = [[name, f"{total:,}", "-" if accuracy is None else f"{accuracy:.2%}"]
+                 for name, total, accuracy in zip(result.classes, result.confusion.sum(1).tolist(), result.per_class)]
+    matrix = [[name, *row] for name, row in zip(result.classes, result.confusion.tolist())]
+    return [f"{title}: accuracy {result.accuracy:.2%} ({result.count:,} images), loss {result.loss:.4f}", "",
+            *text_table(["class", "images", "accuracy"], per_class), "",
+            "confusion matrix (rows: true class, columns: predicted class)",
+            *text_table(["", *result.classes], matrix)]

@@ -7,6 +7,7 @@ step's loss is (1 - w) * clean + w * adversarial (Goodfellow et al. 2015, w = 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from nlm.classify.evaluation import align_labels, evaluate_classifier
 from nlm.config import Config, check
 from nlm.images.batches import batches_per_epoch, shuffled_batches
 from nlm.images.data import ImageSet
-from nlm.images.pixels import to_floats
+from nlm.io.pixels import to_floats
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class ClassifyTask:
                  data: ClassifyConfig, device: torch.device, seed: int) -> None:
         self.model, self.model_kind, self.data, self.device, self.seed = model, model_kind, data, device, seed
         self.classes = train.classes
+        self.uniform_loss = math.log(len(self.classes))  # a uniform guess over the classes, for the divergence guard
         self.images, self.labels = train.images.to(device), train.require_labels().to(device)
         self.valid = valid
         self.valid_labels = None if valid is None else align_labels(valid, self.classes)

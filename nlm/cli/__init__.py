@@ -1,40 +1,64 @@
 """The `nlm` command: one Typer app, its command groups, and the one error handler.
 
 Every command is a thin function over a library call; library code raises NLMError
-subclasses, and `NLMGroup.invoke` turns them into one red line on stderr and the
-error's exit code.  Ctrl-C exits with 130.  Torch is imported inside commands so
-that `nlm --help` stays instant.
+subclasses, and `NLMGroup.invoke` turns them, like a bad option, Ctrl-C or a full disk
+under stdout, into one line on stderr and an exit code.  Torch is imported inside
+commands, so `nlm --help` stays instant.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import sys
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
+from nlm import __version__
 from nlm.cli.console import err_console
-from nlm.errors import Interrupted, NLMError
+from nlm.errors import Interrupted, NLMError, WriteFailedError
+
+WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT}
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err_console.print(f"nlm: {message}")
+    return typer.Exit(code)
+
+
+def _silence_stdout() -> None:
+    """After stdout failed, send what is still buffered nowhere, so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 class NLMGroup(TyperGroup):
-    """The top-level group: maps NLMError and Ctrl-C to a message and an exit code."""
+    """The top-level group: every failure a user can meet becomes one line on stderr and an exit code."""
 
     def invoke(self, ctx: typer.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # data still buffered must reach its file now, where a failure can be reported
+            return result
         except Interrupted as e:
-            err_console.print(f"[bold yellow]nlm:[/] {escape(str(e))}", highlight=False, markup=True)
-            ctx.exit(e.exit_code)
+            raise _fail(str(e), e.exit_code) from None
         except NLMError as e:
-            err_console.print(f"[bold red]nlm: error:[/] {escape(str(e))}", highlight=False, markup=True)
-            ctx.exit(e.exit_code)
+            raise _fail(f"error: {e}", e.exit_code) from None
+        except UsageError as e:
+            command = e.ctx.command_path if e.ctx else "nlm"
+            raise _fail(f"error: {e.format_message()} (see `{command} --help`)", e.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("[bold red]nlm: interrupted[/]", highlight=False)
-            ctx.exit(130)
+            raise _fail("interrupted", 128 + signal.SIGINT) from None
+        except OSError as e:
+            if e.errno not in WRITE_ERRORS:
+                raise
+            _silence_stdout()
+            raise _fail(f"error: cannot write the output: {e.strerror}", WriteFailedError.exit_code) from None
 
 
 app = typer.Typer(
@@ -48,10 +72,17 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"nlm {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     threads: Annotated[int | None, typer.Option(
-        min=1, help="CPU threads for torch [default: torch's choice]; 1 is often fastest on a busy machine.")] = None,
+        min=1, help="CPU threads for torch [default: torch's choice, one per core]; 1 is often fastest on a busy machine.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print nlm's version and exit.")] = False,
 ) -> None:
     """Neural language modeling from the command line."""
     if threads is not None:

@@ -9,45 +9,19 @@ from typing import Annotated
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import Device, Optimizer, Schedule
-from nlm.cli.vision import (
-    Activation,
-    BatchSize,
-    Bf16,
-    Clip,
-    DataSpec,
-    DeviceOption,
-    Epochs,
-    EvalBatch,
-    Force,
-    Holdout,
-    ImagesOption,
-    Lr,
-    LrFactor,
-    MaxSteps,
-    MaxTime,
-    ModelOption,
-    Momentum,
-    OptimizerOption,
-    Output,
-    Patience,
-    Quiet,
-    Resume,
-    RunDevice,
-    ScheduleOption,
-    Seed,
-    ValidSpec,
-    WeightDecay,
-    image_run,
-    report_run,
-    resume_options,
-    sizes,
-    train_config,
+from nlm.cli.options import (
+    MODEL, TRAINING, Activation, DataSpec, Device, DeviceOption, Force, Holdout, ImageBatch, ModelPath, Optimizer, Output, Quiet,
+    Resume, ValidSpec, report_run, resume_changes, sizes,
 )
 
-MODEL = "Model"
 app = typer.Typer(help="Autoencoders (undercomplete, sparse, denoising, stacked): train, encode, reconstruct, filters.",
                   no_args_is_help=True)
+AUTOENCODER_TRAINING = TRAINING.with_defaults(optimizer=Optimizer.adam, clip=0.0, lr_factor=0.5, epochs=10, helps={
+    "lr": "Learning rate [default: Adam 1e-3; SGD 0.1].", "epochs": "Epochs (of fine-tuning, when stacked)."})
+ImagesOption = Annotated[str, typer.Option("--data", help="Images: generated:N[:SEED], a folder, a .npz or an MNIST IDX file.", show_default=False)]
+EvalBatch = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
+PngOutput = Annotated[Path, typer.Option("-o", "--output", help="The PNG file to write.", show_default=False)]
+Scale = Annotated[int, typer.Option(min=1, help="Draw each pixel as scale x scale pixels.")]
 
 
 class Kind(str, Enum):
@@ -62,13 +36,11 @@ class Corruption(str, Enum):
     gaussian = "gaussian"
 
 
-PngOutput = Annotated[Path, typer.Option("-o", "--output", help="The PNG file to write.", show_default=False)]
-Scale = Annotated[int, typer.Option(min=1, help="Draw each pixel as scale x scale pixels.")]
-
-
 @app.command()
+@AUTOENCODER_TRAINING
 def train(
-    data: DataSpec = None, valid: ValidSpec = None, holdout: Holdout = 0.1, batch_size: BatchSize = 64,
+    ctx: typer.Context,
+    data: DataSpec = None, valid: ValidSpec = None, holdout: Holdout = 0.1, batch_size: ImageBatch = 64,
     kind: Annotated[Kind, typer.Option(help="undercomplete: a bottleneck; sparse: L1 on the code; denoising: corrupted input, clean target; stacked: layer-wise denoising pretraining, then fine-tuning.", rich_help_panel=MODEL)] = Kind.undercomplete,
     hidden: Annotated[str | None, typer.Option(help="Encoder sizes from the input side, comma-separated; the last is the code [default: 64; stacked 256,64].", rich_help_panel=MODEL)] = None,
     code_activation: Annotated[Activation, typer.Option(help="After every encoder layer and every decoder layer but the last.", rich_help_panel=MODEL)] = Activation.relu,
@@ -77,30 +49,24 @@ def train(
     corruption: Annotated[Corruption, typer.Option(help="denoising, stacked: mask zeroes pixels, gaussian adds noise.", rich_help_panel=MODEL)] = Corruption.mask,
     noise: Annotated[float, typer.Option(help="Corruption level: mask probability or gaussian std.", rich_help_panel=MODEL)] = 0.25,
     pretrain_epochs: Annotated[int, typer.Option(help="stacked: epochs of pretraining per layer, before --epochs of fine-tuning.", rich_help_panel=MODEL)] = 2,
-    optimizer: OptimizerOption = Optimizer.adam, lr: Lr = None, momentum: Momentum = 0.0, weight_decay: WeightDecay = 0.0,
-    clip: Clip = 0.0, schedule: ScheduleOption = Schedule.plateau, lr_factor: LrFactor = 0.5,
-    epochs: Epochs = None, max_steps: MaxSteps = None, max_time: MaxTime = None, patience: Patience = None,
-    output: Output = None, resume: Resume = None, force: Force = False, device: DeviceOption = Device.auto,
-    bf16: Bf16 = False, seed: Seed = 1, quiet: Quiet = False,
+    output: Output = None, resume: Resume = None, force: Force = False, quiet: Quiet = False, training=None,
 ) -> None:
     """Train an autoencoder into a run folder; with --resume, continue one (in the phase it stopped in)."""
-    from nlm.autoencode.training import resume_autoencoder, train_autoencoder
-
-    options = dict(locals())
-    result = resume_autoencoder(**resume_options(options)) if resume else train_autoencoder(**_autoencoder_job(options))
-    report_run(result, quiet)
-
-
-def _autoencoder_job(o: dict) -> dict:
     from nlm.autoencode.task import ReconstructConfig
-    from nlm.autoencode.training import autoencoder_config
+    from nlm.autoencode.training import AutoencoderJob, autoencoder_config, resume_autoencoder, train_autoencoder
+    from nlm.errors import ConfigError
+    from nlm.images.sources import DEFAULT_DATA, ImageSources
 
-    model = autoencoder_config(o["kind"].value, hidden=sizes(o["hidden"]), sparsity=o["sparsity"],
-                               code_activation=o["code_activation"].value, output_activation=o["output_activation"].value,
-                               corruption=o["corruption"].value, noise=o["noise"])
-    data = ReconstructConfig(batch_size=o["batch_size"], pretrain_epochs=o["pretrain_epochs"])
-    return {"run": image_run(o, "nlm autoencoder train"), "model": model, "data": data,
-            "train": train_config(o, epochs=10), "console": err_console, "quiet": o["quiet"]}
+    if resume is not None:
+        result = resume_autoencoder(run_dir=resume, changes=resume_changes(ctx, training), console=err_console, quiet=quiet)
+        return report_run(err_console, result, quiet)
+    if output is None:
+        raise ConfigError("nlm autoencoder train needs -o RUN_DIR (or --resume RUN_DIR)")
+    model = autoencoder_config(kind.value, hidden=sizes(hidden), sparsity=sparsity, code_activation=code_activation.value,
+                               output_activation=output_activation.value, corruption=corruption.value, noise=noise)
+    job = AutoencoderJob(model=model, data=ReconstructConfig(batch_size=batch_size, pretrain_epochs=pretrain_epochs),
+                         sources=ImageSources(data=data or DEFAULT_DATA, valid=valid, holdout=holdout))
+    report_run(err_console, train_autoencoder(job=job, output=output, train=training, force=force, console=err_console, quiet=quiet), quiet)
 
 
 def _load(model: str, device: Device):
@@ -117,9 +83,9 @@ def _images(data: str, loaded):
 
 
 @app.command()
-def encode(model: ModelOption, data: ImagesOption,
+def encode(model: ModelPath, data: ImagesOption,
            output: Annotated[Path, typer.Option("-o", "--output", help="The .npy file of codes, float32 [images, code size].", show_default=False)],
-           batch_size: EvalBatch = 500, device: RunDevice = Device.auto) -> None:
+           batch_size: EvalBatch = 500, device: DeviceOption = Device.auto) -> None:
     """Write the code of every image, in input order, as a .npy array."""
     from nlm.autoencode.inference import encode_images, write_codes
 
@@ -130,25 +96,26 @@ def encode(model: ModelOption, data: ImagesOption,
 
 
 @app.command()
-def reconstruct(model: ModelOption, data: ImagesOption, output: PngOutput,
-                count: Annotated[int, typer.Option(min=1, help="Images to draw (the error covers all).")] = 32,
+def reconstruct(model: ModelPath, data: ImagesOption, output: PngOutput,
+                count: Annotated[int, typer.Option(min=1, help="Images to draw, the first ones (the error covers all).")] = 32,
                 noise: Annotated[float, typer.Option(help="Corrupt the inputs at this level first (0: clean), to see denoising.")] = 0.0,
                 corruption: Annotated[Corruption | None, typer.Option(help="The corruption of --noise [default: the model's].")] = None,
-                scale: Scale = 2, device: RunDevice = Device.auto) -> None:
+                scale: Scale = 2, device: DeviceOption = Device.auto) -> None:
     """Write a PNG grid of inputs beside their reconstructions; the reconstruction error goes to stderr."""
     from nlm.autoencode.inference import reconstruct as rebuild
     from nlm.autoencode.inference import save_reconstructions
 
     loaded = _load(model, device)
+    images = _images(data, loaded)
     kind = (corruption.value if corruption else loaded.model.config.corruption) if noise > 0 else None
-    inputs, outputs, error = rebuild(loaded, _images(data, loaded), count=count, corruption=kind, noise=noise)
+    inputs, outputs, error = rebuild(loaded, images, count=count, corruption=kind, noise=noise)
     width, height = save_reconstructions(inputs, outputs, loaded.image_shape, output, scale=scale)
-    err_console.print(f"reconstruction MSE {error:.5f} per pixel{f' from {kind} {noise}' if kind else ''}; "
-                      f"wrote {len(inputs)} pairs ({width}x{height}) to {output}")
+    err_console.print(f"reconstruction MSE {error:.5f} per pixel over {len(images):,} images{f' corrupted by {kind} {noise}' if kind else ''}; "
+                      f"drew the first {len(inputs)} (--count {count}) beside their reconstructions, {width}x{height}, in {output}")
 
 
 @app.command()
-def filters(model: ModelOption, output: PngOutput,
+def filters(model: ModelPath, output: PngOutput,
             count: Annotated[int | None, typer.Option(min=1, help="Hidden units to draw [default: all].")] = None,
             scale: Scale = 2) -> None:
     """Write a PNG grid of the first layer's weights as images: what each hidden unit responds to."""

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from nlm.cli.console import err_console
+from nlm.cli.options import Format, format_option
 
 
 def bleu(
@@ -16,7 +17,8 @@ def bleu(
     tokenize: Annotated[str | None, typer.Option(help="sacrebleu's BLEU tokenizer: 13a, intl, zh, char, none, ... [default: 13a].")] = None,
     lowercase: Annotated[bool, typer.Option("--lowercase", "-lc", help="Case-insensitive scores.")] = False,
     sentence: Annotated[bool, typer.Option("--sentence", help="One line of scores per hypothesis (BLEU with effective order, as sacrebleu does).")] = False,
-    json: Annotated[bool, typer.Option("--json", help="JSON lines: sacrebleu's JSON format per metric, or per sentence.")] = False,
+    format: Annotated[Format, format_option(Format.text, Format.json, help="text: sacrebleu's lines (tab-separated scores with --sentence); json: one object per metric, or per sentence.")] = Format.text,
+    json: Annotated[bool, typer.Option("--json", hidden=True, help="The same as --format json.")] = False,
 ) -> None:
     """Score HYPOTHESIS against REFERENCES with sacrebleu: the same numbers as `sacrebleu`, with its signatures.
 
@@ -33,6 +35,7 @@ def bleu(
         sentence_scores,
     )
 
+    json = json or format is Format.json
     hyps, refs = read_parallel(hypothesis, references)
     options = dict(metrics=parse_metrics(metrics), tokenize=tokenize, lowercase=lowercase)
     if not sentence:

@@ -1,8 +1,27 @@
-"""Choices shared by several commands, as Enums so Typer lists and checks them."""
+"""Options shared by several commands, each declared once.
+
+- Choices are Enums, so Typer lists and checks them.
+- Options that several commands take are Annotated aliases (`Output`, `ModelPath`, `DeviceOption`...).
+- The training options are one group: a command that declares `training: TrainConfig` and is
+  decorated with `@TRAINING` (or `@TRAINING.with_defaults(...)`) gets every training option,
+  and receives them as one TrainConfig.
+- One output vocabulary: `--format text|tsv|json` (json is one JSON object per line), each
+  command taking the subset that fits it; `jsonl` and `table`, earlier spellings, still work.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import re
+from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable
+
+import typer
+
+DATA, MODEL, OPTIM, RUN = "Data", "Model", "Optimization", "Run"
 
 
 class Level(str, Enum):
@@ -41,3 +60,193 @@ class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
     mps = "mps"
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    sigmoid = "sigmoid"
+    tanh = "tanh"
+    linear = "linear"
+
+
+class Format(str, Enum):
+    text = "text"  # lines for people and simple tools
+    tsv = "tsv"  # one tab-separated row per record
+    json = "json"  # one JSON object per line
+
+
+FORMAT_ALIASES = {"jsonl": Format.json, "table": Format.text}
+
+
+def format_option(*allowed: Format, help: str) -> Any:
+    """A `--format` option taking `allowed` (and the old spellings of them)."""
+    names = "|".join(f.value for f in allowed)
+
+    def parse(value: str | Format) -> Format:
+        chosen = FORMAT_ALIASES.get(value) or next((f for f in Format if f.value == value), None)
+        if chosen not in allowed:
+            raise typer.BadParameter(f"choose one of {names}, not {value!r}")
+        return chosen
+
+    return typer.Option("--format", parser=parse, metavar=names, help=help)
+
+
+# -- options of the commands that use a trained model -----------------------------------------
+ModelPath = Annotated[str, typer.Option("-m", "--model", help="Checkpoint file, or a run folder (its best.pt, else last.pt).",
+                                        show_default=False)]
+DeviceOption = Annotated[Device, typer.Option(help="Where to run; auto picks CUDA, then MPS, then the CPU.")]
+
+# -- options of the commands that train ---------------------------------------------------------
+Output = Annotated[Path | None, typer.Option("-o", "--output", help="Run folder: best.pt, last.pt, metrics.jsonl, meta.json, config.json.",
+                                             rich_help_panel=RUN)]
+Resume = Annotated[Path | None, typer.Option(help="Continue the run in this folder where its last.pt stopped; only the stopping rules, "
+                                             "--lr, --save-every, --device and --bf16 may change.", rich_help_panel=RUN)]
+Force = Annotated[bool, typer.Option(help="Replace a run already in --output, once the new one has written its first checkpoint.",
+                                     rich_help_panel=RUN)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.", rich_help_panel=RUN)]
+DataSpec = Annotated[str | None, typer.Option("--data", help="Training images: generated:N[:SEED], a folder with one sub-folder per class, "
+                                              "a .npz (x, y) or an MNIST IDX file [default: generated:6000].", rich_help_panel=DATA)]
+ValidSpec = Annotated[str | None, typer.Option("--valid", help="Validation images (same forms as --data): pick best.pt, drive the LR "
+                                               "schedule and early stopping.", rich_help_panel=DATA)]
+Holdout = Annotated[float, typer.Option(help="Without --valid: hold out this fraction (< 1) or count (>= 1) of --data for validation; "
+                                        "0: none.", rich_help_panel=DATA)]
+ImageBatch = Annotated[int, typer.Option("--batch-size", help="Images per training step.", rich_help_panel=DATA)]
+
+
+def parse_every(text: str | None) -> tuple[int | None, float | None]:
+    """`--save-every`: `500` optimizer steps, or a duration `90s`, `10m`, `2h` -> (steps, seconds)."""
+    from nlm.errors import ConfigError
+
+    if text is None:
+        return None, None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or (not match.group(2) and "." in match.group(1)):
+        raise ConfigError(f"--save-every takes a number of steps (500) or a duration (90s, 10m, 2h), not {text!r}")
+    number, unit = match.groups()
+    if not unit:
+        return int(number), None
+    return None, float(number) * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def _option(annotation, default, help: str, panel: str, *decls: str) -> tuple:
+    return annotation, default, typer.Option(*decls, help=help, rich_help_panel=panel)
+
+
+TRAINING_OPTIONS: dict[str, tuple] = {
+    "optimizer": _option(Optimizer, Optimizer.sgd, "Optimizer.", OPTIM),
+    "lr": _option(float | None, None, "Learning rate [default: the command's, for its model and optimizer].", OPTIM),
+    "momentum": _option(float, 0.0, "SGD momentum.", OPTIM),
+    "weight_decay": _option(float, 0.0, "Weight decay (L2 for sgd and adam, decoupled for adamw).", OPTIM),
+    "clip": _option(float, 0.25, "Clip the gradient norm to this (0: off).", OPTIM),
+    "schedule": _option(Schedule, Schedule.plateau, "plateau: lr x --lr-factor when an epoch does not improve; decay: "
+                        "lr x --lr-factor after every epoch from --decay-start on; none.", OPTIM),
+    "lr_factor": _option(float, 0.25, "LR multiplier of the schedule.", OPTIM),
+    "decay_start": _option(int, 4, "decay: epochs at the full learning rate.", OPTIM),
+    "epochs": _option(int, 6, "Passes over the training data.", RUN),
+    "max_steps": _option(int | None, None, "Stop after this many optimizer steps in all.", RUN),
+    "max_time": _option(float | None, None, "Stop after this many seconds of training in all.", RUN),
+    "patience": _option(int | None, None, "Stop after this many evaluations without a better validation loss.", RUN),
+    "save_every": _option(str | None, None, "Also write last.pt every N optimizer steps (500) or every so long (10m), "
+                          "mid-epoch included; a resume continues from there exactly.", RUN),
+    "device": _option(Device, Device.auto, "Where to train; auto picks CUDA, then MPS, then the CPU.", RUN),
+    "bf16": _option(bool, False, "bf16 autocast (CUDA only).", RUN),
+    "seed": _option(int, 1, "Random seed: initialisation, dropout, batch order, the held-out split.", RUN),
+}
+
+
+def train_config(**values: Any):
+    """The TrainConfig of the training options' values."""
+    from nlm.train.config import TrainConfig
+
+    steps, seconds = parse_every(values.pop("save_every"))
+    plain = {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}
+    return TrainConfig(**plain, save_every=steps, save_every_seconds=seconds)
+
+
+@dataclass(frozen=True)
+class OptionGroup:
+    """Options declared once and handed to a command as one typed value.
+
+    Decorating a command whose signature has `<name>: SomeConfig` replaces that parameter with
+    the group's options and calls the command with `<name>=build(**their values)`."""
+
+    name: str
+    build: Callable[..., Any]
+    options: dict[str, tuple]
+    helps: dict[str, str] = field(default_factory=dict)
+
+    def with_defaults(self, *, helps: dict[str, str] | None = None, **defaults: Any) -> OptionGroup:
+        options = {k: (a, defaults.get(k, d), o) for k, (a, d, o) in self.options.items()}
+        return OptionGroup(self.name, self.build, options, {**self.helps, **(helps or {})})
+
+    def _parameters(self) -> list[inspect.Parameter]:
+        parameters = []
+        for name, (annotation, default, option) in self.options.items():
+            if name in self.helps:
+                option = typer.Option(*option.param_decls, help=self.helps[name], rich_help_panel=option.rich_help_panel)
+            parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                                annotation=Annotated[annotation, option]))
+        return parameters
+
+    def __call__(self, command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values() if p.name != self.name]
+        parameters = own + self._parameters()
+
+        @functools.wraps(command)
+        def wrapper(**values: Any) -> Any:
+            grouped = {name: values.pop(name) for name in self.options}
+            return command(**values, **{self.name: self.build(**grouped)})
+
+        del wrapper.__wrapped__  # Typer reads the signature below, not the command's
+        wrapper.__signature__ = signature.replace(parameters=parameters)
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return wrapper
+
+
+TRAINING = OptionGroup("training", train_config, TRAINING_OPTIONS)
+
+
+def given_options(ctx: typer.Context) -> set[str]:
+    """The parameters set on the command line (or through their environment variable), not by default."""
+    sources = {"COMMANDLINE", "ENVIRONMENT"}
+    return {name for name in ctx.params if (source := ctx.get_parameter_source(name)) is not None and source.name in sources}
+
+
+def resume_changes(ctx: typer.Context, training, *, runtime: tuple[str, ...] = ("resume", "quiet")) -> dict[str, Any]:
+    """What a `--resume` was given besides the run: typed TrainConfig values, and other options as given."""
+    from nlm.errors import ConfigError
+
+    names = given_options(ctx) - set(runtime)
+    if names & {"output", "force"}:
+        raise ConfigError("--resume continues a run in its own folder; -o and --force start a new run")
+    changes: dict[str, Any] = {}
+    for name in names:
+        if name == "save_every":
+            changes.update(save_every=training.save_every, save_every_seconds=training.save_every_seconds)
+        elif name in TRAINING_OPTIONS:
+            changes[name] = getattr(training, name)
+        else:
+            value = ctx.params[name]
+            changes[name] = value.value if isinstance(value, Enum) else value
+    return changes
+
+
+def report_run(console, result, quiet: bool) -> None:
+    """The line that ends a training command."""
+    if not quiet:
+        p = result.progress
+        best = f"best loss {p.best_loss:.4f} (epoch {p.best_epoch + 1})" if p.best_epoch >= 0 else "no evaluation"
+        console.print(f"stopped ({result.stop_reason}) after {p.global_step:,} steps; {best}; run in {result.run_dir}")
+
+
+def sizes(text: str | None, option: str = "--hidden") -> tuple[int, ...] | None:
+    """`"120,84"` -> (120, 84); None stays None."""
+    from nlm.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{option} takes sizes separated by commas, e.g. 120,84, not {text!r}") from None

@@ -10,15 +10,9 @@ from typing import Annotated
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import Device
+from nlm.cli.options import Device, DeviceOption, Format, ModelPath, format_option
 
-MODEL_HELP = "Checkpoint file, or a run folder (its best.pt, else last.pt)."
 GEN = "Generation"
-
-
-class TableFormat(str, Enum):
-    tsv = "tsv"
-    jsonl = "jsonl"
 
 
 class LogBase(str, Enum):
@@ -32,13 +26,7 @@ class Protocol(str, Enum):
     sentence = "sentence"
 
 
-class TextFormat(str, Enum):
-    text = "text"
-    jsonl = "jsonl"
-
-
-ModelOption = Annotated[str, typer.Option("-m", "--model", help=MODEL_HELP, show_default=False)]
-DeviceOption = Annotated[Device, typer.Option(help="Where to run; auto picks CUDA, then MPS, then the CPU.")]
+JsonFlag = Annotated[bool, typer.Option("--json", hidden=True, help="The same as --format json.")]
 BatchOption = Annotated[int, typer.Option(min=1, help="Sentences per batch, sorted by length (1: one at a time).")]
 MaxTokens = Annotated[int, typer.Option(min=1, help="New tokens per sample at most; a sample ends earlier at <eos>.", rich_help_panel=GEN)]
 Temperature = Annotated[float, typer.Option(min=0.0, help="Divide the logits by this before sampling (0: greedy).", rich_help_panel=GEN)]
@@ -56,8 +44,8 @@ def _load(model: str, device: Device):
 
 def score(
     files: Annotated[list[str] | None, typer.Argument(help="Text files, one sentence per line; none or '-' reads stdin.", show_default=False)] = None,
-    model: ModelOption = ...,
-    format: Annotated[TableFormat, typer.Option("--format", help="Rows as tab-separated values or JSON lines.")] = TableFormat.tsv,
+    model: ModelPath = ...,
+    format: Annotated[Format, format_option(Format.tsv, Format.json, help="One row per line: tab-separated values, or a JSON object.")] = Format.tsv,
     with_text: Annotated[bool, typer.Option("--with-text", help="Add the sentence to each row (TSV escapes tab, newline, CR and backslash).")] = False,
     base: Annotated[LogBase, typer.Option(help="Base of the log-probs written (perplexity does not depend on it).")] = LogBase.e,
     per_token: Annotated[bool, typer.Option("--per-token", help="One row per scored token: sentence, position, token, log-prob.")] = False,
@@ -86,7 +74,7 @@ def score(
     lm = _load(model, device)
     rows = _row_maker(lm, base=base.value, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos)
     lines = (line for path in (files or ["-"]) for line in read_lines(path, allow_empty=True))
-    summary, writer = CorpusSummary(), _writer(format.value, unbuffered)
+    summary, writer = CorpusSummary(), _writer(format, unbuffered)
     for result in score_sentences(lm, lines, batch_size=batch_size, bos_eos=bos_eos,
                                   per_token=per_token or per_word, eager=unbuffered):
         summary.add(result)
@@ -98,9 +86,10 @@ def score(
 
 def perplexity(
     file: Annotated[str, typer.Argument(help="Text, one sentence per line ('-' for stdin).", show_default=False)],
-    model: ModelOption = ...,
+    model: ModelPath = ...,
     protocol: Annotated[Protocol, typer.Option(help="stream: the training-validation protocol (one stream, state carried); sentence: each line from a fresh state, as `nlm score`.")] = Protocol.stream,
-    json: Annotated[bool, typer.Option("--json", help="One JSON object instead of a text line.")] = False,
+    format: Annotated[Format, format_option(Format.text, Format.json, help="A text line, or one JSON object.")] = Format.text,
+    json: JsonFlag = False,
     batch_size: BatchOption = 64,
     device: DeviceOption = Device.auto,
 ) -> None:
@@ -116,12 +105,12 @@ def perplexity(
     signature = f"protocol:{result.protocol}|{lm.signature}"
     record = {"name": "PPL", "score": round(result.ppl, 4), "loss": round(result.loss, 6), "tokens": result.tokens,
               "oovs": result.oovs, "protocol": result.protocol, "description": result.description, "signature": signature}
-    typer.echo(_json_line(record) if json else f"PPL|{signature} = {result.ppl:.4f} (loss {result.loss:.4f} nats/token, "
+    typer.echo(_json_line(record) if json or format is Format.json else f"PPL|{signature} = {result.ppl:.4f} (loss {result.loss:.4f} nats/token, "
                f"{result.tokens:,} tokens, {result.oovs:,} OOVs; {result.description})")
 
 
 def generate(
-    model: ModelOption = ...,
+    model: ModelPath = ...,
     prompt: Annotated[str | None, typer.Option(help="Text to continue.")] = None,
     prompts: Annotated[str | None, typer.Option(help="File of prompts, one per line ('-' for stdin).")] = None,
     greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely token.", rich_help_panel=GEN)] = False,
@@ -131,7 +120,7 @@ def generate(
     max_tokens: MaxTokens = 50,
     num: Annotated[int, typer.Option(min=1, help="Samples per prompt, generated as one batch.", rich_help_panel=GEN)] = 1,
     seed: Seed = None,
-    format: Annotated[TextFormat, typer.Option("--format", help="text: the prompt and its continuation; jsonl: with the details.")] = TextFormat.text,
+    format: Annotated[Format, format_option(Format.text, Format.json, help="text: the prompt and its continuation; json: with the details.")] = Format.text,
     device: DeviceOption = Device.auto,
 ) -> None:
     """Continue prompts: one output line per sample, in prompt order, the prompt followed by its continuation.
@@ -145,7 +134,7 @@ def generate(
     texts = _prompts(prompt, prompts)
     config = _sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens, num=num, seed=seed)
     lm = _load(model, device)
-    writer = _writer("jsonl", flush=True) if format is TextFormat.jsonl else None
+    writer = _writer(Format.json, flush=True) if format is Format.json else None
     for sample in generate_samples(lm, texts, config=config):
         _warn_oovs(sample)
         if writer is None:
@@ -156,7 +145,7 @@ def generate(
 
 
 def evaluate(
-    model: ModelOption = ...,
+    model: ModelPath = ...,
     prompts: Annotated[str, typer.Option(help="Prompts, one per line.", show_default=False)] = ...,
     refs: Annotated[str, typer.Option(help="References, one per prompt: the whole sentence or just its continuation.", show_default=False)] = ...,
     metrics: Annotated[str, typer.Option(help="Comma-separated: bleu, chrf, chrf++, ter.")] = "bleu,chrf",
@@ -168,7 +157,8 @@ def evaluate(
     max_tokens: MaxTokens = 50,
     seed: Seed = None,
     hyps: Annotated[str | None, typer.Option(help="Also write the generated lines (prompt + continuation) to this file.")] = None,
-    json: Annotated[bool, typer.Option("--json", help="JSON lines instead of text lines.")] = False,
+    format: Annotated[Format, format_option(Format.text, Format.json, help="Text lines, or one JSON object per metric.")] = Format.text,
+    json: JsonFlag = False,
     device: DeviceOption = Device.auto,
 ) -> None:
     """How good is this model's output?  Continue each prompt, score the continuations with BLEU
@@ -185,7 +175,7 @@ def evaluate(
     result = evaluate_generation(lm, texts, references, config=config, metrics=metrics.split(","), tokenize=tokenize,
                                  names=(prompts, refs))
     _write_hyps(hyps, result.samples)
-    for line in _evaluation_lines(result, json=json):
+    for line in _evaluation_lines(result, json=json or format is Format.json):
         typer.echo(line)
 
 
@@ -196,10 +186,10 @@ def _tell(lines: list[str]) -> None:
         err_console.print(line, markup=False)
 
 
-def _writer(fmt: str, flush: bool):
+def _writer(fmt: Format, flush: bool):
     from nlm.io.tables import RowWriter
 
-    return RowWriter(sys.stdout, fmt=fmt, flush=flush)
+    return RowWriter(sys.stdout, fmt=fmt.value, flush=flush)
 
 
 def _json_line(record: dict) -> str:
@@ -246,8 +236,8 @@ def _prompts(prompt: str | None, prompts: str | None) -> list[str]:
 
 def _warn_oovs(sample) -> None:
     if sample.prompt_oovs and sample.sample_index == 0:
-        err_console.print(f"[yellow]warning:[/] prompt {sample.prompt_index + 1} has {sample.prompt_oovs} "
-                          "symbol(s) outside the vocabulary; they were read as <unk>", highlight=False, markup=True)
+        err_console.print(f"warning: prompt {sample.prompt_index + 1} has {sample.prompt_oovs} "
+                          "symbol(s) outside the vocabulary; they were read as <unk>")
 
 
 def _write_hyps(path: str | None, samples) -> None:

@@ -19,7 +19,7 @@ import torch
 from nlm.config import check
 from nlm.errors import ConfigError, DataError, InputMissingError
 from nlm.images.digits import generate_digit_tensors
-from nlm.images.pixels import to_floats, to_uint8
+from nlm.io.pixels import to_floats, to_uint8
 
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: count, rows, cols
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: count

@@ -17,7 +17,7 @@ import math
 import torch
 
 from nlm.config import check
-from nlm.images.pixels import to_uint8
+from nlm.io.pixels import to_uint8
 
 Point = tuple[float, float]
 

@@ -1,67 +1,80 @@
-"""Where a vision or autoencoder run gets its images: --data, --valid or a held-out part of --data."""
+"""Where a vision or autoencoder run gets its images: --data, and --valid or a held-out part of --data."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from rich.console import Console
+from typing import Any
 
 from nlm.config import check
 from nlm.errors import ConfigError
-from nlm.images.data import ImageSet, check_shape, load_images
+from nlm.images.data import GENERATED_PREFIX, ImageSet, check_shape, load_images
+from nlm.train.inputs import locate_file, record_file
 
 DEFAULT_DATA = "generated:6000"
 
 
 @dataclass(frozen=True)
-class ImageRun:
-    """Where a vision or autoencoder run gets its images and writes its folder."""
-
-    output: Path  # the run folder
+class ImageSources:
     data: str = DEFAULT_DATA  # training images: generated:N[:SEED], a folder, a .npz or an IDX file
     valid: str | None = None  # validation images; None holds out part of `data`
     holdout: float = 0.1  # without `valid`: the fraction (< 1) or count (>= 1) of `data` held out; 0 holds out none
-    force: bool = False  # replace a run already in `output`
 
-    def to_dict(self, images: tuple[ImageSet, ImageSet | None] | None = None) -> dict:
-        """What config.json records of the data; images handed over by a program are named but cannot be reloaded."""
-        if images is not None:
-            return {"train_data": None, "valid_data": None, "holdout": 0, "given_images": [s.source for s in images if s is not None]}
-        return {"train_data": self.data, "valid_data": self.valid, "holdout": self.holdout}
+    def __post_init__(self) -> None:
+        check(self.holdout >= 0, f"--holdout must be >= 0, not {self.holdout}")
 
+    def load(self, *, seed: int) -> tuple[ImageSet, ImageSet | None]:
+        """The training images and the validation images: `valid`, else a held-out part of `data` (the same for a seed)."""
+        images = load_images(self.data)
+        if self.valid is not None:
+            valid = load_images(self.valid, channels=images.shape[0])
+            check_shape(valid, images.shape)
+            return images, valid
+        if self.holdout == 0:
+            return images, None
+        return images.split(self.holdout if self.holdout < 1 else int(self.holdout), seed=seed)
 
-def resumed_image_run(run_dir: Path, run_config: dict, *, data: str | None, valid: str | None) -> ImageRun:
-    """The ImageRun of a run being resumed: its recorded data specs, or the ones given now."""
-    if data is None and run_config.get("train_data") is None:
-        raise ConfigError(f"{run_dir} was trained on images handed over by a program "
-                          f"({', '.join(run_config.get('given_images', []))}); pass --data (and --valid) to resume it")
-    return ImageRun(output=run_dir, data=data or run_config["train_data"], valid=valid or run_config.get("valid_data"),
-                    holdout=run_config.get("holdout", 0.1) if run_config.get("train_data") is not None else 0.1)
+    def records(self, run_dir: Path) -> dict[str, Any]:
+        """What config.json keeps, so that a resume finds the same images."""
+        return {"train_data": _record(self.data, run_dir), "valid_data": _record(self.valid, run_dir), "holdout": self.holdout}
 
-
-def load_split(run: ImageRun, *, seed: int) -> tuple[ImageSet, ImageSet | None]:
-    """The training images and the validation images: `run.valid`, else a held-out part of `run.data`."""
-    check(run.holdout >= 0, f"--holdout must be >= 0, not {run.holdout}")
-    images = load_images(run.data)
-    if run.valid is not None:
-        valid = load_images(run.valid, channels=images.shape[0])
-        check_shape(valid, images.shape)
-        return images, valid
-    if run.holdout == 0:
-        return images, None
-    return images.split(run.holdout if run.holdout < 1 else int(run.holdout), seed=seed)
-
-
-def announce(console: Console, task, config: dict, device: torch.device, train_set: ImageSet, valid_set: ImageSet | None) -> None:
-    """The full configuration and data sizes, on the console before training starts."""
-    parameters = sum(p.numel() for p in task.model.parameters())
-    shape = "x".join(map(str, train_set.shape))
-    console.print(f"model: {config.get('model_kind', 'autoencoder')} {config['model']}")
-    console.print(f"data: {config['data']}; train {len(train_set):,} images of {shape} from {train_set.source}"
-                  + (f", valid {len(valid_set):,} from {valid_set.source}" if valid_set is not None else ", no validation"))
-    console.print(f"train: {config['train']}")
-    console.print(f"{parameters:,} parameters on {device}; {task.batches_per_epoch():,} batches per epoch")
+    @classmethod
+    def resumed(cls, run_config: dict, changes: dict[str, Any], *, run_dir: Path) -> ImageSources:
+        """The sources of a saved run; `changes` loses the --data/--valid it relocates (the same images, moved)."""
+        if run_config.get("train_data") is None:
+            given = ", ".join(run_config.get("given_images", [])) or "images handed over by a program"
+            if "data" not in changes:
+                raise ConfigError(f"{run_dir} was trained on {given}; pass --data (and --valid) to resume it")
+            return cls(data=changes.pop("data"), valid=changes.pop("valid", None), holdout=0.0 if "valid" in changes else 0.1)
+        data = _locate(run_config["train_data"], changes.pop("data", None), run_dir, "--data")
+        valid = _locate(run_config.get("valid_data"), changes.pop("valid", None), run_dir, "--valid")
+        return cls(data=data, valid=valid, holdout=run_config.get("holdout", 0.1))
 
 
+def _record(spec: str | None, run_dir: Path) -> dict | None:
+    """Generated sets are their spec; files are checksummed; an image folder is recorded by its path alone."""
+    if spec is None:
+        return None
+    if spec.startswith(GENERATED_PREFIX):
+        return {"generated": spec}
+    path = Path(spec)
+    if path.is_dir():
+        absolute = path.resolve()
+        return {"path": str(absolute), "from_run": os.path.relpath(absolute, Path(run_dir).resolve()), "sha256": None}
+    return record_file(spec, run_dir)
+
+
+def _locate(record: dict | None, given: str | None, run_dir: Path, option: str) -> str | None:
+    if record is not None and "generated" in record:
+        if given is not None and given != record["generated"]:
+            raise ConfigError(f"{run_dir} was trained on {record['generated']}; a run cannot change its data when resuming")
+        return record["generated"]
+    return locate_file(record, given=given, run_dir=run_dir, option=option)
+
+
+def describe_images(train: ImageSet, valid: ImageSet | None) -> str:
+    """`train 5,400 images of 1x28x28 from generated:6000:0, valid 600 from ...`, for announcements."""
+    shape = "x".join(map(str, train.shape))
+    return (f"train {len(train):,} images of {shape} from {train.source}"
+            + (f", valid {len(valid):,} from {valid.source}" if valid is not None else ", no validation images"))

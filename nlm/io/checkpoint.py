@@ -15,6 +15,7 @@ A checkpoint is a plain dict of tensors, numbers, strings and bytes, so
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 
 from nlm.errors import CheckpointError, InputMissingError
-from nlm.io.atomic import atomic_write, write_text_atomic
+from nlm.io.atomic import write_bytes_atomic, write_text_atomic
 
 FORMAT = "nlm-checkpoint"
 FORMAT_VERSION = 1
@@ -43,8 +44,9 @@ def to_cpu(tree: Any) -> Any:
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write all of it or nothing (`nlm.io.atomic`), every tensor on the CPU."""
     payload = {"format": FORMAT, "version": FORMAT_VERSION, **to_cpu(payload)}
-    with atomic_write(path) as f:
-        torch.save(payload, f)
+    buffer = io.BytesIO()  # serialised first: torch.save reports a failing file as a bare RuntimeError
+    torch.save(payload, buffer)
+    write_bytes_atomic(path, buffer.getbuffer())
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

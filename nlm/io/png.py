@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from nlm.errors import DataError
-from nlm.images.pixels import to_floats, to_uint8
 from nlm.io.atomic import atomic_write
+from nlm.io.pixels import to_floats, to_uint8
 
 
 def _as_images(images: torch.Tensor, image_shape: tuple[int, int, int] | None = None) -> torch.Tensor:

@@ -38,7 +38,23 @@ def jsonl_line(row: dict[str, Any]) -> str:
     return json.dumps({k: _json_value(v) for k, v in row.items()}, ensure_ascii=False)
 
 
-FORMATS: dict[str, Callable[[dict[str, Any]], str]] = {"tsv": tsv_line, "jsonl": jsonl_line}
+FORMATS: dict[str, Callable[[dict[str, Any]], str]] = {"tsv": tsv_line, "json": jsonl_line, "jsonl": jsonl_line}
+
+
+def text_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """Lines of a plain table for people: columns padded with spaces, numbers right-aligned."""
+    cells = [header] + [[str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numeric = [all(_is_number(row[i]) for row in cells[1:]) for i in range(len(header))]
+    return ["  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, widths, numeric)).rstrip() for row in cells]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", "").rstrip("%"))
+    except ValueError:
+        return text == "-"
+    return True
 
 
 class RowWriter:

@@ -18,7 +18,8 @@ def display_name(path: str | Path) -> str:
     return "<stdin>" if str(path) == STDIO else str(path)
 
 
-def _open_binary(path: str | Path) -> IO[bytes]:
+def open_input(path: str | Path) -> IO[bytes]:
+    """A file, or `-` for stdin, opened for reading bytes; InputMissingError for what cannot be opened."""
     if str(path) == STDIO:
         return sys.stdin.buffer
     p = Path(path)
@@ -40,7 +41,7 @@ def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
     naming the file and the line; an empty file raises DataError unless allowed.
     """
     name = display_name(path)
-    stream = _open_binary(path)
+    stream = open_input(path)
     if stream is not sys.stdin.buffer and b"\0" in stream.peek(8192)[:8192]:
         stream.close()
         raise DataError(f"{name} holds NUL bytes; it looks like a binary file, not text")

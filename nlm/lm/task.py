@@ -15,14 +15,7 @@ import torch
 
 from nlm.lm.config import LMDataConfig
 from nlm.models.rnn import RNNLM, State, detach_state
-from nlm.text.batches import (
-    Window,
-    bptt_windows,
-    count_windows,
-    lines_window,
-    sentence_batches,
-    stream_rows,
-)
+from nlm.text.batches import Window, bptt_windows, count_windows, lines_window, sentence_batches, stream_rows
 from nlm.text.corpus import EncodedCorpus
 from nlm.text.symbols import BOS, PAD
 from nlm.text.vocab import Vocabulary
@@ -37,6 +30,7 @@ class LMTask:
         self.model, self.vocab, self.train, self.valid = model, vocab, train, valid
         self.data, self.device, self.seed = data, device, seed
         self.state: State | None = None  # the carried hidden state (stream mode)
+        self.uniform_loss = math.log(len(vocab))  # a uniform guess over the vocabulary, for the divergence guard
         if data.mode == "stream":
             self.rows = stream_rows(train.ids, data.batch_size)
 

@@ -1,30 +1,30 @@
-"""`nlm train` as a library call: vocabulary, corpus, model and task, handed to the shared trainer."""
+"""`nlm train` as a library call: the language model's part of the run recipe (vocabulary, corpus, model, task)."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import torch
 from rich.console import Console
 
-from nlm.io.text import display_name, read_lines
+from nlm.errors import ConfigError
+from nlm.io.text import STDIO, file_sha256, open_input, read_lines
 from nlm.lm.config import LMDataConfig
 from nlm.lm.task import LMTask
 from nlm.models.rnn import RNNLM, RNNConfig
-from nlm.runtime import pick_device, seed_everything
-from nlm.text.build import VocabConfig, build_vocab
-from nlm.text.corpus import encode_corpus
+from nlm.text.build import VocabConfig, build_vocab, describe_build
+from nlm.text.corpus import EncodedCorpus, encode_corpus
 from nlm.text.vocab import Vocabulary
 from nlm.text.vocab_files import load_vocab, vocab_from_state
 from nlm.train.config import TrainConfig
-from nlm.train.run import (
-    RunResult,
-    load_resume_point,
-    prepare_run_dir,
-    resumed_train_config,
-    run_training,
-    write_run_config,
-)
+from nlm.train.inputs import locate_file, record_file
+from nlm.train.run import RunResult, resume_run, start_run
 
 # Learning rates that converge with the default clipping (0.25).  A plain RNN diverges at
 # the LSTM's SGD rate of 20: its gradients are not gated, so it needs a far smaller step.
@@ -35,81 +35,94 @@ DEFAULT_LR = {
 }
 
 
-@dataclass(frozen=True)
-class LMRun:
-    """What `nlm train` was asked to do (everything but the hyperparameter configs)."""
+@dataclass
+class LMJob:
+    """One language-model run: its text, vocabulary and configs; `load` fills in the rest."""
 
     train: str  # training text, or "-" for stdin
-    output: Path  # the run folder
+    model: RNNConfig
+    data: LMDataConfig
     valid: str | None = None  # validation text: picks best.pt, drives the LR schedule and early stopping
     vocab: str | None = None  # a vocabulary file; None builds one from the training text
     vocab_config: VocabConfig = field(default_factory=VocabConfig)
-    force: bool = False  # replace a run already in `output`
     cache_dir: Path | None = None  # where encoded corpora are cached
+    console: Console | None = None  # where the vocabulary report goes (None: nowhere)
+    vocabulary: Vocabulary | None = None  # given (a resumed run's), built or loaded by `load`
+    records: dict[str, Any] = field(default_factory=dict)  # the input files as config.json records them
+    corpora: tuple[EncodedCorpus, EncodedCorpus | None] | None = None
+
+    kind = "lm"
+    command = "nlm train"
+
+    def default_lr(self, optimizer: str) -> float:
+        return DEFAULT_LR[optimizer][self.model.cell]
+
+    def load(self, run_dir: Path, train: TrainConfig) -> None:
+        if self.train == STDIO:  # read once into a file: the vocabulary and the corpus both need it
+            self.train = _spool_stdin()
+            self.records.setdefault("train_file", record_file(STDIO, run_dir, sha256=file_sha256(self.train)))
+        for name, path in (("train", self.train), ("valid", self.valid), ("vocab", self.vocab)):
+            self.records.setdefault(f"{name}_file", record_file(path, run_dir))
+        if self.vocabulary is None:
+            self.vocabulary = load_vocab(self.vocab) if self.vocab is not None else self._build_vocabulary()
+        self.model = self.model.replace(vocab_size=len(self.vocabulary))
+        self.corpora = (encode_corpus(self.train, self.vocabulary, cache_dir=self.cache_dir),
+                        encode_corpus(self.valid, self.vocabulary, cache_dir=self.cache_dir) if self.valid else None)
+
+    def _build_vocabulary(self) -> Vocabulary:
+        vocab, report = build_vocab(read_lines(self.train), config=self.vocab_config)
+        if self.console is not None:
+            self.console.print(f"vocabulary: {describe_build(self.vocab_config, vocab, report)}")
+        return vocab
+
+    def build_task(self, device: torch.device, train: TrainConfig) -> LMTask:
+        train_corpus, valid_corpus = self.corpora
+        return LMTask(model=RNNLM(self.model).to(device), vocab=self.vocabulary, train=train_corpus, valid=valid_corpus,
+                      data=self.data, device=device, seed=train.seed)
+
+    def run_config(self) -> dict[str, Any]:
+        return {**self.records, "vocab_config": self.vocab_config.to_dict(), "model": self.model.to_dict(), "data": self.data.to_dict()}
+
+    def describe(self, task: LMTask) -> list[str]:
+        train, valid = task.train, task.valid
+        counts = f"train {train.tokens:,} tokens with <eos> ({train.oovs:,} <unk>)"
+        counts += f", valid {valid.tokens:,} ({valid.oovs:,} <unk>)" if valid else ", no validation text"
+        return [f"model: {self.model.to_dict()}", f"data: {self.data.to_dict()}; {counts}"]
+
+    def fit(self, fit_task, task: LMTask, train: TrainConfig) -> RunResult:
+        return fit_task(task, train)
+
+    @classmethod
+    def resumed(cls, run_config: dict, checkpoint: dict, changes: dict[str, Any], *, run_dir: Path) -> LMJob:
+        """The job of a saved run; `changes` loses the --train/--valid it relocates (the same files, moved)."""
+        config = checkpoint["config"]
+        records = {key: run_config.get(key) for key in ("train_file", "valid_file", "vocab_file")}
+        if records["train_file"] is None:
+            raise ConfigError(f"{run_dir}/config.json does not say what the run was trained on; it cannot be resumed")
+        paths = {name: locate_file(records[f"{name}_file"], given=changes.pop(name, None), run_dir=run_dir, option=f"--{name}")
+                 for name in ("train", "valid")}
+        return cls(train=paths["train"], valid=paths["valid"], model=RNNConfig.from_dict(config["model"]),
+                   data=LMDataConfig.from_dict(config["data"]), cache_dir=changes.pop("cache_dir", None),
+                   vocabulary=vocab_from_state(checkpoint["vocab"]), records=records)
 
 
-def _vocabulary(run: LMRun, console: Console, quiet: bool) -> Vocabulary:
-    if run.vocab is not None:
-        return load_vocab(run.vocab)
-    vocab, report = build_vocab(read_lines(run.train), config=run.vocab_config)
-    if not quiet:
-        console.print(f"vocabulary: {run.vocab_config.level}, {report.types_kept:,} of {report.types_seen:,} types kept, "
-                      f"training coverage {report.training.coverage:.2%}")
-    return vocab
+def _spool_stdin() -> str:
+    """Copy stdin into a temporary file, removed when the process ends, and return its path."""
+    stream = open_input(STDIO)
+    with tempfile.NamedTemporaryFile(prefix="nlm-stdin-", suffix=".txt", delete=False) as spool:
+        shutil.copyfileobj(stream, spool)
+    atexit.register(os.unlink, spool.name)
+    return spool.name
 
 
-def train_language_model(*, run: LMRun, model: RNNConfig, data: LMDataConfig, train: TrainConfig,
-                         console: Console, quiet: bool = False) -> RunResult:
-    """Train a new language model into `run.output`."""
-    device = pick_device(train.device)
-    if train.lr is None:
-        train = train.replace(lr=DEFAULT_LR[train.optimizer][model.cell])
-    if train.bf16 and device.type != "cuda":
-        console.print("[yellow]warning:[/] --bf16 applies on CUDA only; training in float32 on " + device.type, markup=True)
-    run_dir = prepare_run_dir(run.output, force=run.force)
-    vocab = _vocabulary(run, console, quiet)
-    model = model.replace(vocab_size=len(vocab))
-    train_corpus = encode_corpus(run.train, vocab, cache_dir=run.cache_dir)
-    valid_corpus = encode_corpus(run.valid, vocab, cache_dir=run.cache_dir) if run.valid else None
-    seed_everything(train.seed)
-    network = RNNLM(model).to(device)
-    task = LMTask(model=network, vocab=vocab, train=train_corpus, valid=valid_corpus, data=data, device=device, seed=train.seed)
-    config = {"train_file": display_name(run.train), "valid_file": run.valid, "vocab_file": run.vocab,
-              "model": model.to_dict(), "data": data.to_dict(), "train": train.to_dict()}
-    write_run_config(run_dir, config)
-    if not quiet:
-        _announce(console, task, config, device)
-    return run_training(task, train, run_dir=run_dir, device=device, console=console, quiet=quiet)
+def train_language_model(*, job: LMJob, output: Path, train: TrainConfig, force: bool = False, console: Console,
+                         quiet: bool = False) -> RunResult:
+    """Train a new language model into the run folder `output`."""
+    job.console = None if quiet else console
+    return start_run(job, output=output, force=force, train=train, console=console, quiet=quiet)
 
 
-def resume_language_model(*, run_dir: Path, overrides: dict, console: Console, quiet: bool = False,
-                          train_file: str | None = None, valid_file: str | None = None,
-                          cache_dir: Path | None = None) -> RunResult:
+def resume_language_model(*, run_dir: Path, changes: dict[str, Any], console: Console, quiet: bool = False) -> RunResult:
     """Continue the run in `run_dir` exactly where its last.pt stopped."""
-    run_config, checkpoint = load_resume_point(run_dir, kind="lm")
-    config = checkpoint["config"]
-    train = resumed_train_config(config["train"], overrides)
-    model, data = RNNConfig.from_dict(config["model"]), LMDataConfig.from_dict(config["data"])
-    vocab = vocab_from_state(checkpoint["vocab"])
-    device = pick_device(train.device)
-    train_path = train_file or run_config.get("train_file")
-    valid_path = valid_file or run_config.get("valid_file")
-    network = RNNLM(model).to(device)
-    network.load_state_dict(checkpoint["model"])
-    task = LMTask(model=network, vocab=vocab, train=encode_corpus(train_path, vocab, cache_dir=cache_dir),
-                  valid=encode_corpus(valid_path, vocab, cache_dir=cache_dir) if valid_path else None,
-                  data=data, device=device, seed=train.seed)
-    write_run_config(run_dir, {**run_config, "train": train.to_dict()})
-    if not quiet:
-        p = checkpoint["trainer"]["progress"]
-        console.print(f"resuming {run_dir} at epoch {p['epoch'] + 1}, batch {p['batch']} (step {p['global_step']})")
-    return run_training(task, train, run_dir=run_dir, device=device, console=console, quiet=quiet, resume_from=checkpoint)
+    return resume_run(LMJob, run_dir=run_dir, changes=dict(changes), console=console, quiet=quiet)
 
-
-def _announce(console: Console, task: LMTask, config: dict, device) -> None:
-    parameters = sum(p.numel() for p in task.model.parameters())
-    console.print(f"model: {config['model']}")
-    console.print(f"data: {config['data']}; train {task.train.tokens:,} tokens ({task.train.oovs:,} <unk>)"
-                  + (f", valid {task.valid.tokens:,} tokens ({task.valid.oovs:,} <unk>)" if task.valid else ""))
-    console.print(f"train: {config['train']}")
-    console.print(f"{parameters:,} parameters on {device}; {task.batches_per_epoch():,} batches per epoch")

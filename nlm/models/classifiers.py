@@ -191,12 +191,13 @@ class CNNClassifier(nn.Module):
         return self.dense(self.features(x).flatten(1))
 
 
-VISION_MODELS: dict[str, type[MLPClassifier] | type[CNNClassifier]] = {"mlp": MLPClassifier, "cnn": CNNClassifier}
+CLASSIFIERS: dict[str, type[MLPClassifier] | type[CNNClassifier]] = {"mlp": MLPClassifier, "cnn": CNNClassifier}
+CLASSIFIER_CONFIGS: dict[str, type[MLPConfig] | type[CNNConfig]] = {name: model.config_class for name, model in CLASSIFIERS.items()}
 
 
 def build_classifier(kind: str, config: MLPConfig | CNNConfig) -> nn.Module:
     """The classifier of `kind` built from its config (a checkpoint stores both)."""
-    check(kind in VISION_MODELS, f"unknown classifier {kind!r}; choose one of {', '.join(VISION_MODELS)}")
-    model_class = VISION_MODELS[kind]
+    check(kind in CLASSIFIERS, f"unknown classifier {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
+    model_class = CLASSIFIERS[kind]
     check(isinstance(config, model_class.config_class), f"a {kind} classifier needs a {model_class.config_class.__name__}, not {type(config).__name__}")
     return model_class(config)

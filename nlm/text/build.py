@@ -23,10 +23,10 @@ class VocabConfig(Config):
 
     def validate(self) -> None:
         check(self.level in LEVELS, f"--level must be one of {', '.join(LEVELS)}, not {self.level!r}")
-        check(self.size is None or self.size >= 1, f"--size must be at least 1, not {self.size}")
+        check(self.size is None or self.size >= 1, f"--vocab-size must be at least 1, not {self.size}")
         check(self.min_count >= 1, f"--min-count must be at least 1, not {self.min_count}")
         check(0 < self.character_coverage <= 1, "--character-coverage must be in (0, 1]")
-        check(self.level not in SUBWORD_LEVELS or self.size is not None, f"a {self.level} vocabulary needs --size")
+        check(self.level not in SUBWORD_LEVELS or self.size is not None, f"a {self.level} vocabulary needs --vocab-size")
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,14 @@ def measure_coverage(vocab: Vocabulary, lines: Iterable[str]) -> Coverage:
         types.update(pieces)
         oov_types.update(p for p, i in zip(pieces, ids) if i == UNK)
     return Coverage(tokens=tokens, oov_tokens=oov, types=len(types), oov_types=len(oov_types))
+
+
+def describe_build(config: VocabConfig, vocab: Vocabulary, report: VocabReport) -> str:
+    """What a build kept and how well it covers its own training text, in the words every command uses."""
+    c = report.training
+    if config.level in SUBWORD_LEVELS:
+        kept = f"{report.types_kept:,} pieces, {report.types_seen:,} of them used by the training text"
+    else:
+        kept = f"{report.types_kept:,} of the {report.types_seen:,} types seen"
+    return (f"{config.level}, {len(vocab):,} symbols ({len(SPECIALS)} special + {kept}); training text: {c.tokens:,} tokens "
+            f"(without <eos>), OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types)")

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nlm.io.text import display_name, read_lines
-from nlm.text.build import Coverage, VocabConfig, build_vocab, measure_coverage
-from nlm.text.symbols import SPECIALS, SUBWORD_LEVELS
+from nlm.text.build import Coverage, VocabConfig, build_vocab, describe_build, measure_coverage
+from nlm.text.symbols import SPECIALS
 from nlm.text.vocab import SymbolVocab
 from nlm.text.vocab_files import load_vocab, save_vocab
 
@@ -27,12 +27,7 @@ def build_vocabulary(*, files: list[str], output: Path, config: VocabConfig, che
     """Build from `files`, write to `output`, and return the report lines for stderr."""
     vocab, report = build_vocab(_all_lines(files), config=config)
     save_vocab(vocab, output)
-    seen = (f"pieces used on the training text {report.types_seen:,} of {report.types_kept:,}" if config.level in SUBWORD_LEVELS
-            else f"types seen {report.types_seen:,}, kept {report.types_kept:,}")
-    lines = [
-        f"wrote {output}: {config.level} vocabulary of {len(vocab):,} symbols ({len(SPECIALS)} special + {report.types_kept:,})",
-        f"{seen}; " + _coverage_line("training text", report.training).split(": ", 1)[1],
-    ]
+    lines = [f"wrote {output}: {describe_build(config, vocab, report)}"]
     for name in check:
         lines.append(_coverage_line(display_name(name), measure_coverage(vocab, read_lines(name))))
     return lines

@@ -1,4 +1,7 @@
-"""The trainer's configuration: optimizer, schedule, stopping rules, device, precision, seed."""
+"""The trainer's configuration: optimizer, schedule, stopping rules, saving, device, precision, seed.
+
+`RESUMABLE` names the settings a resumed run may change; every other one is part of the run.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from dataclasses import dataclass
 from nlm.config import DEVICES, Config, check
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+RESUMABLE = ("epochs", "max_steps", "max_time", "patience", "lr", "save_every", "save_every_seconds", "device", "bf16", "log_every")
 SCHEDULES = ("plateau", "decay", "none")
 
 
@@ -24,6 +28,8 @@ class TrainConfig(Config):
     lr_factor: float = 0.25  # the multiplier of both schedules (the PyTorch example divides by 4)
     decay_start: int = 4  # decay: the number of epochs run at the full rate (Zaremba et al.: 4)
     patience: int | None = None  # stop after this many evaluations without a better validation loss
+    save_every: int | None = None  # also write last.pt every this many optimizer steps, mid-epoch included
+    save_every_seconds: float | None = None  # ... or every this many seconds of training
     device: str = "auto"  # auto | cpu | cuda | mps
     bf16: bool = False  # bf16 autocast on CUDA
     seed: int = 1  # seeds init, dropout and batch order; CPU runs are deterministic
@@ -42,5 +48,8 @@ class TrainConfig(Config):
         check(0 < self.lr_factor <= 1, f"--lr-factor must be in (0, 1], not {self.lr_factor}")
         check(self.decay_start >= 0, f"--decay-start must be >= 0, not {self.decay_start}")
         check(self.patience is None or self.patience >= 1, f"--patience must be at least 1, not {self.patience}")
+        check(self.save_every is None or self.save_every >= 1, f"--save-every must be at least 1 step, not {self.save_every}")
+        check(self.save_every_seconds is None or self.save_every_seconds > 0,
+              f"--save-every must be a positive duration, not {self.save_every_seconds}")
         check(self.device in DEVICES or self.device.startswith("cuda:"), f"--device must be one of {', '.join(DEVICES)}")
         check(self.log_every > 0, "log_every must be positive")

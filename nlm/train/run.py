@@ -1,89 +1,176 @@
-"""A training run on disk: its folder, config.json, the trainer with its callbacks, and resuming.
+"""The one run recipe that language models, classifiers and autoencoders all train through.
 
-Shared by every task, so language models, classifiers and autoencoders get the same
-run folder (best.pt, last.pt, metrics.jsonl, meta.json, config.json), the same
-Ctrl-C behaviour and the same exact resume.
+    start   device -> learning rate -> every input read and checked -> run folder (locked, staged)
+            -> seed -> task -> config.json -> announce -> fit
+    resume  run folder (locked) -> last.pt -> the settings that may change -> inputs found again
+            -> task with its weights and state -> metrics.jsonl cut back to last.pt -> fit on
+
+An application hands the recipe a `Job` (what it reads, how it builds its task, what
+config.json records); the recipe owns everything else, once: the lock, the transactional
+`--force`, `--save-every`, divergence, signals, and what each failure leaves on disk.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from rich.console import Console
 
 from nlm import __version__
-from nlm.errors import ConfigError, InputMissingError, OutputExistsError
+from nlm.errors import ConfigError, Interrupted, TrainingDivergedError
 from nlm.io.atomic import write_text_atomic
 from nlm.io.checkpoint import load_checkpoint
-from nlm.runtime import set_rng_state
+from nlm.runtime import pick_device, seed_everything, set_rng_state
 from nlm.train.callbacks import CheckpointCallback, ProgressCallback
-from nlm.train.config import TrainConfig
-from nlm.train.trainer import Progress, Task, Trainer
-
-RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "meta.json", "config.json")
+from nlm.train.config import RESUMABLE, TrainConfig
+from nlm.train.control import DivergenceGuard, EarlyStopping, LRSchedule
+from nlm.train.progress import Progress
+from nlm.train.rundir import RunFolder
+from nlm.train.trainer import Task, Trainer
 
 
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
     progress: Progress
-    stop_reason: str
-    metrics: dict[str, float]  # the last evaluation
+    stop_reason: str  # finished | max-steps | max-time | early-stopping
+    metrics: dict[str, Any]  # the last evaluation
 
 
-def prepare_run_dir(output: Path, *, force: bool) -> Path:
-    """Create the run folder; refuse to mix two runs in one folder unless forced."""
-    if output.exists() and not output.is_dir():
-        raise OutputExistsError(f"{output} exists and is not a folder")
-    existing = [name for name in RUN_FILES if (output / name).exists()]
-    if existing and not force:
-        raise OutputExistsError(
-            f"{output} already holds a run ({', '.join(existing)}); pass --resume {output} to continue it "
-            "or --force to replace it"
-        )
-    output.mkdir(parents=True, exist_ok=True)
-    for name in existing:
-        (output / name).unlink()
-    return output
+class Job(Protocol):
+    """What an application tells the recipe about one run."""
+
+    kind: str  # "lm" | "vision" | "autoencoder", as checkpoints record it
+    command: str  # "nlm train", for the messages that tell a user what to run next
+
+    def default_lr(self, optimizer: str) -> float: ...
+    def load(self, run_dir: Path, train: TrainConfig) -> None: ...  # read and check every input; nothing written yet
+    def build_task(self, device: torch.device, train: TrainConfig) -> Task: ...  # after seeding: the model and its task
+    def run_config(self) -> dict[str, Any]: ...  # what config.json records besides "train"
+    def describe(self, task: Task) -> list[str]: ...  # the announcement, a line per part
+    def fit(self, fit_task: Callable[..., RunResult], task: Task, train: TrainConfig) -> RunResult: ...
 
 
-def load_resume_point(run_dir: Path, *, kind: str) -> tuple[dict, dict]:
-    """The run's config.json and its last.pt, for `--resume RUN_DIR`."""
-    if not (run_dir / "last.pt").exists():
-        raise InputMissingError(f"{run_dir} holds no last.pt to resume from")
-    config_path = run_dir / "config.json"
-    run_config = json.loads(config_path.read_text()) if config_path.exists() else {}
-    return run_config, load_checkpoint(run_dir / "last.pt", kind=kind)
+@dataclass
+class Fitting:
+    """One session of training in a run folder: what `Job.fit` calls, once or once per phase."""
+
+    folder: RunFolder
+    device: torch.device
+    console: Console
+    quiet: bool
+    resume_from: dict | None = None  # the checkpoint a resumed run continues from, used once
+    lr: float | None = None  # a learning rate given on resume, which replaces the saved one from now on
+
+    def __call__(self, task: Task, train: TrainConfig, *, extra_config: dict | None = None) -> RunResult:
+        callbacks = [DivergenceGuard(task.uniform_loss), LRSchedule(train)]
+        callbacks += [EarlyStopping(train.patience)] if train.patience else []
+        callbacks.append(CheckpointCallback(self.folder, extra_config=extra_config, every_steps=train.save_every,
+                                            every_seconds=train.save_every_seconds))
+        callbacks += [] if self.quiet else [ProgressCallback(self.console, describe=task.describe)]
+        trainer = Trainer(task, train, device=self.device, callbacks=callbacks)
+        saved, self.resume_from = self.resume_from, None
+        if saved is not None:
+            trainer.load_state_dict(saved["trainer"])
+            trainer.last_metrics = dict(saved.get("metrics") or {})
+            for group in trainer.optimizer.param_groups if self.lr is not None else ():
+                group["lr"] = self.lr
+            set_rng_state(saved["rng"])
+        progress = trainer.fit()
+        return RunResult(self.folder.root, progress, trainer.stop_reason or "finished", trainer.last_metrics)
 
 
-def resumed_train_config(saved: dict, overrides: dict[str, Any]) -> TrainConfig:
-    """The saved trainer config, with the stopping rules a user may change when resuming."""
-    allowed = {"epochs", "max_steps", "max_time", "patience", "log_every"}
-    refused = {k for k, v in overrides.items() if v is not None and k not in allowed}
+def start_run(job: Job, *, output: Path, force: bool, train: TrainConfig, console: Console, quiet: bool = False) -> RunResult:
+    """Train a new model into `output` (replacing a run there only with `force`, and only once the new one has a checkpoint)."""
+    device = pick_device(train.device)
+    train = train if train.lr is not None else train.replace(lr=job.default_lr(train.optimizer))
+    if train.bf16 and device.type != "cuda":
+        console.print(f"warning: --bf16 applies on CUDA only; training in float32 on {device.type}")
+    job.load(Path(output), train)
+    folder = RunFolder.create(Path(output), force=force)
+    with folder:
+        try:
+            seed_everything(train.seed)
+            task = job.build_task(device, train)
+            write_run_config(folder.path, {"command": job.command, **job.run_config(), "train": train.to_dict()})
+            if not quiet:
+                _announce(console, job, task, train, device)
+            return job.fit(Fitting(folder, device, console, quiet), task, train)
+        except BaseException as error:
+            raise _explained(error, job, folder) from None
+
+
+def resume_run(job_type: Callable[..., Job], *, run_dir: Path, changes: dict[str, Any], console: Console,
+               quiet: bool = False) -> RunResult:
+    """Continue the run in `run_dir` from its last.pt, with the `changes` a resume allows (the rest is an error)."""
+    with RunFolder.open(Path(run_dir)) as folder:
+        checkpoint = load_checkpoint(folder.root / "last.pt", kind=getattr(job_type, "kind", None))
+        run_config = json.loads((folder.root / "config.json").read_text()) if (folder.root / "config.json").exists() else {}
+        job = job_type.resumed(run_config, checkpoint, changes, run_dir=folder.root)  # takes the data options it knows
+        saved = checkpoint["config"]
+        train, changed = resumed_train_config(saved.get("run_train", saved["train"]), changes)  # a phase's run_train
+        device = pick_device(train.device)
+        job.load(folder.root, train)
+        task = job.build_task(device, train)
+        task.model.load_state_dict(checkpoint["model"])
+        task.load_state_dict(checkpoint["trainer"]["task"])
+        p = Progress.from_dict(checkpoint["trainer"]["progress"])
+        dropped = folder.truncate_metrics(p.global_step)
+        write_run_config(folder.root, {**run_config, **job.run_config(), "train": train.to_dict()})
+        if not quiet:
+            console.print(f"resuming {folder.root} at epoch {p.epoch + 1}, batch {p.batch} (step {p.global_step})"
+                          + "".join(f"; {name} {value}" for name, value in changed.items())
+                          + (f"; {dropped} metrics line(s) after last.pt dropped" if dropped else ""))
+        try:
+            return job.fit(Fitting(folder, device, console, quiet, resume_from=checkpoint, lr=changes.get("lr")), task, train)
+        except BaseException as error:
+            raise _explained(error, job, folder) from None
+
+
+def resumed_train_config(saved: dict, changes: dict[str, Any]) -> tuple[TrainConfig, dict[str, str]]:
+    """The saved TrainConfig with the changes a resume allows; a ConfigError names any other option given."""
+    refused = sorted(name for name in changes if name not in RESUMABLE)
     if refused:
-        raise ConfigError(f"--resume continues the saved run; it cannot change {', '.join(sorted(refused))}")
-    return TrainConfig.from_dict(saved).replace(**{k: v for k, v in overrides.items() if v is not None})
+        names = ", ".join("--" + name.replace("_", "-") for name in refused)
+        allowed = ", ".join("--" + n.replace("_", "-") for n in RESUMABLE if n not in ("save_every_seconds", "log_every"))
+        raise ConfigError(f"{names} cannot change when resuming (part of the run's model, data or vocabulary); only {allowed} can")
+    config = TrainConfig.from_dict(saved)
+    changed = {"--" + k.replace("_", "-"): f"{getattr(config, k)} -> {v}" for k, v in changes.items() if getattr(config, k) != v}
+    return config.replace(**changes), changed
 
 
-def write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
-    write_text_atomic(run_dir / "config.json", json.dumps({"nlm_version": __version__, **config}, indent=2) + "\n")
+def write_run_config(folder: Path, config: dict[str, Any]) -> None:
+    write_text_atomic(folder / "config.json", json.dumps({"nlm_version": __version__, **config}, indent=2) + "\n")
 
 
-def run_training(task: Task, config: TrainConfig, *, run_dir: Path, device: torch.device, console: Console,
-                 quiet: bool, resume_from: dict | None = None, extra_config: dict | None = None) -> RunResult:
-    """Fit `task` with the shared trainer and callbacks, resuming from a checkpoint if given."""
-    callbacks = [CheckpointCallback(run_dir, extra_config=extra_config)]
-    if not quiet:
-        callbacks.append(ProgressCallback(console, describe=task.describe))
-    trainer = Trainer(task, config, device=device, callbacks=callbacks)
-    if resume_from is not None:
-        trainer.load_state_dict(resume_from["trainer"])
-        trainer.last_metrics = dict(resume_from.get("metrics") or {})
-        set_rng_state(resume_from["rng"])
-    progress = trainer.fit()
-    return RunResult(run_dir=run_dir, progress=progress, stop_reason=trainer.stop_reason or "finished",
-                     metrics=trainer.last_metrics)
+def _announce(console: Console, job: Job, task: Task, train: TrainConfig, device: torch.device) -> None:
+    """The full configuration, on stderr before training starts."""
+    for line in job.describe(task):
+        console.print(line)
+    console.print(f"train: {train.to_dict()}")
+    parameters = sum(p.numel() for p in task.model.parameters())
+    console.print(f"{parameters:,} parameters on {device}; {task.batches_per_epoch():,} batches per epoch")
+
+
+def _explained(error: BaseException, job: Job, folder: RunFolder) -> BaseException:
+    """The error to report, saying what it left on disk; a run that wrote no checkpoint leaves nothing."""
+    if not folder.published:
+        folder.abandon()
+    where = folder.root
+    if isinstance(error, Interrupted):
+        return Interrupted(f"{error}: training stopped and was saved in {where}/last.pt; "
+                           f"`{job.command} --resume {where}` continues it", exit_code=error.exit_code)
+    if isinstance(error, KeyboardInterrupt):  # before training began, or a second Ctrl-C: out at once, no save
+        saved = f"{where}/last.pt is from the last save" if folder.published else "nothing of this run was kept"
+        return Interrupted(f"interrupted: stopped at once; {saved}", exit_code=130)
+    if isinstance(error, TrainingDivergedError):
+        kept = (f"the checkpoints written before it in {where} were kept" if folder.published else
+                "no checkpoint had been written, so nothing of this run was kept"
+                + (f" (the run already in {where} is unchanged)" if where.exists() and any(where.iterdir()) else ""))
+        return TrainingDivergedError(f"{error}; {kept}; try a lower --lr or a smaller --clip")
+    return error
