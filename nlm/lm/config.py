@@ -16,12 +16,14 @@ class LMDataConfig(Config):
     batch_size: int = 20  # parallel rows (stream) or sentences per batch (sentence)
     bptt: int = 35  # steps per window before the state is detached (stream)
     eval_batch_size: int = 10  # rows when evaluating (stream)
+    variable_bptt: bool = False  # stream: window lengths drawn around bptt, the step's lr scaled by length / bptt (AWD-LSTM)
 
     def validate(self) -> None:
         check(self.mode in MODES, f"--mode must be stream or sentence, not {self.mode!r}")
         check(self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}")
         check(self.bptt >= 1, f"--bptt must be at least 1, not {self.bptt}")
         check(self.eval_batch_size >= 1, f"--eval-batch-size must be at least 1, not {self.eval_batch_size}")
+        check(not self.variable_bptt or self.mode == "stream", "--variable-bptt applies to --mode stream only")
 
     @property
     def start_id(self) -> int:

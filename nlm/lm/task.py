@@ -3,6 +3,9 @@
 Stream mode feeds the B rows window by window, carrying each row's hidden state into
 its next window and detaching it there, so gradients flow back at most `bptt` steps while
 the state still sees the whole history.  The state starts from zero at every epoch.
+With `variable_bptt` the window lengths vary around `bptt` (AWD-LSTM), drawn from (seed,
+epoch) so a resumed run reads the same windows, and `lr_scale` gives the trainer each
+step's learning-rate multiplier, length / bptt.
 Sentence mode starts every line from a zero state, with `<bos>` as its first input.
 """
 
@@ -14,8 +17,9 @@ from collections.abc import Iterator
 import torch
 
 from nlm.lm.config import LMDataConfig
-from nlm.models.rnn import RNNLM, State, detach_state
-from nlm.text.batches import Window, bptt_windows, count_windows, lines_window, sentence_batches, stream_rows
+from nlm.models.rnn import RNNLM, LayerState, State, detach_state, map_state
+from nlm.text.batches import (Window, bptt_windows, count_windows, lines_window, sentence_batches, stream_rows,
+                              variable_bptt_lengths, windows_of_lengths)
 from nlm.text.corpus import EncodedCorpus
 from nlm.text.symbols import BOS, PAD
 from nlm.text.vocab import Vocabulary
@@ -31,18 +35,37 @@ class LMTask:
         self.data, self.device, self.seed = data, device, seed
         self.state: State | None = None  # the carried hidden state (stream mode)
         self.uniform_loss = math.log(len(vocab))  # a uniform guess over the vocabulary, for the divergence guard
+        self.epoch = 0  # the epoch train_batches last started
+        self._lengths: tuple[int, list[int]] | None = None  # (epoch, its window lengths) with variable BPTT
         if data.mode == "stream":
             self.rows = stream_rows(train.ids, data.batch_size)
 
     # -- training ---------------------------------------------------------------------------
     def batches_per_epoch(self) -> int:
+        if self.data.variable_bptt:
+            return len(self.window_lengths(self.epoch))
         if self.data.mode == "stream":
             return count_windows(self.rows, self.data.bptt)
         return -(-self.train.lines // self.data.batch_size)
 
+    def window_lengths(self, epoch: int) -> list[int]:
+        """The variable-BPTT window lengths of `epoch`, the same in every run with this seed."""
+        if self._lengths is None or self._lengths[0] != epoch:
+            steps = self.rows.shape[1] - 1
+            self._lengths = epoch, variable_bptt_lengths(steps, self.data.bptt, seed=self.seed, epoch=epoch)
+        return self._lengths[1]
+
+    def lr_scale(self, window: Window) -> float:
+        """The step's learning-rate multiplier: window length / bptt with variable BPTT (AWD-LSTM), else 1."""
+        return window.inputs.size(1) / self.data.bptt if self.data.variable_bptt else 1.0
+
     def train_batches(self, epoch: int, start: int) -> Iterator[Window]:
+        self.epoch = epoch
         if start == 0:
             self.state = None
+        if self.data.variable_bptt:
+            yield from windows_of_lengths(self.rows, self.window_lengths(epoch), start=start)
+            return
         if self.data.mode == "stream":
             yield from bptt_windows(self.rows, self.data.bptt, start=start)
             return
@@ -59,9 +82,12 @@ class LMTask:
             self.state = detach_state(state)
         nll = self.model.nll(features, targets)
         if self.data.mode == "stream":  # no padding in a stream
-            return nll.mean(), window.targets.numel()
-        count = int((window.targets != PAD).sum())
-        return nll.masked_fill(targets == PAD, 0.0).sum() / count, count
+            loss, count = nll.mean(), window.targets.numel()
+        else:
+            count = int((window.targets != PAD).sum())
+            loss = nll.masked_fill(targets == PAD, 0.0).sum() / count
+        penalty = self.model.activation_penalty(features)  # AR and TAR, None when off
+        return (loss if penalty is None else loss + penalty), count
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float] | None:
@@ -85,20 +111,28 @@ class LMTask:
 
     # -- state for checkpoints ----------------------------------------------------------------
     def state_dict(self) -> dict:
-        if self.state is None:
-            return {"state": None}
-        return {"state": list(self.state) if isinstance(self.state, tuple) else [self.state]}
+        if isinstance(self.state, list):  # a per-layer stack: [h] or [h, c] for each layer
+            return {"state": None, "layer_states": [_tensors(layer) for layer in self.state]}
+        return {"state": None if self.state is None else _tensors(self.state)}
 
     def load_state_dict(self, saved: dict) -> None:
-        tensors = saved.get("state")
-        if tensors is None:
-            self.state = None
+        if saved.get("layer_states") is not None:
+            self.state = [_layer_state(tensors) for tensors in saved["layer_states"]]
         else:
-            tensors = [t.to(self.device) for t in tensors]
-            self.state = tuple(tensors) if len(tensors) == 2 else tensors[0]
+            self.state = None if saved.get("state") is None else _layer_state(saved["state"])
+        if self.state is not None:
+            self.state = map_state(self.state, lambda t: t.to(self.device))
 
     def checkpoint_extras(self) -> dict:
         return {"config": {"model": self.model.config.to_dict(), "data": self.data.to_dict()}, "vocab": self.vocab.to_state()}
+
+
+def _tensors(state: LayerState) -> list[torch.Tensor]:
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def _layer_state(tensors: list[torch.Tensor]) -> LayerState:
+    return (tensors[0], tensors[1]) if len(tensors) == 2 else tensors[0]
 
 
 def evaluate_corpus(model: RNNLM, corpus: EncodedCorpus, data: LMDataConfig, device: torch.device) -> tuple[float, int]:

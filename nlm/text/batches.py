@@ -14,6 +14,11 @@ windows of `bptt` steps; the target of every position is the next id:
 Row r continues in the next window exactly where it stopped, so the hidden state of
 row r carries over from window to window.
 
+Variable-length BPTT (Merity et al. 2017) reads the same rows in windows whose lengths
+are drawn around `bptt`, so the cut points move from epoch to epoch; the lengths come
+from a generator seeded by (seed, epoch), so window k of an epoch is the same in a run
+resumed there.
+
 Sentence mode: each line is its own sequence, `<bos> w1 .. wn` -> `w1 .. wn <eos>`,
 batched with lines of similar length and padded with <pad> (which the loss ignores).
 """
@@ -56,6 +61,30 @@ def bptt_windows(rows: np.ndarray, bptt: int, *, start: int = 0) -> Iterator[Win
         end = min(begin + bptt, length - 1)
         chunk = torch.from_numpy(np.array(rows[:, begin : end + 1], dtype=np.int64))
         yield Window(inputs=chunk[:, :-1], targets=chunk[:, 1:])
+
+
+def variable_bptt_lengths(steps: int, bptt: int, *, seed: int, epoch: int) -> list[int]:
+    """Window lengths that cover `steps` positions exactly once, as AWD-LSTM draws them: a base of
+    bptt (probability 0.95) or bptt / 2, plus normal noise of standard deviation 5, at least 5
+    steps; the last window stops at the end of the rows."""
+    rng = np.random.default_rng([seed % 2**63, epoch])
+    lengths: list[int] = []
+    covered = 0
+    while covered < steps:
+        base = bptt if rng.random() < 0.95 else bptt / 2
+        length = min(max(5, int(rng.normal(base, 5))), steps - covered)
+        lengths.append(length)
+        covered += length
+    return lengths
+
+
+def windows_of_lengths(rows: np.ndarray, lengths: list[int], *, start: int = 0) -> Iterator[Window]:
+    """Consecutive windows of `rows` with the given lengths, from window `start` on."""
+    begin = sum(lengths[:start])
+    for length in lengths[start:]:
+        chunk = torch.from_numpy(np.array(rows[:, begin : begin + length + 1], dtype=np.int64))
+        yield Window(inputs=chunk[:, :-1], targets=chunk[:, 1:])
+        begin += length
 
 
 def _pad(rows: list[np.ndarray], width: int, first: int | None, last: int | None) -> torch.Tensor:
