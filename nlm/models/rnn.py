@@ -1,8 +1,9 @@
 """The recurrent language model: embedding -> dropout -> RNN/LSTM/GRU -> dropout -> features -> output head.
 
-Built on PyTorch's fused `nn.RNN`/`nn.LSTM`/`nn.GRU`, so CUDA runs cuDNN kernels.  With
-`tie`, the output layer shares the embedding matrix (Press & Wolf 2017; Inan et al.
-2017), which needs `emb == hidden`; by default a model ties exactly when they are equal.
+Built on PyTorch's fused `nn.RNN`/`nn.LSTM`/`nn.GRU`, so CUDA runs cuDNN kernels.  The output
+head (`nlm.models.heads`) is a full softmax or an adaptive one.  With `tie`, the output layer
+shares the embedding matrix (Press & Wolf 2017; Inan et al. 2017), which needs `emb == hidden`;
+by default a model ties exactly when they are equal.
 
 The contract every caller uses (training, scoring, perplexity, generation):
 
@@ -19,10 +20,10 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nlm.config import Config, check
+from nlm.models.heads import build_head, check_head
 
 CELLS = {
     "rnn-tanh": partial(nn.RNN, nonlinearity="tanh"),
@@ -44,6 +45,8 @@ class RNNConfig(Config):
     dropout: float = 0.2  # on embeddings, between layers and before the output layer
     tie: bool | None = None  # share the embedding and output matrices (needs emb == hidden); None: tie when emb == hidden
     init_range: float = 0.1  # weights start uniform in [-init_range, init_range] (Zaremba et al.)
+    softmax: str = "full"  # output head: full | adaptive (nlm.models.heads)
+    cutoffs: tuple[int, ...] = ()  # adaptive: ids where the tail clusters start, increasing, below vocab_size
 
     def __post_init__(self) -> None:
         if self.tie is None:  # the default ties exactly where it applies; the stored config says which
@@ -60,6 +63,7 @@ class RNNConfig(Config):
         check(self.init_range > 0, f"--init-range must be positive, not {self.init_range}")
         check(not self.tie or self.emb == self.hidden,
               f"--tie needs --emb equal to --hidden (got emb {self.emb}, hidden {self.hidden})")
+        check_head(self.softmax, self.cutoffs, hidden=self.hidden, vocab_size=self.vocab_size)
 
 
 class RNNLM(nn.Module):
@@ -74,22 +78,22 @@ class RNNLM(nn.Module):
             config.emb, config.hidden, config.layers, batch_first=True,
             dropout=config.dropout if config.layers > 1 else 0.0,
         )
-        self.decoder = nn.Linear(config.hidden, config.vocab_size)
+        self.decoder = build_head(config.softmax, hidden=config.hidden, vocab_size=config.vocab_size, cutoffs=config.cutoffs)
         if config.tie:
-            self.decoder.weight = self.embedding.weight
+            self.decoder.tie(self.embedding)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         r = self.config.init_range
         for name, p in self.named_parameters():
-            if name == "decoder.bias":
+            if name.startswith("decoder.") and name.endswith("bias"):
                 nn.init.zeros_(p)
             else:
                 nn.init.uniform_(p, -r, r)
 
     def init_state(self, batch_size: int) -> State:
         """A zero state on the weights' own device and dtype."""
-        weight = self.decoder.weight
+        weight = self.embedding.weight
         h = weight.new_zeros(self.config.layers, batch_size, self.config.hidden)
         return (h, h.clone()) if self.config.cell == "lstm" else h
 
@@ -100,14 +104,11 @@ class RNNLM(nn.Module):
 
     def log_probs(self, features: torch.Tensor) -> torch.Tensor:
         """Log-probabilities of every symbol, float32 [..., V], from features [..., H]."""
-        return torch.log_softmax(self.decoder(features).float(), dim=-1)
+        return self.decoder.log_probs(features)
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """-log p(target) at every position, float32 with the shape of `targets`."""
-        logits = self.decoder(features).float()
-        # cross_entropy fuses log_softmax and the gather: a third faster than the two on the CPU
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-        return nll.view(targets.shape)
+        return self.decoder.nll(features, targets)
 
 
 def detach_state(state: State) -> State:
