@@ -12,6 +12,7 @@ from lm_helpers import HEADS, session_root, train_tiny_lm, write_corpus
 from nlm.errors import ConfigError
 from nlm.lm.loading import load_language_model
 from nlm.lm.task import evaluate_corpus
+from nlm.models.heads import parse_cutoffs
 from nlm.models.rnn import RNNLM, RNNConfig
 from nlm.text.corpus import encode_corpus
 from nlm.text.symbols import PAD
@@ -109,6 +110,13 @@ def test_adaptive_nll_is_float32_under_bf16_autocast():
 def test_bad_heads_are_one_sentence_config_errors(settings, message):
     with pytest.raises(ConfigError, match=message):
         RNNConfig(vocab_size=VOCAB, emb=8, hidden=8, **settings)
+
+
+def test_cutoffs_are_read_from_the_command_line_form():
+    assert parse_cutoffs("2000,10000") == (2000, 10000) and parse_cutoffs(None) == parse_cutoffs("") == ()
+    for bad in ("2000;10000", "2k", "2000,"):
+        with pytest.raises(ConfigError, match="comma-separated whole numbers"):
+            parse_cutoffs(bad)
 
 
 def test_cutoffs_wait_for_the_vocabulary_size():

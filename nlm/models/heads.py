@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlm.config import check
+from nlm.errors import ConfigError
 
 ADAPTIVE_DIV = 4.0  # each tail cluster projects to the previous one's size / 4 (PyTorch's and the paper's default)
 
@@ -118,6 +119,16 @@ def check_head(softmax: str, cutoffs: tuple[int, ...], *, hidden: int, vocab_siz
     check(hidden // ADAPTIVE_DIV ** len(cutoffs) >= 1,
           f"--hidden {hidden} is too small for {len(cutoffs)} tail clusters: the last would project to "
           f"hidden / {ADAPTIVE_DIV:g}^{len(cutoffs)} < 1 dimension; use fewer --cutoffs")
+
+
+def parse_cutoffs(text: str | None) -> tuple[int, ...]:
+    """`--cutoffs 2000,10000` as a tuple; None or "" is none.  Checked against the head by RNNConfig."""
+    if not text:
+        return ()
+    try:
+        return tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--cutoffs must be comma-separated whole numbers such as 2000,10000, not {text!r}") from None
 
 
 def build_head(softmax: str, *, hidden: int, vocab_size: int, cutoffs: tuple[int, ...]) -> nn.Module:
