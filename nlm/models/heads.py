@@ -65,7 +65,7 @@ class TiedHeadCluster(nn.Module):
         super().__init__()
         self.shortlist = shortlist
         self.shared = embedding.weight  # [V, H], the same Parameter as embedding.weight
-        self.clusters = nn.Parameter(torch.empty(clusters, embedding.embedding_dim))  # [clusters, H]
+        self.clusters = nn.Parameter(torch.zeros(clusters, embedding.embedding_dim))  # [clusters, H]; RNNLM initialises it
         self.bias = nn.Parameter(torch.zeros(shortlist + clusters))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
