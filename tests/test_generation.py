@@ -7,7 +7,7 @@ import math
 import pytest
 import sacrebleu
 import torch
-from lm_helpers import SOURCE, session_root, train_tiny_lm
+from lm_helpers import HEADS, SOURCE, session_root, tiny_word_lm, train_tiny_lm
 
 from nlm.errors import ConfigError, DataError
 from nlm.lm.generation import SamplingConfig, continuation_text, evaluate_generation, filter_logits, generate, generate_ids, pick_next, reference_continuation
@@ -18,9 +18,10 @@ from nlm.text.symbols import BOS, EOS, PAD
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="session")
-def word_lm(tmp_path_factory):
-    return load_language_model(train_tiny_lm(session_root(tmp_path_factory), "word"))
+@pytest.fixture(scope="session", params=sorted(HEADS))
+def word_lm(request, tmp_path_factory):
+    """The tiny word model, once with a full softmax and once with an adaptive one."""
+    return load_language_model(tiny_word_lm(tmp_path_factory, request.param))
 
 
 def prompt_ids(lm, text: str) -> list[int]:

@@ -1,6 +1,7 @@
 """The recurrent language model: embedding -> dropout -> RNN/LSTM/GRU -> dropout -> features -> output head.
 
-Built on PyTorch's fused `nn.RNN`/`nn.LSTM`/`nn.GRU`, so CUDA runs cuDNN kernels.  With
+Built on PyTorch's fused `nn.RNN`/`nn.LSTM`/`nn.GRU`, so CUDA runs cuDNN kernels.  The output
+head (`nlm.models.heads`) is a full softmax or an adaptive one.  With
 `tie`, the output layer shares the embedding matrix (Press & Wolf 2017; Inan et al.
 2017), which needs `emb` equal to the last layer's size; by default a model ties exactly
 when they are equal.
@@ -29,10 +30,10 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nlm.config import Config, check
+from nlm.models.heads import build_head, check_head
 from nlm.models.recurrent import RecurrentStack
 from nlm.models.regularisers import activation_penalty, dropout, embedding_dropout
 
@@ -71,6 +72,8 @@ class RNNConfig(Config):
     ar: float = 0.0  # activation regularisation: alpha * mean(dropped last-layer output ** 2) joins the loss [2]
     tar: float = 0.0  # temporal AR: beta * mean((h_t - h_t-1) ** 2) of the undropped last-layer output [1]
     rnn_init: str = "uniform"  # recurrent weights: uniform (+-init_range) | pytorch (+-1/sqrt(layer size)) [pytorch]
+    softmax: str = "full"  # output head: full | adaptive (nlm.models.heads)
+    cutoffs: tuple[int, ...] = ()  # adaptive: ids where the tail clusters start, increasing, below vocab_size
 
     def __post_init__(self) -> None:
         if self.tie is None:  # the default ties exactly where it applies; the stored config says which
@@ -119,6 +122,7 @@ class RNNConfig(Config):
             check(rate is None or 0 <= rate < 1, f"{flag} must be in [0, 1), not {rate}")
         check(self.ar >= 0 and self.tar >= 0, f"--ar and --tar must be >= 0 (got {self.ar}, {self.tar})")
         check(self.rnn_init in RNN_INITS, f"--rnn-init must be one of {', '.join(RNN_INITS)}, not {self.rnn_init!r}")
+        check_head(self.softmax, self.cutoffs, hidden=self.feature_size, vocab_size=self.vocab_size)
 
 
 class RNNLM(nn.Module):
@@ -138,15 +142,15 @@ class RNNLM(nn.Module):
                 dropout=between if config.layers > 1 else 0.0,
             )
         self.last_raw_output: torch.Tensor | None = None  # the last layer's undropped output of a training forward (TAR)
-        self.decoder = nn.Linear(config.feature_size, config.vocab_size)
+        self.decoder = build_head(config.softmax, hidden=config.feature_size, vocab_size=config.vocab_size, cutoffs=config.cutoffs)
         if config.tie:
-            self.decoder.weight = self.embedding.weight
+            self.decoder.tie(self.embedding)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         r = self.config.init_range
         for name, p in self.named_parameters():
-            if name == "decoder.bias":
+            if name.startswith("decoder.") and name.endswith("bias"):
                 nn.init.zeros_(p)
             else:
                 nn.init.uniform_(p, -r, r)
@@ -188,14 +192,11 @@ class RNNLM(nn.Module):
 
     def log_probs(self, features: torch.Tensor) -> torch.Tensor:
         """Log-probabilities of every symbol, float32 [..., V], from features [..., H]."""
-        return torch.log_softmax(self.decoder(features).float(), dim=-1)
+        return self.decoder.log_probs(features)
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """-log p(target) at every position, float32 with the shape of `targets`."""
-        logits = self.decoder(features).float()
-        # cross_entropy fuses log_softmax and the gather: a third faster than the two on the CPU
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-        return nll.view(targets.shape)
+        return self.decoder.nll(features, targets)
 
 
 def map_state(state: State, fn: Callable[[torch.Tensor], torch.Tensor]) -> State:

@@ -118,7 +118,7 @@ def resume_run(job_type: Callable[..., Job], *, run_dir: Path, changes: dict[str
         job.load(folder.root, train)
         task = job.build_task(device, train)
         task.model.load_state_dict(checkpoint["model"])
-        task.load_state_dict(checkpoint["trainer"]["task"])
+        task.load_state_dict(checkpoint["trainer"]["task"])  # before the trainer: what it trains can depend on it (a phase)
         p = Progress.from_dict(checkpoint["trainer"]["progress"])
         dropped = folder.truncate_metrics(p.global_step)
         write_run_config(folder.root, {**run_config, **job.run_config(), "train": train.to_dict()})

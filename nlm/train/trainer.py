@@ -183,7 +183,8 @@ class Trainer:
                 "task": self.task.state_dict(), "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks}}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore optimizer, progress and callbacks (the task's own state is restored with the task)."""
+        """Restore what `state_dict` saved: optimizer, progress, the task's state and the callbacks'."""
+        self.task.load_state_dict(state["task"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.progress = Progress.from_dict(state["progress"])
         saved = state.get("callbacks", {})

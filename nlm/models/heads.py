@@ -1,0 +1,135 @@
+"""Output heads of the language model: a full softmax, or PyTorch's adaptive softmax (Grave et al. 2017).
+
+Both keep the contract `RNNLM` promises its callers:
+
+    head.nll(features [..., H], targets [...])    float32 nats of each target
+    head.log_probs(features [..., H])              float32 [..., V], a normalised distribution
+
+The adaptive head is `nn.AdaptiveLogSoftmaxWithLoss` itself.  With cutoffs c1 < c2 < ... the
+ids [0, c1) form a shortlist scored in the head cluster together with one logit per tail
+cluster; the ids [c1, c2), [c2, c3), ... each form a tail cluster of its own, projected
+down to H / 4, H / 16, ... before its softmax:
+
+    p(w) = softmax(head(h))[w]                                  w in the shortlist
+    p(w) = softmax(head(h))[cluster k] * softmax(tail_k(h))[w]  w in cluster k
+
+So the probabilities are exact and normalised; training (`nll`) evaluates a tail only for
+the rows whose target falls in it, which is where the speed comes from.  Ids must run
+from most to least frequent, as nlm's word and char vocabularies do (by count).
+
+Tying (`tie`) shares the embedding matrix with the rows of the output layer that have the
+same shape: all of `decoder.weight` for the full softmax, the shortlist rows of the head
+cluster for the adaptive one.  The tail clusters stay untied: their words are scored in a
+projected space of H / 4, H / 16, ... dimensions, which the embedding's rows do not live in.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nlm.config import check
+from nlm.errors import ConfigError
+
+ADAPTIVE_DIV = 4.0  # each tail cluster projects to the previous one's size / 4 (PyTorch's and the paper's default)
+
+
+class FullSoftmax(nn.Linear):
+    """Every logit, one linear layer: `decoder.weight` [V, H] and `decoder.bias` [V], as always."""
+
+    def __init__(self, hidden: int, vocab_size: int, cutoffs: tuple[int, ...] = ()) -> None:
+        super().__init__(hidden, vocab_size)
+
+    def tie(self, embedding: nn.Embedding) -> None:
+        self.weight = embedding.weight
+
+    def log_probs(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self(features).float(), dim=-1)
+
+    def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = self(features).float()
+        # cross_entropy fuses log_softmax and the gather: a third faster than the two on the CPU
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
+        return nll.view(targets.shape)
+
+
+class TiedHeadCluster(nn.Module):
+    """The adaptive head cluster's linear layer with its shortlist rows taken from the embedding.
+
+    Stands in for `AdaptiveLogSoftmaxWithLoss.head` (a Linear [shortlist + clusters, H]):
+    the same product, with the rows of the shortlist shared and one row per tail cluster of its own.
+    """
+
+    def __init__(self, embedding: nn.Embedding, shortlist: int, clusters: int) -> None:
+        super().__init__()
+        self.shortlist = shortlist
+        self.shared = embedding.weight  # [V, H], the same Parameter as embedding.weight
+        self.clusters = nn.Parameter(torch.zeros(clusters, embedding.embedding_dim))  # [clusters, H]; RNNLM initialises it
+        self.bias = nn.Parameter(torch.zeros(shortlist + clusters))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        weight = torch.cat([self.shared[: self.shortlist], self.clusters])
+        return F.linear(features, weight, self.bias)
+
+
+class AdaptiveSoftmax(nn.AdaptiveLogSoftmaxWithLoss):
+    """PyTorch's adaptive softmax with the head's bias on, read through the nll / log_probs contract."""
+
+    def __init__(self, hidden: int, vocab_size: int, cutoffs: tuple[int, ...]) -> None:
+        super().__init__(hidden, vocab_size, list(cutoffs), div_value=ADAPTIVE_DIV, head_bias=True)
+
+    def tie(self, embedding: nn.Embedding) -> None:
+        self.head = TiedHeadCluster(embedding, self.shortlist_size, self.n_clusters)
+
+    def log_probs(self, features: torch.Tensor) -> torch.Tensor:
+        with _float32(features):
+            flat = features.reshape(-1, features.size(-1)).float()
+            return self.log_prob(flat).view(*features.shape[:-1], self.n_classes)
+
+    def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with _float32(features):
+            flat = features.reshape(-1, features.size(-1)).float()
+            # forward scores each target through its own cluster only: never all V logits
+            return self(flat, targets.reshape(-1)).output.neg().view(targets.shape)
+
+
+def _float32(features: torch.Tensor):
+    """Autocast off: the module writes cluster log-probs into a buffer of its input's dtype, which
+    must be float32 (CPU autocast would hand it bf16 ones); the head is small, so this costs little."""
+    return torch.autocast(features.device.type, enabled=False)
+
+
+HEADS = {"full": FullSoftmax, "adaptive": AdaptiveSoftmax}
+
+
+def check_head(softmax: str, cutoffs: tuple[int, ...], *, hidden: int, vocab_size: int) -> None:
+    """ConfigError unless the softmax is known and its cutoffs fit it, the hidden size and the vocabulary (0: not known yet)."""
+    check(softmax in HEADS, f"--softmax must be one of {', '.join(HEADS)}, not {softmax!r}")
+    shown = ",".join(str(c) for c in cutoffs)
+    if softmax == "full":
+        check(not cutoffs, f"--cutoffs applies to --softmax adaptive only (got --cutoffs {shown})")
+        return
+    check(bool(cutoffs), "--softmax adaptive needs --cutoffs, increasing ids where clusters start (e.g. 2000,10000)")
+    check(all(isinstance(c, int) and c > 0 for c in cutoffs), f"--cutoffs must be positive whole numbers, not {shown}")
+    check(all(a < b for a, b in zip(cutoffs, cutoffs[1:])), f"--cutoffs must increase, not {shown}")
+    check(vocab_size == 0 or cutoffs[-1] < vocab_size,
+          f"--cutoffs {shown}: each cutoff must be below the vocabulary size ({vocab_size} symbols); "
+          "drop the larger ones or use --softmax full")
+    check(hidden // ADAPTIVE_DIV ** len(cutoffs) >= 1,
+          f"--hidden {hidden} is too small for {len(cutoffs)} tail clusters: the last would project to "
+          f"hidden / {ADAPTIVE_DIV:g}^{len(cutoffs)} < 1 dimension; use fewer --cutoffs")
+
+
+def parse_cutoffs(text: str | None) -> tuple[int, ...]:
+    """`--cutoffs 2000,10000` as a tuple; None or "" is none.  Checked against the head by RNNConfig."""
+    if not text:
+        return ()
+    try:
+        return tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--cutoffs must be comma-separated whole numbers such as 2000,10000, not {text!r}") from None
+
+
+def build_head(softmax: str, *, hidden: int, vocab_size: int, cutoffs: tuple[int, ...]) -> nn.Module:
+    return HEADS[softmax](hidden, vocab_size, cutoffs)
