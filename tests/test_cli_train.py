@@ -44,3 +44,23 @@ def test_train_writes_a_complete_run_folder(tiny_corpus, tmp_path):
     resumed = nlm("train", "--resume", tmp_path / "run", "--epochs", "3", "-q")
     assert resumed.exit_code == 0, resumed.stderr
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_adaptive_softmax_and_awd_regularisers_train_and_score_from_the_cli(tiny_corpus, tmp_path):
+    train, valid = tiny_corpus
+    common = ["train", "--train", train, "--valid", valid, "--epochs", "1", "--batch-size", "4", "--bptt", "8", "-q"]
+    runs = {
+        "adaptive": ["--hidden", "16", "--layers", "1", "--softmax", "adaptive", "--cutoffs", "7,11"],
+        "awd": ["--emb", "8", "--hidden", "16", "--last-hidden", "8", "--layers", "2", "--locked-dropout", "--weight-drop", "0.3",
+                "--emb-dropout", "0.1", "--dropout-input", "0.3", "--ar", "1", "--tar", "1", "--variable-bptt", "--rnn-init", "pytorch"],
+    }
+    for name, options in runs.items():
+        result = nlm(*common, "-o", tmp_path / name, *options)
+        assert result.exit_code == 0, result.stderr
+        model = json.loads((tmp_path / name / "config.json").read_text())["model"]
+        scored = nlm("score", "-m", tmp_path / name, valid, "-q")
+        assert scored.exit_code == 0, scored.stderr
+        assert len(scored.stdout.splitlines()) == 60 and all(float(row.split("\t")[0]) < 0 for row in scored.stdout.splitlines())
+    assert model["weight_drop"] == 0.3 and model["last_hidden"] == 8 and model["tie"] is True
+    refused = nlm("train", "--train", train, "-o", tmp_path / "bad", "--softmax", "adaptive", "--cutoffs", "2000", "-q")
+    assert refused.exit_code == 2 and "below the vocabulary size" in refused.stderr and not (tmp_path / "bad").exists()

@@ -128,29 +128,30 @@ def parse_every(text: str | None) -> tuple[int | None, float | None]:
     return None, float(number) * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
-def _option(annotation, default, help: str, panel: str, *decls: str) -> tuple:
+def option_spec(annotation, default, help: str, panel: str, *decls: str) -> tuple:
+    """One member of an OptionGroup: (type, default, the typer.Option)."""
     return annotation, default, typer.Option(*decls, help=help, rich_help_panel=panel)
 
 
 TRAINING_OPTIONS: dict[str, tuple] = {
-    "optimizer": _option(Optimizer, Optimizer.sgd, "Optimizer.", OPTIM),
-    "lr": _option(float | None, None, "Learning rate [default: the command's, for its model and optimizer].", OPTIM),
-    "momentum": _option(float, 0.0, "SGD momentum.", OPTIM),
-    "weight_decay": _option(float, 0.0, "Weight decay (L2 for sgd and adam, decoupled for adamw).", OPTIM),
-    "clip": _option(float, 0.25, "Clip the gradient norm to this (0: off).", OPTIM),
-    "schedule": _option(Schedule, Schedule.plateau, "plateau: lr x --lr-factor when an epoch does not improve; decay: "
+    "optimizer": option_spec(Optimizer, Optimizer.sgd, "Optimizer.", OPTIM),
+    "lr": option_spec(float | None, None, "Learning rate [default: the command's, for its model and optimizer].", OPTIM),
+    "momentum": option_spec(float, 0.0, "SGD momentum.", OPTIM),
+    "weight_decay": option_spec(float, 0.0, "Weight decay (L2 for sgd and adam, decoupled for adamw).", OPTIM),
+    "clip": option_spec(float, 0.25, "Clip the gradient norm to this (0: off).", OPTIM),
+    "schedule": option_spec(Schedule, Schedule.plateau, "plateau: lr x --lr-factor when an epoch does not improve; decay: "
                         "lr x --lr-factor after every epoch from --decay-start on; none.", OPTIM),
-    "lr_factor": _option(float, 0.25, "LR multiplier of the schedule.", OPTIM),
-    "decay_start": _option(int, 4, "decay: epochs at the full learning rate.", OPTIM),
-    "epochs": _option(int, 6, "Passes over the training data.", RUN),
-    "max_steps": _option(int | None, None, "Stop after this many optimizer steps in all.", RUN),
-    "max_time": _option(float | None, None, "Stop after this many seconds of training in all.", RUN),
-    "patience": _option(int | None, None, "Stop after this many evaluations without a better validation loss.", RUN),
-    "save_every": _option(str | None, None, "Also write last.pt every N optimizer steps (500) or every so long (10m), "
+    "lr_factor": option_spec(float, 0.25, "LR multiplier of the schedule.", OPTIM),
+    "decay_start": option_spec(int, 4, "decay: epochs at the full learning rate.", OPTIM),
+    "epochs": option_spec(int, 6, "Passes over the training data.", RUN),
+    "max_steps": option_spec(int | None, None, "Stop after this many optimizer steps in all.", RUN),
+    "max_time": option_spec(float | None, None, "Stop after this many seconds of training in all.", RUN),
+    "patience": option_spec(int | None, None, "Stop after this many evaluations without a better validation loss.", RUN),
+    "save_every": option_spec(str | None, None, "Also write last.pt every N optimizer steps (500) or every so long (10m), "
                           "mid-epoch included; a resume continues from there exactly.", RUN),
-    "device": _option(Device, Device.auto, "Where to train; auto picks CUDA, then MPS, then the CPU.", RUN),
-    "bf16": _option(bool, False, "bf16 autocast (CUDA only).", RUN),
-    "seed": _option(int, 1, "Random seed: initialisation, dropout, batch order, the held-out split.", RUN),
+    "device": option_spec(Device, Device.auto, "Where to train; auto picks CUDA, then MPS, then the CPU.", RUN),
+    "bf16": option_spec(bool, False, "bf16 autocast (CUDA only).", RUN),
+    "seed": option_spec(int, 1, "Random seed: initialisation, dropout, batch order, the held-out split.", RUN),
 }
 
 
