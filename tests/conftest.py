@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,3 +49,17 @@ def write_grammar_corpus(folder: Path, train_lines: int) -> tuple[Path, Path]:
 @pytest.fixture
 def tiny_corpus(tmp_path) -> tuple[Path, Path]:
     return write_grammar_corpus(tmp_path, 300)
+
+
+@contextmanager
+def killed_after(process: subprocess.Popen, seconds: float) -> Iterator[subprocess.Popen]:
+    """Kill `process` if it is still running after `seconds`, so a blocking read of its output cannot hang the suite."""
+    timer = threading.Timer(seconds, process.kill)
+    timer.start()
+    try:
+        yield process
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=seconds)

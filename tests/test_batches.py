@@ -56,3 +56,28 @@ def test_windows_with_the_carried_state_equal_one_pass_over_the_sequence():
             state = detach_state(state)
             pieces.append(features)
         torch.testing.assert_close(torch.cat(pieces, dim=1), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_the_hidden_state_starts_from_zero_at_each_epoch_and_carries_within_it(tiny_corpus):
+    from nlm.lm.config import LMDataConfig
+    from nlm.lm.task import LMTask
+    from nlm.text.build import VocabConfig, build_vocab
+    from nlm.text.corpus import encode_corpus
+    from nlm.io.text import read_lines
+
+    vocab, _ = build_vocab(read_lines(tiny_corpus[0]), config=VocabConfig())
+    torch.manual_seed(0)
+    model = RNNLM(RNNConfig(vocab_size=len(vocab), emb=8, hidden=8, layers=1, dropout=0.0)).eval()
+    task = LMTask(model=model, vocab=vocab, train=encode_corpus(tiny_corpus[0], vocab), valid=None,
+                  data=LMDataConfig(batch_size=4, bptt=6), device=torch.device("cpu"), seed=1)
+    with torch.no_grad():
+        windows = task.train_batches(0, 0)
+        task.training_step(next(windows))
+        task.training_step(second := next(windows))
+        carried = task.state[0].clone()
+        assert carried.abs().sum() > 0  # the state after two windows, carried into the third
+        resumed = next(task.train_batches(0, 1))  # a resume in the middle of an epoch keeps the state it restored
+        assert torch.equal(task.state[0], carried) and torch.equal(resumed.inputs, second.inputs)
+        first_of_next_epoch = next(task.train_batches(1, 0))  # a new epoch starts from a zero state
+        assert task.state is None
+    assert torch.equal(first_of_next_epoch.inputs, next(task.train_batches(0, 0)).inputs)

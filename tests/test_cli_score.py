@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import killed_after
 import torch
 from lm_helpers import SOURCE, session_root, train_tiny_lm, write_corpus
 from typer.testing import CliRunner
@@ -93,7 +94,7 @@ def test_unbuffered_streams_each_answer_before_the_input_ends(run_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "nlm", "score", "-m", str(run_dir), "--unbuffered", "-q"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
+    with killed_after(process, 120):
         process.stdin.write(SOURCE.words[0] + "\n")
         process.stdin.flush()
         first = process.stdout.readline()  # arrives while stdin is still open
@@ -102,8 +103,6 @@ def test_unbuffered_streams_each_answer_before_the_input_ends(run_dir):
         process.stdin.close()
         assert len(process.stdout.readlines()) == 1
         assert process.wait(timeout=60) == 0
-    finally:
-        process.kill()
 
 
 def test_a_closed_pipe_ends_quietly(run_dir, text):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, tiny_text
+from conftest import REPO, killed_after, tiny_text
 from typer.testing import CliRunner
 
 from nlm.cli import app
@@ -379,9 +379,10 @@ def test_ctrl_c_in_score_is_a_plain_line_and_130(finished_run, corpus):
     run, _ = finished_run
     process = child(["score", "-m", run, "-u", "-"], cwd=corpus, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, preexec_fn=default_sigint)
-    process.stdin.write(b"the cat sees the river .\n")
-    process.stdin.flush()
-    assert process.stdout.readline().count(b"\t") == 3  # it answered; now it waits for more input
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=TIMEOUT)
+    with killed_after(process, TIMEOUT):
+        process.stdin.write(b"the cat sees the river .\n")
+        process.stdin.flush()
+        assert process.stdout.readline().count(b"\t") == 3  # it answered; now it waits for more input
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 130 and stderr.decode().strip() == "nlm: interrupted"
