@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import torch
 
 from nlm.errors import ConfigError, DataError
 from nlm.images.data import ImageSet, check_shape
-from nlm.io.atomic import atomic_write
+from nlm.io.atomic import check_distinct, write_bytes_atomic
 from nlm.io.checkpoint import inconsistent_checkpoint, load_checkpoint, resolve_checkpoint
 from nlm.io.pixels import to_floats
 from nlm.io.png import save_filters, save_pairs
@@ -54,10 +56,12 @@ def encode_images(loaded: LoadedAutoencoder, images: ImageSet, *, batch_size: in
         return torch.cat([loaded.model.encode(to_floats(b, loaded.device)).cpu() for b in images.images.split(batch_size)])
 
 
-def write_codes(codes: torch.Tensor, path: str | Path) -> None:
-    """Save codes [N, K] as a float32 .npy file."""
-    with atomic_write(path) as f:  # np.save(path) would add .npy to any other name
-        np.save(f, codes.float().numpy(), allow_pickle=False)
+def write_codes(codes: torch.Tensor, path: str | Path, *, sources: Iterable[str | Path] = ()) -> None:
+    """Save codes [N, K] as a float32 .npy file, never over one of `sources` (the images, the model)."""
+    check_distinct(path, sources)
+    buffer = io.BytesIO()  # np.save(path) would add .npy to any other name; a failed np.save(file) loses the errno
+    np.save(buffer, codes.float().numpy(), allow_pickle=False)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def reconstruct(loaded: LoadedAutoencoder, images: ImageSet, *, count: int = 16, corruption: str | None = None,
@@ -84,8 +88,10 @@ def reconstruct(loaded: LoadedAutoencoder, images: ImageSet, *, count: int = 16,
 
 
 def save_reconstructions(inputs: torch.Tensor, outputs: torch.Tensor, image_shape, path: str | Path, *,
-                         nrow: int = 8, scale: int = 2) -> tuple[int, int]:
-    """A PNG grid of each input beside its reconstruction; returns (width, height)."""
+                         nrow: int = 8, scale: int = 2, sources: Iterable[str | Path] = ()) -> tuple[int, int]:
+    """A PNG grid of each input beside its reconstruction, never over one of `sources` (the images,
+    the model); returns (width, height)."""
+    check_distinct(path, sources)
     return save_pairs(inputs, outputs.clamp(0, 1), path, image_shape=image_shape, nrow=nrow, scale=scale)
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from nlm.config import Config, check
 from nlm.eval.bleu import MetricScore, check_parallel, corpus_scores
+from nlm.io.atomic import check_distinct
+from nlm.io.text import open_output
 from nlm.lm.loading import LoadedLM
 from nlm.lm.scoring import CorpusSummary, protocol_signature, score_sentences
 from nlm.models.rnn import RNNLM, select_state
@@ -157,14 +160,20 @@ def reference_continuation(prompt: str, reference: str) -> str:
 
 def evaluate_generation(lm: LoadedLM, prompts: Sequence[str], references: Sequence[str], *, config: SamplingConfig,
                         metrics: Sequence[str] = ("bleu", "chrf"), tokenize: str | None = None,
-                        names: Sequence[str] = ()) -> GenerationEvaluation:
+                        names: Sequence[str] = (), hyps: str | Path | None = None) -> GenerationEvaluation:
     """Continue each prompt once and score the continuations against the references' continuations.
 
     A reference that starts with its prompt is compared without it, so words copied from the
     prompt never count as matches; the references' perplexity is over their whole lines.
+    With `hyps`, the generated lines (prompt + continuation) are also written there; a `hyps`
+    that is one of the input files `names` is refused before any work.
     """
+    check_distinct(hyps, names)
     check_parallel(prompts, [references], names)
     samples = list(generate(lm, prompts, config=config.replace(num=1)))
+    if hyps is not None:
+        with open_output(hyps) as out:
+            out.writelines(sample.text + "\n" for sample in samples)
     hypotheses = [sample.continuation.strip() for sample in samples]
     targets = [reference_continuation(p, r) for p, r in zip(prompts, references)]
     scores = corpus_scores(hypotheses, [targets], metrics=metrics, tokenize=tokenize)

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
+from nlm.io.atomic import check_distinct
 from nlm.io.text import display_name, read_lines
 from nlm.text.build import Coverage, VocabConfig, build_vocab, describe_build, measure_coverage
 from nlm.text.symbols import SPECIALS
@@ -25,6 +26,7 @@ def _coverage_line(name: str, c: Coverage) -> str:
 
 def build_vocabulary(*, files: list[str], output: Path, config: VocabConfig, check: list[str]) -> list[str]:
     """Build from `files`, write to `output`, and return the report lines for stderr."""
+    check_distinct(output, [*files, *check])
     vocab, report = build_vocab(_all_lines(files), config=config)
     save_vocab(vocab, output)
     lines = [f"wrote {output}: {describe_build(config, vocab, report)}"]
