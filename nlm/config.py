@@ -3,11 +3,15 @@
 Each config is a frozen dataclass that inherits `Config`, which gives it `to_dict`
 (plain JSON-able values) and `from_dict` (unknown keys are an error, lists become
 tuples where the field is a tuple), plus a `validate` hook that raises ConfigError.
+Before any `validate`, every float setting must be a finite number: `inf` and `nan`
+pass most range checks (`nan` fails every comparison, `inf` passes `> 0`), so they are
+refused here, once, for every config, naming the option (`--init-range`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Self
 
@@ -20,7 +24,16 @@ class Config:
     """Mixin for frozen dataclass configs."""
 
     def __post_init__(self) -> None:
+        self.check_finite()
         self.validate()
+
+    def check_finite(self) -> None:
+        """Raise ConfigError for a float field (or a float inside a tuple field) that is inf or nan."""
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ConfigError(f"{option_name(field.name)} must be a finite number, not {value}")
 
     def validate(self) -> None:
         """Raise ConfigError for values that make no sense; subclasses extend this."""
@@ -43,6 +56,11 @@ class Config:
 
     def replace(self, **changes: Any) -> Self:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def option_name(field: str) -> str:
+    """The command-line option of a config field: `init_range` -> `--init-range`."""
+    return "--" + field.replace("_", "-")
 
 
 def check(condition: bool, message: str) -> None:
