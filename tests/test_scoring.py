@@ -179,7 +179,7 @@ def test_loading_refuses_what_is_not_a_language_model(tmp_path, word_lm):
         load_language_model(vision)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="not a readable nlm checkpoint"):
+    with pytest.raises(CheckpointError, match="is not an nlm checkpoint: not a PyTorch file"):
         load_language_model(garbage)
     with pytest.raises(InputMissingError):
         load_language_model(tmp_path / "absent.pt")

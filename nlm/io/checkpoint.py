@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,9 @@ from nlm.io.atomic import write_bytes_atomic, write_text_atomic
 FORMAT = "nlm-checkpoint"
 FORMAT_VERSION = 1
 KIND_NAMES = {"lm": "a language model", "vision": "a vision model", "autoencoder": "an autoencoder"}
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+_NO_CHECKPOINT = "a PyTorch file that holds no nlm checkpoint"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # the older torch.save: a pickled magic number
 
 
 def to_cpu(tree: Any) -> Any:
@@ -62,16 +68,55 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p
 
 
+def _refused_global(error: Exception) -> str:
+    found = re.search(r"GLOBAL ([\w.]+)", str(error))
+    return f" ({found.group(1)})" if found else ""
+
+
+def _zip_problem(path: Path) -> str | None:
+    """What is wrong with a zip file as a PyTorch file, or None when it is a sound one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            torch_file = any(name == "data.pkl" or name.endswith("/data.pkl") for name in archive.namelist())
+            damaged = archive.testzip() is not None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return "a truncated or damaged PyTorch file (its zip directory is unreadable)"
+    if not torch_file:
+        return "a zip archive, not a PyTorch file"
+    return "a damaged PyTorch file (a member fails its checksum)" if damaged else None
+
+
+def _what_it_is(path: Path, error: Exception) -> str:
+    """Why torch.load failed, in words: what the file is rather than what nlm wanted."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_LEGACY_MAGIC))
+    except OSError as e:
+        raise InputMissingError(f"{path}: cannot read ({e.strerror})") from None
+    if not head:
+        return "the file is empty"
+    if head.startswith(_ZIP_MAGIC):
+        problem = _zip_problem(path)
+        if problem:
+            return problem
+    elif not head.startswith(_LEGACY_MAGIC):
+        if head[:1] == b"\x80" and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL:
+            return f"not a PyTorch file but a Python pickle{_refused_global(error)}, which nlm never unpickles"
+        return "not a PyTorch file"
+    if isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in str(error):
+        return f"{_NO_CHECKPOINT}: it stores Python objects{_refused_global(error)}, which nlm never unpickles"
+    return "a truncated or damaged PyTorch file"
+
+
 def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
     """Load on the CPU with weights_only=True; check format, version and (if given) kind."""
     p = resolve_checkpoint(path)
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for foreign or truncated files
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{p} is not a readable nlm checkpoint ({first_line[:120]})") from None
+    except Exception as e:  # torch raises many types (KeyError, OSError, EOFError ...) for foreign files
+        raise CheckpointError(f"{p} is not an nlm checkpoint: {_what_it_is(p, e)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{p} is not an nlm checkpoint")
+        raise CheckpointError(f"{p} is not an nlm checkpoint: {_NO_CHECKPOINT}")
     if payload.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{p} has checkpoint format version {payload.get('version')}; this nlm reads {FORMAT_VERSION}")
     if kind is not None and payload.get("kind") != kind:
