@@ -14,14 +14,30 @@ from nlm.io.atomic import atomic_write
 STDIO = "-"
 
 
+class EmptyInputError(DataError):
+    """An input without a single line (exit 65); `name` is the file, or <stdin>."""
+
+    def __init__(self, name: str, message: str | None = None) -> None:
+        super().__init__(message or f"{name} is empty")
+        self.name = name
+
+
 def display_name(path: str | Path) -> str:
     return "<stdin>" if str(path) == STDIO else str(path)
+
+
+def stdin_bytes() -> IO[bytes]:
+    """The binary stdin, or InputMissingError (66) when the process has none (`nlm ... <&-`)."""
+    stream = sys.stdin
+    if stream is None or stream.closed:
+        raise InputMissingError("stdin is closed; give an input file, or pipe text in")
+    return getattr(stream, "buffer", stream)
 
 
 def open_input(path: str | Path) -> IO[bytes]:
     """A file, or `-` for stdin, opened for reading bytes; InputMissingError for what cannot be opened."""
     if str(path) == STDIO:
-        return sys.stdin.buffer
+        return stdin_bytes()
     p = Path(path)
     if p.is_dir():
         raise InputMissingError(f"{p} is a directory, not a text file")
@@ -42,7 +58,8 @@ def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
     """
     name = display_name(path)
     stream = open_input(path)
-    if stream is not sys.stdin.buffer and b"\0" in stream.peek(8192)[:8192]:
+    is_stdin = str(path) == STDIO
+    if not is_stdin and b"\0" in stream.peek(8192)[:8192]:
         stream.close()
         raise DataError(f"{name} holds NUL bytes; it looks like a binary file, not text")
     try:
@@ -59,9 +76,9 @@ def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
                 ) from None
             yield line.rstrip("\n").removesuffix("\r")
         if not seen and not allow_empty:
-            raise DataError(f"{name} is empty")
+            raise EmptyInputError(name)
     finally:
-        if stream is not sys.stdin.buffer:
+        if not is_stdin:
             stream.close()
 
 
@@ -82,11 +99,11 @@ def open_output(path: str | Path, *, line_buffered: bool = False) -> Iterator[Te
 
 
 def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes, as hex, read in blocks."""
+    """The sha256 of a file's bytes, as hex, read in blocks; InputMissingError naming a file that is not there."""
     import hashlib
 
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()

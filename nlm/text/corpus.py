@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nlm.errors import OutputError
 from nlm.io.atomic import atomic_write, write_text_atomic
-from nlm.io.text import STDIO, display_name, file_sha256, read_lines
+from nlm.io.text import STDIO, display_name, file_sha256, read_lines, stdin_bytes
 from nlm.text.symbols import EOS, UNK
 from nlm.text.vocab import Vocabulary
 
@@ -82,15 +83,29 @@ def _open(stem: Path, name: str) -> EncodedCorpus:
     return EncodedCorpus(name=name, ids=ids, line_ends=ends, oovs=meta["oovs"])
 
 
+def _writable(folder: Path) -> Path:
+    """`folder`, created if need be; OutputError (73) naming it and the way out when nlm cannot write there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write the corpus cache {folder} ({e.strerror}); "
+                          "point --cache-dir or NLM_CACHE_DIR at a writable folder") from None
+    return folder
+
+
 def encode_corpus(path: str | Path, vocab: Vocabulary, *, cache_dir: Path | None = None) -> EncodedCorpus:
     """Encode `path` (or `-`) with `vocab`, reusing the cache when the same file was seen before."""
     name = display_name(path)
     if str(path) == STDIO:
+        stdin_bytes()  # a closed stdin is an error before any temporary folder is made
         stem = Path(tempfile.mkdtemp(prefix="nlm-stdin-")) / "stdin"
     else:
         stem = (cache_dir or default_cache_dir()) / f"v{CACHE_VERSION}-{file_sha256(path)[:20]}-{vocab.fingerprint()}"
         if stem.with_suffix(".json").exists():
             return _open(stem, name)
+        _writable(stem.parent)
     # ids and line ends first, the json last: its presence marks a complete entry
     with atomic_write(stem.with_suffix(".ids")) as ids_file, atomic_write(stem.with_suffix(".ends")) as ends_file:
         tokens, lines, oovs = _write_ids(path, vocab, ids_file, ends_file)
