@@ -138,7 +138,7 @@ def test_bad_inputs_give_clear_errors_and_exit_codes(run_dir, text, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     result = nlm("score", "-m", str(run_dir), str(empty))
-    assert result.exit_code == 0 and result.stdout == "" and "sentences: 0" in result.stderr
+    assert result.exit_code == 65 and result.stdout == "" and "is empty: nothing to score" in result.stderr
 
 
 def test_perplexity_prints_the_number_with_its_protocol(run_dir, tmp_path_factory, monkeypatch):

@@ -15,7 +15,8 @@ from nlm.errors import CheckpointError, DataError, InputMissingError
 from nlm.io.checkpoint import save_checkpoint
 from nlm.lm.loading import load_language_model
 from nlm.lm.perplexity import corpus_perplexity
-from nlm.lm.scoring import CorpusSummary, fixed_pools, length_batches, score_ids, score_sentences, token_rows, waiting_pools
+from nlm.lm.pools import fixed_pools, waiting_pools
+from nlm.lm.scoring import CorpusSummary, length_batches, score_ids, score_sentences, token_rows
 from nlm.synthetic import MarkovSource
 from nlm.text.symbols import BOS, EOS, UNK
 

@@ -11,13 +11,17 @@ Without bos/eos the first word is context only and no end symbol is scored (n - 
 tokens).  Lines are read in pools, sorted by length within a pool so each batch pads
 little, scored, and yielded back in input order; padding sits after each sentence, so
 it never changes a score.  Log-probabilities are natural logs.
+
+A batch runs through the model in time windows of at most LOGIT_BUDGET logits, the
+hidden state carried from window to window, so the scores are those of one pass while
+a line of millions of tokens costs memory for its ids and scores only, never for
+length x vocabulary logits.  An input without a single line is an error (exit 65); an
+empty line is a sentence of zero words.
 """
 
 from __future__ import annotations
 
 import math
-import queue
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,14 +29,15 @@ import numpy as np
 import torch
 
 from nlm import __version__
-from nlm.errors import NLMError
+from nlm.io.text import EmptyInputError
 from nlm.lm.loading import LoadedLM
+from nlm.lm.pools import fixed_pools, waiting_pools
 from nlm.models.rnn import RNNLM
 from nlm.text.symbols import EOS, PAD, UNK
 from nlm.text.vocab import Vocabulary
 
 POOL_BATCHES = 16  # batches' worth of lines read and length-sorted together
-LOGIT_BUDGET = 1 << 25  # at most this many logits (batch x length x vocabulary) in one forward pass
+LOGIT_BUDGET = 1 << 25  # at most this many logits (rows x steps x vocabulary) in one forward pass
 LOG_BASES = {"e": 1.0, "2": math.log(2), "10": math.log(10)}  # divide a natural log by this for base b
 
 
@@ -91,70 +96,13 @@ class CorpusSummary:
 
     def describe(self, *, base: str, signature: str) -> list[str]:
         """The summary for people, KenLM's numbers with the log base stated."""
+        if self.tokens:
+            ppl = f"perplexity: {self.ppl:.4f} including OOVs, {self.ppl_without_oovs:.4f} excluding OOVs"
+        else:  # possible only without bos/eos, where a one-word line scores nothing
+            ppl = "perplexity: none, no token was scored (without --bos-eos a line's first token is only context)"
         return [f"sentences: {self.sentences:,}  scored tokens: {self.tokens:,}  OOVs: {self.oovs:,}",
-                f"log-prob (base {base}): {self.logprob / LOG_BASES[base]:.4f}",
-                f"perplexity: {self.ppl:.4f} including OOVs, {self.ppl_without_oovs:.4f} excluding OOVs",
+                f"log-prob (base {base}): {self.logprob / LOG_BASES[base]:.4f}", ppl,
                 f"signature: {signature}|base:{base}"]
-
-
-def fixed_pools(lines: Iterable[str], size: int) -> Iterator[list[str]]:
-    """Lists of `size` lines (the last one shorter).  A bad line (NLMError) ends the input:
-    the lines before it are still yielded, then the error is raised."""
-    iterator = iter(lines)
-    while True:
-        pool: list[str] = []
-        error: NLMError | None = None
-        try:
-            for line in iterator:
-                pool.append(line)
-                if len(pool) == size:
-                    break
-        except NLMError as e:
-            error = e
-        if pool:
-            yield pool
-        if error is not None:
-            raise error
-        if len(pool) < size:
-            return
-
-
-_END = object()
-
-
-def waiting_pools(lines: Iterable[str], size: int) -> Iterator[list[str]]:
-    """Lists of the lines already waiting (at least one, at most `size`), read by a background thread,
-    so a slow producer's every line is answered as soon as it arrives."""
-    waiting: queue.Queue = queue.Queue(maxsize=4 * size)
-
-    def read() -> None:
-        try:
-            for line in lines:
-                waiting.put(line)
-            waiting.put(_END)
-        except BaseException as e:  # handed to the consumer, which raises it after the lines before it
-            waiting.put(e)
-
-    threading.Thread(target=read, name="nlm-reader", daemon=True).start()
-    item = waiting.get()
-    while True:
-        pool: list[str] = []
-        while isinstance(item, str):
-            pool.append(item)
-            try:
-                item = waiting.get_nowait() if len(pool) < size else None
-            except queue.Empty:
-                item = None  # nothing more waiting: answer these lines now
-            if item is None:
-                break
-        if pool:
-            yield pool
-        if item is _END:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        if item is None:
-            item = waiting.get()
 
 
 def protocol_signature(lm: LoadedLM, *, bos_eos: bool) -> str:
@@ -170,8 +118,17 @@ def _pairs(ids: Sequence[int], *, start_id: int, bos_eos: bool) -> tuple[list[in
     return list(ids[:-1]), list(ids[1:])
 
 
-def score_ids(model: RNNLM, sentences: Sequence[Sequence[int]], *, start_id: int, bos_eos: bool = True) -> list[np.ndarray]:
-    """The natural log-prob of every scored token of each sentence, all in one padded batch."""
+def window_steps(rows: int, vocab_size: int, logit_budget: int = LOGIT_BUDGET) -> int:
+    """Time steps per forward pass so that rows x steps x vocabulary stays within the budget (at least 1)."""
+    return max(1, logit_budget // (rows * vocab_size))
+
+
+def score_ids(model: RNNLM, sentences: Sequence[Sequence[int]], *, start_id: int, bos_eos: bool = True,
+              logit_budget: int = LOGIT_BUDGET) -> list[np.ndarray]:
+    """The natural log-prob of every scored token of each sentence, as one padded batch.
+
+    The batch goes through the model window by window (`window_steps`), the state carried
+    across windows: the same numbers as one pass, in memory bounded by `logit_budget`."""
     pairs = [_pairs(ids, start_id=start_id, bos_eos=bos_eos) for ids in sentences]
     lengths = [len(targets) for _, targets in pairs]
     results = [np.zeros(0, dtype=np.float64) for _ in pairs]
@@ -185,10 +142,15 @@ def score_ids(model: RNNLM, sentences: Sequence[Sequence[int]], *, start_id: int
     for r, i in enumerate(rows):
         inputs[r, : lengths[i]] = torch.tensor(pairs[i][0])
         targets[r, : lengths[i]] = torch.tensor(pairs[i][1])
+    logprobs = torch.empty(len(rows), width, dtype=torch.float64)  # positions past a sentence's end are padding
+    steps, state = window_steps(len(rows), model.config.vocab_size, logit_budget), None
     with torch.inference_mode():
-        features, _ = model(inputs.to(device))  # from a zero state
-        nll = model.nll(features, targets.to(device))
-        logprobs = (-nll).double().cpu().numpy()  # positions past a sentence's end are padding
+        for begin in range(0, width, steps):
+            # the first window starts from a zero state, every later one from the state the last one left
+            features, state = model(inputs[:, begin : begin + steps].to(device), state)
+            nll = model.nll(features, targets[:, begin : begin + steps].to(device))
+            logprobs[:, begin : begin + steps] = -nll.double().cpu()
+    logprobs = logprobs.numpy()
     for r, i in enumerate(rows):
         results[i] = logprobs[r, : lengths[i]]
     return results
@@ -220,12 +182,14 @@ def _sentence_score(index: int, text: str, ids: list[int], logprobs: np.ndarray,
 
 
 def score_sentences(lm: LoadedLM, lines: Iterable[str], *, batch_size: int = 64, bos_eos: bool = True,
-                    per_token: bool = False, eager: bool = False) -> Iterator[SentenceScore]:
+                    per_token: bool = False, eager: bool = False, name: str = "the input",
+                    logit_budget: int = LOGIT_BUDGET) -> Iterator[SentenceScore]:
     """Score each line as an independent sentence; yields in input order as each pool is done.
 
     `batch_size` 1 scores one sentence at a time.  `eager` never waits for more input than
     is already there: a pool is whatever lines are waiting (at least one), so an interactive
-    pipe gets each answer as soon as its line arrives.
+    pipe gets each answer as soon as its line arrives.  No line at all is a DataError
+    naming the input (`name`); `logit_budget` bounds the logits of one forward pass.
     """
     pools = waiting_pools(lines, batch_size * POOL_BATCHES) if eager else fixed_pools(lines, batch_size * POOL_BATCHES)
     index = 0
@@ -233,12 +197,15 @@ def score_sentences(lm: LoadedLM, lines: Iterable[str], *, batch_size: int = 64,
         encoded = [lm.vocab.encode(line) for line in pool]
         logprobs: list[np.ndarray] = [np.zeros(0)] * len(pool)
         for batch in length_batches([len(ids) for ids in encoded], batch_size=batch_size, vocab_size=len(lm.vocab)):
-            scored = score_ids(lm.model, [encoded[i] for i in batch], start_id=lm.start_id, bos_eos=bos_eos)
+            scored = score_ids(lm.model, [encoded[i] for i in batch], start_id=lm.start_id, bos_eos=bos_eos,
+                               logit_budget=logit_budget)
             for i, values in zip(batch, scored):
                 logprobs[i] = values
         for text, ids, values in zip(pool, encoded, logprobs):
             yield _sentence_score(index, text, ids, values, bos_eos=bos_eos, per_token=per_token)
             index += 1
+    if index == 0:
+        raise EmptyInputError(name, f"{name} is empty: nothing to score")
 
 
 @dataclass(frozen=True)
