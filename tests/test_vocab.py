@@ -106,3 +106,21 @@ def test_nonsense_vocab_settings_are_config_errors():
     for bad in (dict(size=0), dict(min_count=0), dict(level="bpe"), dict(level="bytes")):
         with pytest.raises(ConfigError):
             VocabConfig(**bad)
+
+
+
+def test_coverage_counts_tokens_without_eos_and_says_how_many_with():
+    vocab, report = build()
+    assert (report.training.tokens, report.training.lines, report.training.tokens_with_eos) == (12, 3, 15)
+    coverage = measure_coverage(vocab, ["a b", "", "zebra"])
+    assert (coverage.tokens, coverage.lines, coverage.tokens_with_eos) == (3, 3, 6)
+
+
+@pytest.mark.parametrize("level", ["bpe", "unigram"])
+def test_subword_pieces_used_never_exceed_the_pieces_kept(level):
+    """Rare characters outside the alphabet become <unk>: each distinct one is one OOV type, not one per occurrence."""
+    lines = [f"the river runs past market number {i} every morning" for i in range(300)] + ["ж ж ж", "ф ж"] * 2
+    vocab, report = build_vocab(lines, config=VocabConfig(level=level, size=40, character_coverage=0.999))
+    assert report.training.oov_tokens == 10
+    assert report.training.oov_types == 2  # "ж" and "ф", however often they occur
+    assert report.types_seen <= report.types_kept == 40

@@ -31,12 +31,19 @@ class VocabConfig(Config):
 
 @dataclass(frozen=True)
 class Coverage:
-    """How well a vocabulary covers some text (end-of-line symbols not counted)."""
+    """How well a vocabulary covers some text.  `tokens` does not count <eos>: the corpus that
+    training and perplexity read holds `tokens + lines` (one <eos> per line)."""
 
-    tokens: int
+    tokens: int  # words, characters or pieces, <eos> not counted
     oov_tokens: int
     types: int
     oov_types: int
+    lines: int = 0
+
+    @property
+    def tokens_with_eos(self) -> int:
+        """The count `nlm train` reports for the same text: one <eos> per line included."""
+        return self.tokens + self.lines
 
     @property
     def oov_rate(self) -> float:
@@ -49,7 +56,7 @@ class Coverage:
 
 @dataclass(frozen=True)
 class VocabReport:
-    types_seen: int  # distinct symbols in the training text (pieces, for subword levels)
+    types_seen: int  # distinct symbols in the training text (for subword levels: vocabulary pieces its segmentation uses)
     types_kept: int  # symbols in the vocabulary besides the specials
     training: Coverage  # coverage of the training text itself
 
@@ -70,7 +77,8 @@ def build_vocab(lines: Iterable[str], *, config: VocabConfig) -> tuple[Vocabular
         vocab = train_sentencepiece(text, level=config.level, size=config.size, lowercase=config.lowercase,
                                     character_coverage=config.character_coverage)
         training = measure_coverage(vocab, text)
-        return vocab, VocabReport(types_seen=training.types, types_kept=len(vocab) - len(SPECIALS), training=training)
+        used = training.types - training.oov_types
+        return vocab, VocabReport(types_seen=used, types_kept=len(vocab) - len(SPECIALS), training=training)
     tokenizer = SymbolVocab(level=config.level, symbols=list(SPECIALS), counts=[0] * 4, lowercase=config.lowercase)
     counts: Counter[str] = Counter()
     lines_seen = 0
@@ -90,27 +98,23 @@ def build_vocab(lines: Iterable[str], *, config: VocabConfig) -> tuple[Vocabular
     vocab = SymbolVocab(level=config.level, symbols=list(SPECIALS) + [s for s, _ in kept],
                         counts=special_counts + [c for _, c in kept], lowercase=config.lowercase)
     total = sum(counts.values())
-    training = Coverage(tokens=total, oov_tokens=unknown, types=len(counts), oov_types=len(dropped))
+    training = Coverage(tokens=total, oov_tokens=unknown, types=len(counts), oov_types=len(dropped), lines=lines_seen)
     return vocab, VocabReport(types_seen=len(counts), types_kept=len(kept), training=training)
 
 
 def measure_coverage(vocab: Vocabulary, lines: Iterable[str]) -> Coverage:
     """Tokens of `lines` that map to <unk> (a literal `<unk>` in the text counts too)."""
-    tokens = oov = 0
+    tokens = oov = count = 0
     types: set[str] = set()
     oov_types: set[str] = set()
-    tokenize = getattr(vocab, "tokenize", None)
     for line in lines:
-        ids = vocab.encode(line)
+        ids, pieces = vocab.encode(line), vocab.tokenize(line)
+        count += 1
         tokens += len(ids)
         oov += sum(1 for i in ids if i == UNK)
-        if tokenize is not None:
-            pieces = tokenize(line)
-        else:
-            pieces = [vocab.symbol(i) if i != UNK else f"<unk:{j}>" for j, i in enumerate(ids)]
         types.update(pieces)
         oov_types.update(p for p, i in zip(pieces, ids) if i == UNK)
-    return Coverage(tokens=tokens, oov_tokens=oov, types=len(types), oov_types=len(oov_types))
+    return Coverage(tokens=tokens, oov_tokens=oov, types=len(types), oov_types=len(oov_types), lines=count)
 
 
 def describe_build(config: VocabConfig, vocab: Vocabulary, report: VocabReport) -> str:
@@ -121,4 +125,5 @@ def describe_build(config: VocabConfig, vocab: Vocabulary, report: VocabReport) 
     else:
         kept = f"{report.types_kept:,} of the {report.types_seen:,} types seen"
     return (f"{config.level}, {len(vocab):,} symbols ({len(SPECIALS)} special + {kept}); training text: {c.tokens:,} tokens "
-            f"(without <eos>), OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types)")
+            f"without <eos> ({c.tokens_with_eos:,} with one <eos> per line), "
+            f"OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types)")

@@ -20,8 +20,8 @@ def _all_lines(files: list[str]) -> Iterator[str]:
 
 
 def _coverage_line(name: str, c: Coverage) -> str:
-    return (f"{name}: {c.tokens:,} tokens, OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types), "
-            f"coverage {c.coverage:.2%}")
+    return (f"{name}: {c.tokens:,} tokens without <eos> ({c.tokens_with_eos:,} with one <eos> per line, as train counts), "
+            f"OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types), coverage {c.coverage:.2%}")
 
 
 def build_vocabulary(*, files: list[str], output: Path, config: VocabConfig, check: list[str]) -> list[str]:

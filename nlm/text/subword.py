@@ -52,6 +52,10 @@ class SentencePieceVocab:
     def encode(self, line: str) -> list[int]:
         return self.processor.encode(line, out_type=int)
 
+    def tokenize(self, line: str) -> list[str]:
+        """The pieces `encode` gives ids to, as text (an unknown piece as its surface characters)."""
+        return self.processor.encode(line, out_type=str)
+
     def decode(self, ids: Iterable[int]) -> str:
         return self.processor.decode([i for i in ids if i >= len(SPECIALS) or i == UNK])
 
