@@ -9,19 +9,35 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import random
 import resource
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO, killed_after, tiny_text
+from lm_helpers import SOURCE, session_root, train_tiny_lm, write_corpus
 from typer.testing import CliRunner
 
+from nlm.autoencode.inference import encode_images, load_autoencoder, write_codes
 from nlm.cli import app
+from nlm.errors import InputMissingError, OutputExistsError
+from nlm.images.data import load_images
+from nlm.io.atomic import check_distinct
+from nlm.io.text import file_sha256
+from nlm.lm.generation import SamplingConfig, evaluate_generation
+from nlm.lm.loading import load_language_model
+from nlm.lm.scoring import LOGIT_BUDGET, score_ids, score_sentences
+from nlm.models.rnn import RNNLM, RNNConfig
+from nlm.text.symbols import EOS
 
 runner = CliRunner()
 TINY = ["--emb", "16", "--hidden", "16", "--layers", "1", "--batch-size", "4", "--bptt", "8", "-q"]
@@ -386,3 +402,428 @@ def test_ctrl_c_in_score_is_a_plain_line_and_130(finished_run, corpus):
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 130 and stderr.decode().strip() == "nlm: interrupted"
+
+
+# == the library's answers (issue 8): long lines, closed stdin, inf/nan options, foreign checkpoints, missing
+# files, unwritable caches, full disks, folders and inputs as outputs, NaN images, token counts, empty input ==
+
+SMALL_LM = ["--hidden", "8", "--emb", "8", "--layers", "1", "--batch-size", "4", "--bptt", "8", "--epochs", "1", "-q"]
+
+
+def invoke(*args, env: dict | None = None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def nlm_child(*args, preexec_fn=None, timeout: int = 120) -> subprocess.CompletedProcess:
+    """`python -m nlm ARGS` in a child process, for what CliRunner cannot fake."""
+    return subprocess.run([sys.executable, "-m", "nlm", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=preexec_fn)
+
+
+def says_one_line(stderr: str, *words: str) -> None:
+    """stderr is exactly one line, no traceback, holding each of `words`."""
+    assert "Traceback" not in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    for w in words:
+        assert w in stderr, stderr
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files of the atomic writer left in `folder`."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp"))
+
+
+@pytest.fixture(scope="session")
+def lm_run(tmp_path_factory) -> Path:
+    return train_tiny_lm(session_root(tmp_path_factory), "word")
+
+
+@pytest.fixture(scope="session")
+def markov_corpus(tmp_path_factory) -> tuple[Path, Path]:
+    return write_corpus(session_root(tmp_path_factory) / "corpus")
+
+
+@pytest.fixture(scope="module")
+def ae_run(tmp_path_factory) -> Path:
+    """A one-step autoencoder with a 32-value code."""
+    run = tmp_path_factory.mktemp("hostile-ae") / "ae"
+    result = invoke("autoencoder", "train", "--data", "generated:64", "--max-steps", "1", "--hidden", "32", "-o", run,
+                 "--device", "cpu", "-q")
+    assert result.exit_code == 0, result.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """512 random 28x28 images as a .npz: their codes (64 KiB) outgrow a 16 KiB file-size limit."""
+    path = tmp_path_factory.mktemp("hostile-images") / "images.npz"
+    np.savez(path, x=np.random.default_rng(0).integers(0, 256, size=(512, 28, 28), dtype=np.uint8))
+    return path
+
+
+# -- 1. a very long line is scored in windows, exactly, in bounded memory ------------------------
+
+def _forward_shapes(model: torch.nn.Module) -> tuple[list[tuple[int, int]], object]:
+    shapes: list[tuple[int, int]] = []
+    handle = model.register_forward_hook(lambda module, args, output: shapes.append(tuple(args[0].shape)))
+    return shapes, handle
+
+
+def test_a_long_line_scored_in_small_windows_equals_one_pass(lm_run):
+    lm = load_language_model(lm_run)
+    line = " ".join(SOURCE.sample(600, seed=5))  # about 3,600 tokens
+    tokens = len(lm.vocab.encode(line)) + 1
+    whole, = score_sentences(lm, [line], per_token=True)
+    shapes, handle = _forward_shapes(lm.model)
+    try:
+        windowed, = score_sentences(lm, [line], per_token=True, logit_budget=64 * len(lm.vocab))
+    finally:
+        handle.remove()
+    assert max(rows * steps for rows, steps in shapes) == 64  # 64 steps of one row per forward pass
+    assert len(shapes) == -(-tokens // 64)
+    assert windowed.tokens == whole.tokens == tokens
+    np.testing.assert_allclose(windowed.token_logprobs, whole.token_logprobs, atol=1e-5, rtol=0)
+    assert windowed.logprob == pytest.approx(whole.logprob, abs=1e-5 * tokens)
+
+
+def test_no_forward_pass_exceeds_the_logit_budget_whatever_the_line_length():
+    """A 32k-symbol vocabulary: one pass over 2,500 tokens would form 82M logits (330 MB)."""
+    torch.manual_seed(0)
+    model = RNNLM(RNNConfig(vocab_size=1 << 15, emb=4, hidden=4, layers=1, dropout=0.0)).eval()
+    ids = torch.randint(4, 1 << 15, (2500,)).tolist()
+    shapes, handle = _forward_shapes(model)
+    try:
+        scores, = score_ids(model, [ids], start_id=EOS)
+    finally:
+        handle.remove()
+    assert max(rows * steps for rows, steps in shapes) * (1 << 15) <= LOGIT_BUDGET
+    assert sum(steps for _, steps in shapes) == len(ids) + 1 == len(scores)
+    assert np.isfinite(scores).all() and (scores < 0).all()
+
+
+# -- 2. a closed stdin ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["score", "-m", "RUN", "-"], ["perplexity", "-m", "RUN", "-"],
+                                     ["vocab", "build", "-o", "OUT"]], ids=["score", "perplexity", "vocab build"])
+def test_a_closed_stdin_is_one_line_and_exit_66(command, lm_run, tmp_path):
+    out = tmp_path / "v.txt"
+    args = [lm_run if a == "RUN" else out if a == "OUT" else a for a in command]
+    done = nlm_child(*args, preexec_fn=lambda: os.close(0))
+    assert done.returncode == 66, done.stderr
+    says_one_line(done.stderr, "stdin is closed")
+    assert not out.exists() and done.stdout == ""
+
+
+# -- 3. inf and nan as options -------------------------------------------------------------------
+
+NON_FINITE = [
+    (["train", *SMALL_LM], "--lr", "inf"), (["train", *SMALL_LM], "--lr", "nan"),
+    (["train", *SMALL_LM], "--init-range", "inf"), (["train", *SMALL_LM], "--dropout", "nan"),
+    (["train", *SMALL_LM], "--clip", "inf"), (["train", *SMALL_LM], "--max-time", "inf"),
+    (["generate"], "--temperature", "inf"), (["generate"], "--top-p", "nan"),
+    (["vision", "train", "--data", "generated:64", "-q"], "--lr", "inf"),
+    (["vision", "train", "--data", "generated:64", "--adversarial", "-q"], "--epsilon", "inf"),
+    (["vision", "train", "--data", "generated:64", "--arch", "mlp", "-q"], "--dropout", "nan"),
+    (["autoencoder", "train", "--data", "generated:64", "-q"], "--noise", "inf"),
+    (["autoencoder", "train", "--data", "generated:64", "-q"], "--sparsity", "nan"),
+    (["autoencoder", "train", "--data", "generated:64", "-q"], "--weight-decay", "inf"),
+]
+
+
+@pytest.mark.parametrize("command, option, value", NON_FINITE, ids=[" ".join([*(w for w in c[:2] if not w.startswith("-")), o, v]) for c, o, v in NON_FINITE])
+def test_a_non_finite_option_is_refused_before_any_work(command, option, value, lm_run, markov_corpus, tmp_path):
+    run = tmp_path / "run"
+    if command[0] == "generate":
+        extra = ["-m", lm_run, "--seed", "1", "--device", "cpu"]
+    else:
+        extra = ["-o", run, "--device", "cpu"] + (["--train", markov_corpus[0]] if command[0] == "train" else [])
+    result = invoke(*command, *extra, option, value)
+    assert result.exit_code == 2, result.stderr
+    says_one_line(result.stderr, f"{option} must be a finite number, not {value}")
+    assert not run.exists() and result.stdout == ""
+
+
+# -- 4. a file that is not a checkpoint ------------------------------------------------------------
+
+class _Opener:
+    """Unpickled, this would create a file: weights_only must refuse it before anything runs."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def _not_checkpoints(folder: Path, real: Path) -> dict[str, Path]:
+    files = {name: folder / f"{name}.pt" for name in ("text", "random", "empty", "truncated", "objects", "pickle", "tensors")}
+    files["text"].write_text("this is a text file\n")
+    files["random"].write_bytes(random.Random(0).randbytes(4096))
+    files["empty"].write_bytes(b"")
+    files["truncated"].write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    torch.save({"format": "nlm-checkpoint", "payload": _Opener(folder / "MARKER")}, files["objects"])
+    files["pickle"].write_bytes(pickle.dumps({"x": 1}, protocol=2))
+    torch.save({"weight": torch.zeros(3)}, files["tensors"])
+    return files
+
+
+NOT_CHECKPOINTS = [
+    ("text", "is not an nlm checkpoint: not a PyTorch file"),
+    ("random", "is not an nlm checkpoint: not a PyTorch file"),
+    ("empty", "is not an nlm checkpoint: the file is empty"),
+    ("truncated", "is not an nlm checkpoint: a truncated or damaged PyTorch file"),
+    ("objects", "is not an nlm checkpoint: a PyTorch file that holds no nlm checkpoint: it stores Python objects"),
+    ("pickle", "is not an nlm checkpoint: not a PyTorch file but a Python pickle"),
+    ("tensors", "is not an nlm checkpoint: a PyTorch file that holds no nlm checkpoint"),
+]
+
+
+@pytest.mark.parametrize("name, words", NOT_CHECKPOINTS, ids=[n for n, _ in NOT_CHECKPOINTS])
+def test_a_file_that_is_not_a_checkpoint_says_what_it_is(name, words, lm_run, markov_corpus, tmp_path):
+    path = _not_checkpoints(tmp_path, lm_run / "best.pt")[name]
+    for command in (["score", "-m", path, markov_corpus[1]], ["autoencoder", "encode", "-m", path, "--data", "generated:4",
+                                                       "-o", tmp_path / "codes.npy"]):
+        result = invoke(*command)
+        assert result.exit_code == 65, result.stderr
+        says_one_line(result.stderr, f"{path.name} {words}")
+    assert not (tmp_path / "MARKER").exists()  # nothing in the file ran
+    assert not (tmp_path / "codes.npy").exists()
+
+
+# -- 5. a missing file named as such -------------------------------------------------------------
+
+def test_a_missing_training_file_with_a_vocabulary_is_named(markov_corpus, tmp_path):
+    assert invoke("vocab", "build", markov_corpus[0], "-o", tmp_path / "v.txt").exit_code == 0
+    result = invoke("train", "--train", tmp_path / "gone.txt", "--vocab", tmp_path / "v.txt", "-o", tmp_path / "run", *SMALL_LM)
+    assert result.exit_code == 66, result.stderr
+    says_one_line(result.stderr, "gone.txt: no such file")
+    with pytest.raises(InputMissingError, match="gone.txt: no such file"):
+        file_sha256(tmp_path / "gone.txt")
+
+
+# -- 6. a corpus cache nlm cannot write ------------------------------------------------------------
+
+def test_an_unwritable_cache_names_the_folder_and_the_way_out(lm_run, markov_corpus, tmp_path):
+    blocked = tmp_path / "a-file" / "cache"  # under a regular file: ENOTDIR, which root cannot override
+    (tmp_path / "a-file").write_text("")
+    result = invoke("perplexity", "-m", lm_run, markov_corpus[1], env={"NLM_CACHE_DIR": str(blocked)})
+    assert result.exit_code == 73, result.stderr
+    says_one_line(result.stderr, f"corpus cache {blocked}", "--cache-dir", "NLM_CACHE_DIR")
+    result = invoke("train", "--train", markov_corpus[0], "-o", tmp_path / "run", "--cache-dir", blocked, "--device", "cpu", *SMALL_LM)
+    assert result.exit_code == 73, result.stderr
+    says_one_line(result.stderr, f"corpus cache {blocked}", "--cache-dir")
+    assert (tmp_path / "a-file").read_text() == ""
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_cache_names_the_folder(lm_run, markov_corpus, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o555)
+    try:
+        result = invoke("perplexity", "-m", lm_run, markov_corpus[1], env={"NLM_CACHE_DIR": str(cache)})
+    finally:
+        cache.chmod(0o755)
+    assert result.exit_code == 73, result.stderr
+    says_one_line(result.stderr, f"corpus cache {cache}", "NLM_CACHE_DIR")
+    assert list(cache.iterdir()) == []
+
+
+# -- 7. full disks and file-size limits ------------------------------------------------------------
+
+@pytest.fixture
+def full_device_link(tmp_path) -> Path:
+    """A symbolic link to /dev/full: nlm must write through it (ENOSPC), never replace the link or the device."""
+    if not Path("/dev/full").exists() or not stat.S_ISCHR(os.stat("/dev/full").st_mode):
+        pytest.skip("no /dev/full here")
+    link = tmp_path / "full.out"
+    link.symlink_to("/dev/full")
+    yield link
+    assert link.is_symlink() and stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+@pytest.mark.parametrize("command", ["vocab build", "autoencoder encode", "autoencoder reconstruct"])
+def test_a_full_disk_is_one_line_and_exit_74(command, full_device_link, markov_corpus, ae_run):
+    args = {"vocab build": ["vocab", "build", markov_corpus[0]],
+            "autoencoder encode": ["autoencoder", "encode", "-m", ae_run, "--data", "generated:8"],
+            "autoencoder reconstruct": ["autoencoder", "reconstruct", "-m", ae_run, "--data", "generated:8"]}[command]
+    result = invoke(*args, "-o", full_device_link)
+    assert result.exit_code == 74, result.stderr
+    says_one_line(result.stderr, f"cannot write {full_device_link}", "No space left on device")
+    assert leftovers(full_device_link.parent) == []
+
+
+def test_a_device_output_is_written_through_not_replaced(markov_corpus, tmp_path):
+    link = tmp_path / "null.out"
+    link.symlink_to(os.devnull)
+    result = invoke("vocab", "build", markov_corpus[0], "-o", link)
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink() and stat.S_ISCHR(os.stat(os.devnull).st_mode) and leftovers(tmp_path) == []
+
+
+def _limit_file_size(size: int):
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
+def test_a_file_size_limit_keeps_the_previous_vocabulary(tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("".join(f"w{i:05d} w{i + 1:05d}\n" for i in range(0, 30_000, 2)))  # a 270 KB vocabulary
+    out = tmp_path / "v.txt"
+    out.write_bytes(b"<pad>\t0\nthe previous vocabulary\t1\n")
+    before = out.read_bytes()
+    done = nlm_child("vocab", "build", big, "-o", out, preexec_fn=_limit_file_size(64 << 10))
+    assert done.returncode == 74, done.stderr
+    says_one_line(done.stderr, f"cannot write {out}", "File too large")
+    assert out.read_bytes() == before and leftovers(tmp_path) == []
+
+
+def test_a_file_size_limit_keeps_the_previous_codes(ae_run, images, tmp_path):
+    out = tmp_path / "codes.npy"
+    out.write_bytes(b"the previous codes")
+    done = nlm_child("autoencoder", "encode", "-m", ae_run, "--data", images, "-o", out, "--device", "cpu",
+                     preexec_fn=_limit_file_size(16 << 10))
+    assert done.returncode == 74, done.stderr
+    says_one_line(done.stderr, f"cannot write {out}", "File too large")
+    assert out.read_bytes() == b"the previous codes" and leftovers(tmp_path) == []
+
+
+# -- 8. a folder as the output file ----------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["encode", "reconstruct"])
+def test_a_folder_as_the_output_is_one_line_and_exit_73(command, ae_run, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("kept")
+    result = invoke("autoencoder", command, "-m", ae_run, "--data", "generated:8", "-o", folder)
+    assert result.exit_code == 73, result.stderr
+    says_one_line(result.stderr, f"{folder} is a folder")
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"] and (folder / "keep.txt").read_text() == "kept"
+
+
+# -- 9. an output that is one of the inputs ----------------------------------------------------------
+
+def test_vocab_build_refuses_to_overwrite_its_input(markov_corpus, tmp_path):
+    train = tmp_path / "train.txt"
+    train.write_bytes(markov_corpus[0].read_bytes())
+    (tmp_path / "hard-link.txt").hardlink_to(train)
+    (tmp_path / "soft-link.txt").symlink_to(train)
+    for output, extra in [(train, []), (tmp_path / "." / "train.txt", []), (tmp_path / "hard-link.txt", []),
+                          (tmp_path / "soft-link.txt", []), (tmp_path / "valid.txt", ["--check", tmp_path / "valid.txt"])]:
+        if extra:
+            output.write_text("the validation text\n")
+        before = output.read_bytes()
+        result = invoke("vocab", "build", train, "-o", output, *extra)
+        assert result.exit_code == 73, (output, result.stderr)
+        says_one_line(result.stderr, "is also an input")
+        assert output.read_bytes() == before
+    assert train.read_bytes() == markov_corpus[0].read_bytes()
+
+
+def test_check_distinct_compares_files_not_names(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("a")
+    b.write_text("b")
+    for output, inputs in [(a, [b]), ("-", ["-", a]), (None, [a]), (a, [None, "-", "generated:10"]),
+                           (tmp_path / "new.txt", [a]), (os.devnull, [os.devnull])]:
+        check_distinct(output, inputs)  # distinct: no error
+    monkeypatch.chdir(tmp_path)
+    for output, inputs in [(a, [b, a]), ("a.txt", [a]), (a, ["./a.txt"]), (tmp_path / "new.txt", ["new.txt"])]:
+        with pytest.raises(OutputExistsError, match="is also an input"):
+            check_distinct(output, inputs)
+
+
+def test_codes_and_hypotheses_never_overwrite_an_input(ae_run, lm_run, images, tmp_path):
+    loaded = load_autoencoder(ae_run)
+    codes = encode_images(loaded, load_images(str(images)))
+    data_before, model_before = images.read_bytes(), loaded.path.read_bytes()
+    for target in (images, loaded.path):
+        with pytest.raises(OutputExistsError, match="is also an input"):
+            write_codes(codes, target, sources=[images, loaded.path])
+    assert images.read_bytes() == data_before and loaded.path.read_bytes() == model_before
+    refs = tmp_path / "refs.txt"
+    refs.write_text("".join(s + "\n" for s in SOURCE.sample(3, seed=1)))
+    lines = refs.read_text().splitlines()
+    with pytest.raises(OutputExistsError, match="refs.txt is also an input"):
+        evaluate_generation(load_language_model(lm_run), lines, lines, config=SamplingConfig(greedy=True, max_tokens=3),
+                            names=(str(refs), str(refs)), hyps=refs)
+    assert refs.read_text().splitlines() == lines
+
+
+@pytest.mark.xfail(strict=True, reason="needs the CLI to pass its inputs (see the hostile report); then drop this mark")
+@pytest.mark.parametrize("case", ["encode -o DATA", "encode -o MODEL", "reconstruct -o MODEL", "evaluate --hyps REFS"])
+def test_the_cli_refuses_an_output_that_is_an_input(case, ae_run, lm_run, images, tmp_path):
+    refs = tmp_path / "refs.txt"
+    refs.write_text("".join(s + "\n" for s in SOURCE.sample(3, seed=1)))
+    ae_run, images = shutil.copytree(ae_run, tmp_path / "ae"), Path(shutil.copy(images, tmp_path))  # copies to spoil
+    model = ae_run / "best.pt"
+    target, args = {
+        "encode -o DATA": (images, ["autoencoder", "encode", "-m", ae_run, "--data", images, "-o", images]),
+        "encode -o MODEL": (model, ["autoencoder", "encode", "-m", ae_run, "--data", images, "-o", model]),
+        "reconstruct -o MODEL": (model, ["autoencoder", "reconstruct", "-m", ae_run, "--data", images, "-o", model]),
+        "evaluate --hyps REFS": (refs, ["evaluate", "-m", lm_run, "--prompts", refs, "--refs", refs, "--hyps", refs]),
+    }[case]
+    before = target.read_bytes()
+    result = invoke(*args)
+    assert target.read_bytes() == before
+    assert result.exit_code == 73, result.stderr
+    says_one_line(result.stderr, "is also an input")
+
+
+# -- 10. images that hold NaN ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["vision train", "autoencoder train", "autoencoder encode"])
+def test_images_holding_nan_are_refused(command, ae_run, tmp_path):
+    x = np.full((16, 28, 28), 0.5, dtype=np.float32)
+    x[3, 1, 2] = np.nan
+    data = tmp_path / "nan.npz"
+    np.savez(data, x=x, y=np.arange(16) % 2)
+    if command == "autoencoder encode":
+        args = ["autoencoder", "encode", "-m", ae_run, "-o", tmp_path / "codes.npy"]
+    else:
+        args = [*command.split(), "-o", tmp_path / "run", "--device", "cpu", "--max-steps", "1", "-q"]
+    result = invoke(*args, "--data", data)
+    assert result.exit_code == 65, result.stderr
+    says_one_line(result.stderr, "nan.npz: x holds NaN or infinite values (image 3 is the first)")
+    assert not (tmp_path / "codes.npy").exists()
+
+
+# -- 11. every token count says what it counts -------------------------------------------------------
+
+def test_token_counts_say_what_they_count_and_add_up(lm_run, markov_corpus, tmp_path):
+    train, valid = markov_corpus
+    lines = valid.read_text().splitlines()
+    words = sum(len(line.split()) for line in lines)
+    check = invoke("vocab", "build", train, "-o", tmp_path / "v.txt", "--check", valid)
+    assert check.exit_code == 0, check.stderr
+    assert f"{words:,} tokens without <eos> ({words + len(lines):,} with one <eos> per line" in check.stderr
+    stream = invoke("perplexity", "-m", lm_run, valid)
+    assert stream.exit_code == 0, stream.stderr
+    text_tokens, rows = words + len(lines), 4  # the tiny model's eval batch size
+    predicted = rows * (text_tokens // rows - 1)
+    tail = text_tokens % rows
+    assert f"{predicted:,} tokens" in stream.stdout
+    assert f"{predicted:,} of the text's {text_tokens:,} tokens (one <eos> per line) predicted" in stream.stdout
+    assert f"the first token of each of the {rows} rows" in stream.stdout
+    assert (f"the {tail}-token tail that fills no row" in stream.stdout) == (tail > 0)
+    sentence = invoke("perplexity", "-m", lm_run, valid, "--protocol", "sentence")
+    assert f"{text_tokens:,} tokens" in sentence.stdout and "every token predicted, one <eos> per line" in sentence.stdout
+
+
+# -- 12. an empty input: nothing to score ------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["score"], ["perplexity"], ["perplexity", "--protocol", "sentence"]],
+                         ids=["score", "perplexity stream", "perplexity sentence"])
+def test_an_empty_input_is_an_error_and_empty_lines_are_sentences(command, lm_run, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    result = invoke(command[0], "-m", lm_run, empty, *command[1:])
+    assert result.exit_code == 65, result.stderr
+    says_one_line(result.stderr, "is empty: nothing to score")
+    assert "nan" not in result.stdout + result.stderr
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n\n")
+    result = invoke(command[0], "-m", lm_run, blank, *command[1:])
+    assert result.exit_code == 0, result.stderr
+    assert "nan" not in result.stdout + result.stderr
+    if command == ["score"]:
+        assert [row.split("\t")[1:3] for row in result.stdout.splitlines()] == [["1", "0"]] * 3
