@@ -91,7 +91,7 @@ def encode(model: ModelPath, data: ImagesOption,
 
     loaded = _load(model, device)
     codes = encode_images(loaded, _images(data, loaded), batch_size=batch_size)
-    write_codes(codes, output)
+    write_codes(codes, output, sources=[data, loaded.path])
     err_console.print(f"wrote {codes.shape[0]:,} codes of {codes.shape[1]} values to {output}")
 
 
@@ -109,7 +109,7 @@ def reconstruct(model: ModelPath, data: ImagesOption, output: PngOutput,
     images = _images(data, loaded)
     kind = (corruption.value if corruption else loaded.model.config.corruption) if noise > 0 else None
     inputs, outputs, error = rebuild(loaded, images, count=count, corruption=kind, noise=noise)
-    width, height = save_reconstructions(inputs, outputs, loaded.image_shape, output, scale=scale)
+    width, height = save_reconstructions(inputs, outputs, loaded.image_shape, output, scale=scale, sources=[data, loaded.path])
     err_console.print(f"reconstruction MSE {error:.5f} per pixel over {len(images):,} images{f' corrupted by {kind} {noise}' if kind else ''}; "
                       f"drew the first {len(inputs)} (--count {count}) beside their reconstructions, {width}x{height}, in {output}")
 

@@ -64,19 +64,20 @@ def score(
     Unknown symbols are scored as <unk> and counted.  The corpus summary on stderr gives
     perplexity with KenLM's definitions, including and excluding OOVs.
 
-    Defined behaviour: an empty line is scored as <eos> alone; an empty input writes no
-    rows.  Exit 66: a missing input file or checkpoint.  Exit 65: an undecodable or binary
+    Defined behaviour: an empty line is scored as <eos> alone; an input without a single line
+    is exit 65 ("nothing to score").  Exit 66: a missing input file or checkpoint.  Exit 65: an undecodable or binary
     line (the lines before it are written first), or a checkpoint that is not a language model.
     """
-    from nlm.io.text import read_lines
+    from nlm.io.text import display_name, read_lines
     from nlm.lm.scoring import CorpusSummary, protocol_signature, score_sentences
 
     lm = _load(model, device)
     rows = _row_maker(lm, base=base.value, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos)
     lines = (line for path in (files or ["-"]) for line in read_lines(path, allow_empty=True))
     summary, writer = CorpusSummary(), _writer(format, unbuffered)
+    name = display_name(files[0]) if files and len(files) == 1 else "the input"
     for result in score_sentences(lm, lines, batch_size=batch_size, bos_eos=bos_eos,
-                                  per_token=per_token or per_word, eager=unbuffered):
+                                  per_token=per_token or per_word, eager=unbuffered, name=name):
         summary.add(result)
         for row in rows(result):
             writer.write(row)
@@ -104,9 +105,10 @@ def perplexity(
     result = corpus_perplexity(lm, file, protocol=protocol.value, batch_size=batch_size)
     signature = f"protocol:{result.protocol}|{lm.signature}"
     record = {"name": "PPL", "score": round(result.ppl, 4), "loss": round(result.loss, 6), "tokens": result.tokens,
-              "oovs": result.oovs, "protocol": result.protocol, "description": result.description, "signature": signature}
+              "text_tokens": result.text_tokens, "oovs": result.oovs, "protocol": result.protocol, "description": result.description,
+              "signature": signature}
     typer.echo(_json_line(record) if json or format is Format.json else f"PPL|{signature} = {result.ppl:.4f} (loss {result.loss:.4f} nats/token, "
-               f"{result.tokens:,} tokens, {result.oovs:,} OOVs; {result.description})")
+               f"{result.tokens:,} predicted tokens, {result.oovs:,} OOVs; {result.description})")
 
 
 def generate(
@@ -173,8 +175,7 @@ def evaluate(
     config = _sampling(greedy=not sample, temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens, num=1, seed=seed)
     lm, texts, references = _load(model, device), list(read_lines(prompts)), list(read_lines(refs))
     result = evaluate_generation(lm, texts, references, config=config, metrics=metrics.split(","), tokenize=tokenize,
-                                 names=(prompts, refs))
-    _write_hyps(hyps, result.samples)
+                                 names=(prompts, refs), hyps=hyps)
     for line in _evaluation_lines(result, json=json or format is Format.json):
         typer.echo(line)
 
@@ -238,14 +239,6 @@ def _warn_oovs(sample) -> None:
     if sample.prompt_oovs and sample.sample_index == 0:
         err_console.print(f"warning: prompt {sample.prompt_index + 1} has {sample.prompt_oovs} "
                           "symbol(s) outside the vocabulary; they were read as <unk>")
-
-
-def _write_hyps(path: str | None, samples) -> None:
-    from nlm.io.text import open_output
-
-    if path is not None:
-        with open_output(path) as out:
-            out.writelines(s.text + "\n" for s in samples)
 
 
 def _evaluation_lines(result, *, json: bool) -> list[str]:
