@@ -11,6 +11,7 @@ import pytest
 import torch
 from lm_helpers import SOURCE, session_root, train_tiny_lm, write_corpus
 
+from nlm.corpora.markov import MarkovSource
 from nlm.errors import CheckpointError, DataError, InputMissingError
 from nlm.io.checkpoint import save_checkpoint
 from nlm.lm.loading import load_language_model
@@ -24,7 +25,6 @@ from nlm.lm.scoring import (
     token_rows,
     waiting_pools,
 )
-from nlm.synthetic import MarkovSource
 from nlm.text.symbols import BOS, EOS, UNK
 
 torch.set_num_threads(1)
