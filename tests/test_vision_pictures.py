@@ -37,8 +37,19 @@ def test_attack_examples_are_fgsm_and_lower_the_true_class(classifiers):
     true_adversarial = examples.adversarial_probs.gather(1, examples.labels[:, None]).mean()
     assert true_adversarial < true_clean - 0.2
     rows = examples.rows()
+    assert [row["index"] for row in rows] == list(range(8))
     assert [row["label"] for row in rows] == [loaded.classes[int(y)] for y in images.labels[:8]]
     assert rows[0]["clean_probability"] == pytest.approx(float(examples.clean_probs[0].max()))
+
+
+def test_correct_only_skips_the_images_the_model_gets_wrong(classifiers):
+    loaded, images = classifiers["mlp"], load_images("generated:200:4")
+    everything = attack_examples(loaded.model, loaded.classes, images, count=200, device=CPU)
+    right = [row["index"] for row in everything.rows() if row["clean"] == row["label"]]
+    assert 0 < len(right) < 200  # a two-epoch MLP gets some wrong
+    chosen = attack_examples(loaded.model, loaded.classes, images, count=6, correct_only=True, device=CPU)
+    assert [row["index"] for row in chosen.rows()] == right[:6]
+    assert all(row["clean"] == row["label"] for row in chosen.rows())
 
 
 def test_the_attack_picture_has_one_column_per_image(classifiers, tmp_path):

@@ -2,9 +2,9 @@
 
 The attack picture is the classic one of Goodfellow et al. (2015): one column per image,
 
-    row 1  the clean image, with its true label, the prediction and its confidence
+    row 1  the clean image, with the prediction and its confidence (red, with the true label, when wrong)
     row 2  the perturbation x_adv - x (grey is 0, white +epsilon, black -epsilon)
-    row 3  the adversarial image, with the new prediction and its confidence
+    row 3  the adversarial image, with the new prediction and its confidence (red when wrong)
 
 The filters picture draws what the first layer looks for: a CNN's first conv kernels, or an
 MLP's first dense layer (one image-sized weight vector per unit), each stretched to [0, 1].
@@ -37,31 +37,53 @@ class AttackExamples:
     labels: torch.Tensor  # long [N]: true classes, as indices into `classes`
     clean_probs: torch.Tensor  # float [N, K]: the model's softmax on the clean images
     adversarial_probs: torch.Tensor  # float [N, K]: on the adversarial ones
+    index: torch.Tensor  # long [N]: each image's position in the image set it came from
 
     def rows(self) -> list[dict]:
         """One dict per image: its index, true label, and the clean and adversarial predictions with their probability."""
         clean_p, clean_i = self.clean_probs.max(1)
         adv_p, adv_i = self.adversarial_probs.max(1)
-        return [{"index": n, "label": self.classes[int(y)], "clean": self.classes[int(c)], "clean_probability": float(cp),
+        return [{"index": int(n), "label": self.classes[int(y)], "clean": self.classes[int(c)], "clean_probability": float(cp),
                  "adversarial": self.classes[int(a)], "adversarial_probability": float(ap)}
-                for n, (y, c, cp, a, ap) in enumerate(zip(self.labels, clean_i, clean_p, adv_i, adv_p))]
+                for n, y, c, cp, a, ap in zip(self.index, self.labels, clean_i, clean_p, adv_i, adv_p)]
+
+
+def _chosen(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, count: int, correct_only: bool,
+            device: torch.device, batch_size: int = 500) -> torch.Tensor:
+    """Indices of the first `count` images, or of the first `count` the model classifies correctly."""
+    if not correct_only:
+        return torch.arange(min(count, len(images)))
+    chosen: list[int] = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            predicted = model(to_floats(images[start : start + batch_size], device)).argmax(1).cpu()
+            right = (predicted == labels[start : start + batch_size]).nonzero().flatten() + start
+            chosen += right.tolist()[: count - len(chosen)]
+            if len(chosen) == count:
+                break
+    if not chosen:
+        raise DataError("the model classifies none of these images correctly, so there is nothing to attack")
+    return torch.tensor(chosen)
 
 
 def attack_examples(model: nn.Module, classes: tuple[str, ...], images: ImageSet, *, count: int = 8, epsilon: float = 0.1,
-                    device: torch.device) -> AttackExamples:
-    """FGSM at `epsilon` on the first `count` labelled images, with the model's predictions before and after."""
+                    correct_only: bool = False, device: torch.device) -> AttackExamples:
+    """FGSM at `epsilon` on the first `count` labelled images (with `correct_only`, the first `count` the model
+    gets right), with the model's predictions before and after."""
     check(count >= 1, f"--count must be at least 1, not {count}")
     check(0 <= epsilon <= 1, f"epsilon must be in [0, 1] (pixels lie in [0, 1]), not {epsilon}")
     check_shape(images, tuple(model.config.input_shape))
     if len(images) == 0:
         raise DataError(f"{images.source} holds no images to attack")
-    labels = align_labels(images, classes)[:count].to(device)
     model.eval()
-    x = to_floats(images.images[:count], device)
+    labels = align_labels(images, classes)
+    index = _chosen(model, images.images, labels, count, correct_only, device)
+    x, labels = to_floats(images.images[index], device), labels[index].to(device)
     adversarial = perturb(x, input_gradient(model, x, labels), epsilon)
     with torch.no_grad():
         clean_probs, adversarial_probs = (model(v).float().softmax(1).cpu() for v in (x, adversarial))
-    return AttackExamples(epsilon, tuple(classes), x.cpu(), adversarial.cpu(), labels.cpu(), clean_probs, adversarial_probs)
+    return AttackExamples(epsilon, tuple(classes), x.cpu(), adversarial.cpu(), labels.cpu(), clean_probs, adversarial_probs,
+                          index)
 
 
 def _show(ax, image: torch.Tensor, title: str, colour: str = "black") -> None:
@@ -73,20 +95,20 @@ def _show(ax, image: torch.Tensor, title: str, colour: str = "black") -> None:
 
 
 def draw_attack_examples(examples: AttackExamples, path: str | Path) -> tuple[int, int]:
-    """The three-row FGSM picture as a PNG; a changed prediction is red.  Returns (width, height)."""
+    """The three-row FGSM picture as a PNG; a wrong prediction is red.  Returns (width, height)."""
     count = len(examples.clean)
     figure, axes = new_figure(width=1.25 * count + 0.6, height=4.4, rows=3, columns=count)
     scale = 2 * examples.epsilon if examples.epsilon > 0 else 1.0
     perturbation = ((examples.adversarial - examples.clean) / scale + 0.5).clamp(0, 1)
     for n, row in enumerate(examples.rows()):
-        _show(axes[0][n], examples.clean[n], f"{row['label']}: {row['clean']} {row['clean_probability']:.0%}")
+        for r, kind in ((0, "clean"), (2, "adversarial")):
+            wrong = row[kind] != row["label"]
+            title = f"{row[kind]} {row[f'{kind}_probability']:.0%}" + (f" (is {row['label']})" if wrong else "")
+            _show(axes[r][n], (examples.clean if r == 0 else examples.adversarial)[n], title, "red" if wrong else "black")
         _show(axes[1][n], perturbation[n], "")
-        fooled = row["adversarial"] != row["clean"]
-        _show(axes[2][n], examples.adversarial[n], f"{row['adversarial']} {row['adversarial_probability']:.0%}",
-              "red" if fooled else "black")
     for r, name in enumerate(("clean", f"sign(grad) x {examples.epsilon:g}", "adversarial")):
         axes[r][0].set_ylabel(name, fontsize=8)
-    figure.suptitle(f"FGSM, epsilon {examples.epsilon:g}: true label: prediction (confidence)", fontsize=9)
+    figure.suptitle(f"FGSM at epsilon {examples.epsilon:g}: prediction and confidence (red: wrong)", fontsize=9)
     figure.tight_layout()
     return save_figure(figure, path)
 
