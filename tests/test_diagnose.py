@@ -9,6 +9,7 @@ import random
 import pytest
 import torch
 from cli_helpers import nlm, one_line_error, png_size
+from lm_helpers import session_root, train_tiny_lm, write_corpus
 
 from nlm.lm.diagnose import FreshModels, fresh_subjects, train_steps
 from nlm.lm.gradients import lag_gradient_norms, layer_gradient_norms, sample_windows
@@ -102,6 +103,16 @@ def test_one_model_prints_lag_and_norm(random_text):
     result = nlm("diagnose", "gradients", random_text, "--cell", "gru", "--hidden", 8, "--lags", 3)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == "lag\tnorm" and len(result.stdout.splitlines()) == 5
+
+
+def test_checkpoints_and_fresh_models_share_one_table(tmp_path_factory):
+    root = session_root(tmp_path_factory)
+    run, text = train_tiny_lm(root, "word"), write_corpus(root / "corpus")[0]
+    result = nlm("diagnose", "gradients", text, "-m", run, "-m", run / "best.pt", "--cell", "lstm", "--lags", 4)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "lag\tword\tword-2\tlstm" and len(lines) == 6
+    assert all(row.split("\t")[1] == row.split("\t")[2] for row in lines[1:])  # the folder and its best.pt are one model
 
 
 def test_clipping_rescales_every_layer_by_the_same_factor(random_text):

@@ -98,4 +98,4 @@ def test_lstm_and_gru_remember_over_40_steps_while_a_tanh_rnn_stays_near_chance(
         assert result.exit_code == 0, result.stderr
         accuracy[cell] = marked_accuracy(load_language_model(tmp_path / cell / "last.pt"), tmp_path).accuracy
     assert accuracy["lstm"] >= 0.95 and accuracy["gru"] >= 0.95, accuracy
-    assert accuracy["rnn-tanh"] < 0.3, accuracy  # chance is 1/8 (seeds 1, 2, 3 give 0.11, 0.14, 0.105)
+    assert accuracy["rnn-tanh"] < 0.3, accuracy  # chance 1/8; this gives 0.16 (seeds 1, 2, 3 for data and training: 0.11, 0.14, 0.105)
