@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from nlm.corpora.markov import MarkovSource
 from nlm.lm.config import LMDataConfig
 from nlm.lm.training import LMJob, train_language_model
 from nlm.models.rnn import RNNConfig
-from nlm.synthetic import MarkovSource
 from nlm.text.build import VocabConfig
 from nlm.train.config import TrainConfig
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 from lm_helpers import HEADS, SOURCE, session_root, tiny_word_lm, train_tiny_lm, write_corpus
 
+from nlm.corpora.markov import MarkovSource
 from nlm.errors import CheckpointError, DataError, InputMissingError
 from nlm.io.checkpoint import save_checkpoint
 from nlm.lm.loading import load_language_model
 from nlm.lm.perplexity import corpus_perplexity
 from nlm.lm.pools import fixed_pools, waiting_pools
 from nlm.lm.scoring import CorpusSummary, length_batches, score_ids, score_sentences, token_rows
-from nlm.synthetic import MarkovSource
 from nlm.text.symbols import BOS, EOS, UNK
 
 torch.set_num_threads(1)

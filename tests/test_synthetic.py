@@ -1,4 +1,4 @@
-"""Tests for nlm.synthetic: the Markov source's exact entropy rate, scoring, sampling and corpus files."""
+"""Tests for nlm.corpora.markov: the Markov source's exact entropy rate, scoring, sampling and corpus files."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
+from nlm.corpora.markov import MarkovSource
 from nlm.errors import ConfigError, DataError, OutputExistsError
-from nlm.synthetic import MarkovSource, main
 
 
 def uniform_source(num_words: int = 3) -> MarkovSource:
@@ -148,10 +148,3 @@ def test_write_corpus_round_trips_through_source_json(tmp_path):
     source.write_corpus(tmp_path, train_lines=80, valid_lines=10, seed=3, overwrite=True)
     assert (tmp_path / "valid.txt").read_text(encoding="utf-8").splitlines() == valid
 
-
-def test_command_line_writes_a_corpus_and_reports_the_entropy(tmp_path, capsys):
-    assert main([str(tmp_path / "c"), "--train-lines", "30", "--valid-lines", "5", "--num-words", "5"]) == 0
-    expected = MarkovSource.random(num_words=5).entropy_rate()
-    assert f"{expected:.6f} nats" in capsys.readouterr().err
-    assert main([str(tmp_path / "c"), "--train-lines", "30", "--valid-lines", "5"]) == OutputExistsError.exit_code
-    assert "--force" in capsys.readouterr().err

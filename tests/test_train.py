@@ -15,7 +15,7 @@ from nlm.errors import TrainingDivergedError
 from nlm.lm.config import LMDataConfig
 from nlm.lm.training import DEFAULT_LR, LMJob, resume_language_model, train_language_model
 from nlm.models.rnn import RNNConfig
-from nlm.synthetic import MarkovSource
+from nlm.corpora.markov import MarkovSource
 from nlm.train.config import TrainConfig
 
 QUIET = Console(stderr=True, quiet=True)

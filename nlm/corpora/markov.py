@@ -6,26 +6,25 @@ words plus `<eos>` that is a Markov chain of V+1 states, so its entropy rate (na
 token, `<eos>` counted) is exact: H = sum_i pi_i H(row_i).  A language model trained
 on the stream can do no better than that cross-entropy, and perplexity exp(H).
 
-    python -m nlm.synthetic corpora/markov --train-lines 5000 --valid-lines 1000
+    nlm corpus markov -o corpora/markov --train-lines 5000 --valid-lines 1000
 """
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import dataclasses
 import functools
 import json
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nlm.config import Config, check
-from nlm.errors import DataError, NLMError, OutputExistsError
+from nlm.corpora.folder import prepare_corpus_folder
+from nlm.errors import DataError
 from nlm.io.atomic import write_text_atomic
 
 WORD_PATTERN = re.compile(r"[a-z]+")  # plain letters: never `<eos>`, `<unk>` or a number
@@ -223,13 +222,7 @@ class MarkovSource(Config):
                      seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
         """Write train.txt, valid.txt (one sentence per line) and source.json; return the JSON."""
         check(train_lines >= 1 and valid_lines >= 1, "train_lines and valid_lines must be at least 1")
-        directory = Path(directory)
-        names = ("train.txt", "valid.txt", "source.json")
-        existing = [n for n in names if (directory / n).exists()]
-        if existing and not overwrite:
-            raise OutputExistsError(
-                f"{directory} already holds {', '.join(existing)}; pass overwrite (--force) to replace them")
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = prepare_corpus_folder(directory, ["train.txt", "valid.txt", "source.json"], overwrite=overwrite)
         train_seed, valid_seed = np.random.SeedSequence(seed).spawn(2)  # valid does not shift with train_lines
         for name, lines, split_seed in [("train.txt", train_lines, train_seed),
                                         ("valid.txt", valid_lines, valid_seed)]:
@@ -245,34 +238,3 @@ class MarkovSource(Config):
         }
         write_text_atomic(directory / "source.json", json.dumps(info, indent=1) + "\n")
         return info
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Write a synthetic Markov corpus into a directory; the entropy rate goes to stderr."""
-    parser = argparse.ArgumentParser(prog="python -m nlm.synthetic", description=main.__doc__)
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("--num-words", type=int, default=20)
-    parser.add_argument("--concentration", type=float, default=0.3, help="Dirichlet concentration; small = peaked")
-    parser.add_argument("--mean-length", type=float, default=8.0, help="mean words per sentence")
-    parser.add_argument("--source-seed", type=int, default=0, help="seed of the random source")
-    parser.add_argument("--sample-seed", type=int, default=0, help="seed of the sampled sentences")
-    parser.add_argument("--train-lines", type=int, default=5000)
-    parser.add_argument("--valid-lines", type=int, default=1000)
-    parser.add_argument("--force", action="store_true", help="replace an existing corpus")
-    args = parser.parse_args(argv)
-    try:
-        source = MarkovSource.random(num_words=args.num_words, concentration=args.concentration,
-                                     mean_length=args.mean_length, seed=args.source_seed)
-        info = source.write_corpus(args.directory, train_lines=args.train_lines, valid_lines=args.valid_lines,
-                                   seed=args.sample_seed, overwrite=args.force)
-    except NLMError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    print(f"{args.directory}: entropy rate {info['entropy_rate_nats']:.6f} nats "
-          f"= {info['entropy_rate_bits']:.6f} bits per token; ideal perplexity {info['ideal_perplexity']:.4f}",
-          file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

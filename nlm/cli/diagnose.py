@@ -1,0 +1,87 @@
+"""`nlm diagnose gradients | clipping`: how far back a model's gradients reach, and how clipping rescales them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nlm.cli.console import err_console
+from nlm.cli.options import Cell
+
+app = typer.Typer(help="Look inside a language model's training signal: gradient flow by lag, gradient norms by layer.",
+                  no_args_is_help=True)
+FRESH = "Fresh models"
+
+Text = Annotated[str, typer.Argument(help="Text, one sentence per line: windows are read from it, and fresh models trained on it.", show_default=False)]
+Models = Annotated[list[str] | None, typer.Option("-m", "--model", help="Checkpoint or run folder to look at; repeat for several.", show_default=False)]
+Cells = Annotated[list[Cell] | None, typer.Option("--cell", help="A fresh model with this cell; repeat for several.", rich_help_panel=FRESH, show_default=False)]
+Hidden = Annotated[int, typer.Option(min=1, help="Hidden state size.", rich_help_panel=FRESH)]
+Layers = Annotated[int, typer.Option(min=1, help="Recurrent layers.", rich_help_panel=FRESH)]
+Emb = Annotated[int | None, typer.Option(min=1, help="Embedding size [default: --hidden].", rich_help_panel=FRESH)]
+InitRange = Annotated[float, typer.Option(help="Weights start uniform in [-r, r].", rich_help_panel=FRESH)]
+ForgetBias = Annotated[float | None, typer.Option(help="An LSTM's forget-gate bias at the start [default: the uniform draw].", rich_help_panel=FRESH)]
+Steps = Annotated[int, typer.Option(min=0, help="Train fresh models this many Adam steps on the text first (0: untrained).", rich_help_panel=FRESH)]
+Lr = Annotated[float, typer.Option(help="Adam learning rate of --steps.", rich_help_panel=FRESH)]
+Windows = Annotated[int, typer.Option(min=1, help="Windows of the text to average over.")]
+Seed = Annotated[int, typer.Option(help="Seed of the window positions and of fresh models.")]
+
+
+def _fresh(o: dict):
+    from nlm.lm.diagnose import FreshModels
+
+    return FreshModels(cells=tuple(c.value for c in o["cell"] or ()), hidden=o["hidden"], layers=o["layers"], emb=o["emb"],
+                       init_range=o["init_range"], forget_bias=o["forget_bias"], steps=o["steps"], lr=o["lr"], seed=o["seed"])
+
+
+def _subjects(o: dict):
+    from nlm.lm.diagnose import diagnose_subjects
+
+    return diagnose_subjects(o["text"], checkpoints=o["model"] or [], fresh=_fresh(o))
+
+
+@app.command()
+def gradients(
+    text: Text, model: Models = None, cell: Cells = None, hidden: Hidden = 64, layers: Layers = 1, emb: Emb = None,
+    init_range: InitRange = 0.1, forget_bias: ForgetBias = None, steps: Steps = 0, lr: Lr = 1e-3,
+    lags: Annotated[int, typer.Option(min=0, help="Largest lag k: the norm of dL_t/ds_{t-k} for k = 0 .. K.", show_default=False)] = ...,
+    windows: Windows = 32, seed: Seed = 1,
+    plot: Annotated[Path | None, typer.Option(help="Also draw norm against lag, log scale, one line per model, as a PNG.")] = None,
+) -> None:
+    """How far back the gradient reaches: the mean norm of dL_t/ds_{t-k} (the loss at step t with respect
+    to the recurrent state k steps earlier) for k = 0..K.  Stdout: a header `lag<TAB>norm` (one model) or
+    `lag<TAB>MODEL...` (several), then one row per lag."""
+    from nlm.lm.diagnose import gradient_flow, plot_gradient_flow
+
+    flows = gradient_flow(_subjects(dict(locals())), lags=lags, windows=windows, seed=seed)
+    labels = list(flows)
+    typer.echo("\t".join(["lag", *(labels if len(labels) > 1 else ["norm"])]))
+    for k in range(lags + 1):
+        typer.echo("\t".join([str(k), *(f"{flows[label][k]:.6e}" for label in labels)]))
+    if plot is not None:
+        width, height = plot_gradient_flow(flows, plot)
+        err_console.print(f"wrote the gradient flow of {', '.join(labels)} ({width}x{height}) to {plot}")
+
+
+@app.command()
+def clipping(
+    text: Text, model: Models = None, cell: Cells = None, hidden: Hidden = 64, layers: Layers = 1, emb: Emb = None,
+    init_range: InitRange = 0.1, forget_bias: ForgetBias = None, steps: Steps = 0, lr: Lr = 1e-3,
+    clip: Annotated[float, typer.Option(help="Clip the gradient's global norm to this, as `nlm train --clip` does (0: off).")] = 0.25,
+    bptt: Annotated[int, typer.Option(min=1, help="Steps per window.")] = 35,
+    windows: Windows = 32, seed: Seed = 1,
+) -> None:
+    """Gradient norm of each layer (embedding, each recurrent layer, decoder) and in total, before and after
+    clipping, on windows of the text.  Stdout: a header `model<TAB>layer<TAB>before<TAB>after`, then one row per layer."""
+    from nlm.lm.diagnose import clipping_report
+
+    report = clipping_report(_subjects(dict(locals())), clip=clip, bptt=bptt, windows=windows, seed=seed)
+    typer.echo("model\tlayer\tbefore\tafter")
+    for label, rows in report.items():
+        for row in rows:
+            typer.echo(f"{label}\t{row.layer}\t{row.before:.6e}\t{row.after:.6e}")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="diagnose")

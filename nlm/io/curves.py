@@ -1,0 +1,92 @@
+"""Training curves: the metrics.jsonl of one or more run folders, drawn against step, wall time or epoch.
+
+Every run folder (language model, classifier or autoencoder) gets one line of metrics.jsonl per
+evaluation, e.g. `{"epoch": 3, "step": 1200, "train_loss": 4.9, "loss": 5.1, "ppl": 164.0, "lr": 20,
+"elapsed": 61.2}`.  A training series comes from `train_loss` (dashed), a validation series from
+the metric itself (solid); both of a run share its colour and carry its folder's name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from nlm.config import check
+from nlm.errors import DataError, InputMissingError
+from nlm.io.figures import Series, line_chart
+
+X_AXES = {"step": ("step", "optimizer step"), "time": ("elapsed", "training time (s)"), "epoch": ("epoch", "epoch")}
+# The y metric: (its key in a validation row, how a training row gives it from train_loss or None, axis label)
+Y_METRICS = {
+    "loss": ("loss", lambda loss: loss, "loss (nats per token or example)"),
+    "ppl": ("ppl", lambda loss: math.exp(min(loss, 700.0)), "perplexity"),
+    "bpc": ("bpc", lambda loss: loss / math.log(2), "bits per character"),
+    "accuracy": ("accuracy", None, "validation accuracy"),
+    "mse": ("mse", None, "validation mean squared error"),
+}
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The rows of `run_dir/metrics.jsonl`; a folder without one is InputMissingError."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not Path(run_dir).is_dir():
+        raise InputMissingError(f"{run_dir} is not a folder; give run folders written by `nlm train`, `nlm vision train` or `nlm autoencoder train`")
+    if not path.exists():
+        raise InputMissingError(f"{run_dir} has no metrics.jsonl; it is not a run folder, or no evaluation has finished in it yet")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise DataError(f"{path}:{number}: not a JSON line") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: not a JSON object")
+        rows.append(row)
+    return rows
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def _points(rows: list[dict], x_key: str, y_of) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for row in rows:
+        x, y = _number(row.get(x_key)), y_of(row)
+        if x is not None and y is not None:
+            xs.append(x)
+            ys.append(y)
+    return xs, ys
+
+
+def run_series(run_dir: str | Path, *, x: str, y: str, name: str | None = None) -> list[Series]:
+    """The training (if the metric has one) and validation series of one run, labelled `name` (default: the folder's)."""
+    rows, name = read_metrics(run_dir), name or Path(run_dir).resolve().name
+    x_key = X_AXES[x][0]
+    key, from_train_loss, _ = Y_METRICS[y]
+    series = []
+    if from_train_loss is not None:
+        xs, ys = _points(rows, x_key, lambda r: None if (v := _number(r.get("train_loss"))) is None else from_train_loss(v))
+        if xs:
+            series.append(Series(f"{name} train", xs, ys, group=name, style={"linestyle": "--"}))
+    xs, ys = _points(rows, x_key, lambda r: _number(r.get(key)))
+    if xs:
+        series.append(Series(f"{name} valid", xs, ys, group=name, style={"marker": "o", "markersize": 3}))
+    if not series:
+        found = sorted({k for r in rows for k, v in r.items() if _number(v) is not None})
+        raise DataError(f"{run_dir}/metrics.jsonl has no {y!r} against {x!r} (its rows have {', '.join(found) or 'nothing'})")
+    return series
+
+
+def plot_training_curves(run_dirs: list[str | Path], path: str | Path, *, x: str = "step", y: str = "loss",
+                         log_y: bool = False) -> tuple[int, int]:
+    """Draw the curves of every run in one chart; returns the PNG's (width, height)."""
+    check(x in X_AXES, f"--x must be one of {', '.join(X_AXES)}, not {x!r}")
+    check(y in Y_METRICS, f"--y must be one of {', '.join(Y_METRICS)}, not {y!r}")
+    check(len(run_dirs) >= 1, "give at least one run folder")
+    names = [Path(run_dir).resolve().name for run_dir in run_dirs]
+    names = [name if names.count(name) == 1 else str(run_dir) for name, run_dir in zip(names, run_dirs)]
+    series = [s for run_dir, name in zip(run_dirs, names) for s in run_series(run_dir, x=x, y=y, name=name)]
+    return line_chart(series, path, xlabel=X_AXES[x][1], ylabel=Y_METRICS[y][2], log_y=log_y,
+                      title="training (dashed) and validation (solid)" if any(s.label.endswith(" train") for s in series) else "")
