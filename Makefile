@@ -11,7 +11,7 @@ DEMO ?= runs/demo
 DEMO_SECONDS ?= 90
 CORPUS := corpora/english
 
-.PHONY: all install demo test test-fast bench bench-train bench-score bench-vision bench-quality clean
+.PHONY: all install demo test test-fast bench bench-train bench-score bench-vision bench-memory bench-quality clean
 
 all: test
 
@@ -56,6 +56,10 @@ bench-score: install
 
 bench-vision: install
 	$(PY) bench/vision.py
+
+# Long-range memory: LSTM, GRU and tanh RNN on copy and recall tasks (a few CPU minutes); redraws docs/memory-tasks.png.
+bench-memory: install
+	$(PY) bench/memory_tasks.py --plot docs/memory-tasks.png
 
 bench-quality: install
 	bash bench/ptb_quality.sh

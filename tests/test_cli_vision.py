@@ -191,3 +191,18 @@ def test_a_checkpoint_of_another_kind_is_refused(classifier, autoencoder, tiny_c
 def test_bad_options_are_exit_code_2(args, words, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     one_line_error(nlm(*args), 2, words)
+
+
+def test_attack_draws_its_examples_and_filters_draw_the_first_layer(classifier, tmp_path):
+    result = nlm("vision", "attack", "-m", classifier, "--data", "generated:200:5", "--epsilons", "0,0.2", "--examples",
+                 tmp_path / "fgsm.png", "--count", "3", "--any")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2 and "wrote 3 FGSM examples at epsilon 0.2" in result.stderr
+    filters = nlm("vision", "filters", "-m", classifier, "-o", tmp_path / "filters.png", "--count", "4")
+    assert filters.exit_code == 0, filters.stderr
+    drawn = filters.stderr.split("(")[1].split(")")[0]  # "WIDTHxHEIGHT"
+    for name, size in (("fgsm.png", (125 * 3 + 60, 440)), ("filters.png", tuple(map(int, drawn.split("x"))))):
+        with Image.open(tmp_path / name) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size == size, name
+    assert "the filters of 4 first-layer units" in filters.stderr

@@ -13,7 +13,8 @@ from lm_helpers import session_root, train_tiny_lm, write_corpus
 
 from nlm.lm.diagnose import FreshModels, fresh_subjects, train_steps
 from nlm.lm.gradients import lag_gradient_norms, layer_gradient_norms, sample_windows
-from nlm.lm.recurrent import layer_name, set_forget_bias
+from nlm.lm.recurrent import layer_name
+from nlm.models.recurrent import set_forget_bias
 from nlm.models.rnn import RNNLM, RNNConfig
 
 torch.set_num_threads(1)
@@ -67,7 +68,7 @@ def test_windows_are_reproducible_slices_of_the_stream():
 def test_forget_bias_sets_the_forget_gate_of_every_layer_and_nothing_else():
     model = RNNLM(RNNConfig(vocab_size=10, cell="lstm", layers=2, emb=4, hidden=3, dropout=0.0))
     before = {n: p.detach().clone() for n, p in model.rnn.named_parameters()}
-    assert set_forget_bias(model, 1.0) == 2
+    assert set_forget_bias(model.recurrent, 1.0) == 2
     for layer in (0, 1):
         total = model.rnn.get_parameter(f"bias_ih_l{layer}") + model.rnn.get_parameter(f"bias_hh_l{layer}")
         assert torch.equal(total[3:6], torch.ones(3))
@@ -77,7 +78,7 @@ def test_forget_bias_sets_the_forget_gate_of_every_layer_and_nothing_else():
 
 
 @pytest.mark.parametrize("name, part", [("embedding.weight", "embedding"), ("rnn.weight_hh_l0", "rnn layer 1"),
-                                        ("rnn.bias_ih_l2_reverse", "rnn layer 3"), ("rnn.1.weight_hh_l0", "rnn layer 2"),
+                                        ("rnn.bias_ih_l2_reverse", "rnn layer 3"), ("stack.layers.1.weight_hh_l0", "rnn layer 2"),
                                         ("decoder.bias", "decoder")])
 def test_parameters_are_grouped_by_layer(name, part):
     assert layer_name(name) == part
@@ -161,3 +162,12 @@ def test_bad_input_is_one_line_and_an_exit_code(random_text, args, code, words):
 
 def test_a_missing_text_is_one_line_and_66(tmp_path):
     one_line_error(nlm("diagnose", "gradients", tmp_path / "none.txt", "--cell", "lstm", "--lags", 3), 66, "no such file")
+
+
+def test_forget_bias_is_a_model_setting_that_training_starts_from():
+    model = RNNLM(RNNConfig(vocab_size=10, emb=4, hidden=3, layers=2, forget_bias=1.0))
+    for layer in range(2):
+        assert torch.equal(model.rnn.get_parameter(f"bias_ih_l{layer}")[3:6], torch.ones(3))
+    stacked = RNNLM(RNNConfig(vocab_size=10, emb=4, hidden=3, layers=2, last_hidden=4, forget_bias=2.0, tie=True))
+    assert all(torch.equal(layer.bias_ih_l0[layer.hidden_size:2 * layer.hidden_size], torch.full((layer.hidden_size,), 2.0))
+               for layer in stacked.stack.layers)

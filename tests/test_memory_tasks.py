@@ -3,6 +3,8 @@ and the learning result itself (slow): LSTM and GRU remember a symbol over 40 st
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from cli_helpers import nlm
@@ -96,6 +98,9 @@ def test_lstm_and_gru_remember_over_40_steps_while_a_tanh_rnn_stays_near_chance(
     for cell in ("lstm", "gru", "rnn-tanh"):
         result = nlm("train", "--train", tmp_path / "train.txt", "-o", tmp_path / cell, "--cell", cell, *TRAIN)
         assert result.exit_code == 0, result.stderr
-        accuracy[cell] = marked_accuracy(load_language_model(tmp_path / cell / "last.pt"), tmp_path).accuracy
+        evaluated = nlm("evaluate", "-m", tmp_path / cell / "last.pt", "--task", tmp_path, "--format", "json")
+        assert evaluated.exit_code == 0, evaluated.stderr
+        accuracy[cell] = json.loads(evaluated.stdout)["accuracy"]
+        assert accuracy[cell] == marked_accuracy(load_language_model(tmp_path / cell / "last.pt"), tmp_path).accuracy
     assert accuracy["lstm"] >= 0.95 and accuracy["gru"] >= 0.95, accuracy
     assert accuracy["rnn-tanh"] < 0.3, accuracy  # chance 1/8; this gives 0.16 (seeds 1, 2, 3 for data and training: 0.11, 0.14, 0.105)

@@ -10,7 +10,7 @@ import typer
 
 from nlm.cli.console import err_console
 from nlm.cli.options import (
-    MODEL, TRAINING, Activation, DataSpec, Device, DeviceOption, Force, Holdout, ImageBatch, ModelPath, Optimizer, Output, Quiet,
+    MODEL, TRAINING, Activation, PngOutput, Scale, DataSpec, Device, DeviceOption, Force, Holdout, ImageBatch, ModelPath, Optimizer, Output, Quiet,
     Resume, ValidSpec, report_run, resume_changes, sizes,
 )
 
@@ -20,8 +20,6 @@ AUTOENCODER_TRAINING = TRAINING.with_defaults(optimizer=Optimizer.adam, clip=0.0
     "lr": "Learning rate [default: Adam 1e-3; SGD 0.1].", "epochs": "Epochs (of fine-tuning, when stacked)."})
 ImagesOption = Annotated[str, typer.Option("--data", help="Images: generated:N[:SEED], a folder, a .npz or an MNIST IDX file.", show_default=False)]
 EvalBatch = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
-PngOutput = Annotated[Path, typer.Option("-o", "--output", help="The PNG file to write.", show_default=False)]
-Scale = Annotated[int, typer.Option(min=1, help="Draw each pixel as scale x scale pixels.")]
 
 
 class Kind(str, Enum):

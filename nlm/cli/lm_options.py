@@ -75,6 +75,8 @@ RNN_MODEL = OptionGroup("model", rnn_config, {
     "tie": option_spec(bool | None, None, "Tie the input and output embeddings (needs --emb equal to the last layer's size) "
                        "[default: tie where they are equal].", MODEL, "--tie/--no-tie"),
     "init_range": option_spec(float, 0.1, "Uniform initialisation range.", MODEL),
+    "forget_bias": option_spec(float | None, None, "LSTM: start every forget gate's bias at this (1: remember by default, "
+                               "Gers et al. 2000) [default: as the other weights].", MODEL),
     "softmax": option_spec(Softmax, Softmax.full, "Output layer: full (every logit), or adaptive (PyTorch's AdaptiveLogSoftmaxWithLoss: "
                            "exact probabilities, several times faster on large vocabularies).", MODEL),
     "cutoffs": option_spec(str | None, None, "With --softmax adaptive: the ids where the tail clusters start, increasing and below "

@@ -110,6 +110,8 @@ ValidSpec = Annotated[str | None, typer.Option("--valid", help="Validation image
                                                "schedule and early stopping.", rich_help_panel=DATA)]
 Holdout = Annotated[float, typer.Option(help="Without --valid: hold out this fraction (< 1) or count (>= 1) of --data for validation; "
                                         "0: none.", rich_help_panel=DATA)]
+PngOutput = Annotated[Path, typer.Option("-o", "--output", help="The PNG file to write.", show_default=False)]
+Scale = Annotated[int, typer.Option(min=1, help="Draw each pixel as scale x scale pixels.")]
 ImageBatch = Annotated[int, typer.Option("--batch-size", help="Images per training step.", rich_help_panel=DATA)]
 
 

@@ -148,8 +148,9 @@ def generate(
 
 def evaluate(
     model: ModelPath = ...,
-    prompts: Annotated[str, typer.Option(help="Prompts, one per line.", show_default=False)] = ...,
-    refs: Annotated[str, typer.Option(help="References, one per prompt: the whole sentence or just its continuation.", show_default=False)] = ...,
+    prompts: Annotated[str | None, typer.Option(help="Prompts, one per line.", show_default=False)] = None,
+    refs: Annotated[str | None, typer.Option(help="References, one per prompt: the whole sentence or just its continuation.", show_default=False)] = None,
+    task: Annotated[str | None, typer.Option(help="Instead: the accuracy on the marked tokens of a memory task (`nlm corpus copy|recall` folder, its test.txt).", show_default=False)] = None,
     metrics: Annotated[str, typer.Option(help="Comma-separated: bleu, chrf, chrf++, ter.")] = "bleu,chrf",
     tokenize: Annotated[str | None, typer.Option(help="sacrebleu's BLEU tokenizer [default: 13a].")] = None,
     sample: Annotated[bool, typer.Option("--sample/--greedy", help="Sample the continuations instead of greedy decoding.", rich_help_panel=GEN)] = False,
@@ -164,20 +165,34 @@ def evaluate(
     device: DeviceOption = Device.auto,
 ) -> None:
     """How good is this model's output?  Continue each prompt, score the continuations with BLEU
-    and chrF against the references, and give the references' perplexity under the model.
+    and chrF against the references, and give the references' perplexity under the model; or,
+    with --task DIR, the accuracy on the marked tokens of a memory task.
 
     A reference that starts with its prompt is compared without it, so words copied from the
     prompt never count.  Exit 65: prompts and references of different lengths.
     """
+    from nlm.errors import ConfigError
     from nlm.io.text import read_lines
     from nlm.lm.generation import evaluate_generation
 
+    json = json or format is Format.json
+    if task is not None:
+        return _task_accuracy(model, task, device, json=json)
+    if prompts is None or refs is None:
+        raise ConfigError("nlm evaluate needs --prompts FILE and --refs FILE, or --task DIR")
     config = _sampling(greedy=not sample, temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens, num=1, seed=seed)
     lm, texts, references = _load(model, device), list(read_lines(prompts)), list(read_lines(refs))
     result = evaluate_generation(lm, texts, references, config=config, metrics=metrics.split(","), tokenize=tokenize,
                                  names=(prompts, refs), hyps=hyps)
-    for line in _evaluation_lines(result, json=json or format is Format.json):
+    for line in _evaluation_lines(result, json=json):
         typer.echo(line)
+
+
+def _task_accuracy(model: str, task: str, device: Device, *, json: bool) -> None:
+    from nlm.lm.memory import marked_accuracy
+
+    result = marked_accuracy(_load(model, device), task)
+    typer.echo(_json_line(result.to_dict()) if json else "\n".join(result.lines()))
 
 
 # -- helpers: presentation only ----------------------------------------------------------------

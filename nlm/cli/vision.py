@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from nlm.cli.console import err_console
 from nlm.cli.options import (
-    MODEL, TRAINING, Activation, DataSpec, Device, DeviceOption, Force, Format, Holdout, ImageBatch, ModelPath, Optimizer, Output,
+    MODEL, TRAINING, Activation, DataSpec, Device, DeviceOption, Force, Format, Holdout, ImageBatch, ModelPath, Optimizer, Output, PngOutput,
     Quiet, Resume, ValidSpec, format_option, report_run, resume_changes, sizes,
 )
 
@@ -110,9 +111,15 @@ def predict(model: ModelPath, data: ImagesOption, batch_size: EvalBatch = 500, d
 def attack(model: ModelPath, data: ImagesOption,
            epsilons: Annotated[str, typer.Option(help="FGSM steps in pixel units of [0, 1], comma-separated.")] = "0,0.05,0.1,0.2,0.3",
            batch_size: EvalBatch = 500, device: DeviceOption = Device.auto,
-           format: Annotated[Format, format_option(Format.tsv, Format.json, help="tsv or json: one row per epsilon.")] = Format.tsv) -> None:
-    """Accuracy under the fast gradient sign method at each epsilon, on stdout."""
+           format: Annotated[Format, format_option(Format.tsv, Format.json, help="tsv or json: one row per epsilon.")] = Format.tsv,
+           examples: Annotated[Path | None, typer.Option(help="Also draw the classic FGSM picture to this PNG: clean images with their "
+                                                         "prediction, the signed-gradient perturbation, the adversarial images.")] = None,
+           count: Annotated[int, typer.Option(min=1, help="--examples: images to draw.")] = 8,
+           example_epsilon: Annotated[float | None, typer.Option(help="--examples: the step drawn [default: the largest of --epsilons].")] = None,
+           correct_only: Annotated[bool, typer.Option("--correct-only/--any", help="--examples: draw only images the model gets right before the attack.")] = True) -> None:
+    """Accuracy under the fast gradient sign method at each epsilon, on stdout; --examples draws what it does."""
     from nlm.classify.attack import attack_images, parse_epsilons
+    from nlm.classify.pictures import attack_examples, draw_attack_examples
     from nlm.io.tables import RowWriter
 
     steps = parse_epsilons(epsilons)
@@ -120,6 +127,23 @@ def attack(model: ModelPath, data: ImagesOption,
     writer = RowWriter(sys.stdout, fmt=format.value)
     for r in attack_images(loaded.model, loaded.classes, images, steps, device=loaded.device, batch_size=batch_size):
         writer.write({"epsilon": r.epsilon, "accuracy": r.accuracy, "images": r.count})
+    if examples is not None:
+        epsilon = max(steps) if example_epsilon is None else example_epsilon
+        drawn = attack_examples(loaded.model, loaded.classes, images, count=count, epsilon=epsilon, correct_only=correct_only, device=loaded.device)
+        width, height = draw_attack_examples(drawn, examples)
+        err_console.print(f"wrote {len(drawn.clean)} FGSM examples at epsilon {epsilon} ({width}x{height}) to {examples}")
+
+
+@app.command()
+def filters(model: ModelPath, output: PngOutput,
+            count: Annotated[int | None, typer.Option(min=1, help="Units to draw [default: all].")] = None,
+            scale: Annotated[int | None, typer.Option(min=1, help="Draw each weight as scale x scale pixels [default: about 60 pixels a filter].")] = None) -> None:
+    """Write a PNG grid of the first layer's weights: a CNN's first conv kernels, or an MLP's first units as images."""
+    from nlm.classify.loading import load_classifier
+    from nlm.classify.pictures import save_classifier_filters
+
+    units, width, height = save_classifier_filters(load_classifier(model).model, output, count=count, scale=scale)
+    err_console.print(f"wrote the filters of {units} first-layer units ({width}x{height}) to {output}")
 
 
 def register(root: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from nlm.io.figures import Series, line_chart
 from nlm.io.text import read_lines
 from nlm.lm.gradients import LayerGradient, lag_gradient_norms, layer_gradient_norms, sample_windows
 from nlm.lm.loading import load_language_model
-from nlm.lm.recurrent import set_forget_bias
+from nlm.models.recurrent import set_forget_bias
 from nlm.models.rnn import CELLS, RNNLM, RNNConfig
 from nlm.runtime import seed_everything
 from nlm.text.build import VocabConfig, build_vocab
@@ -78,7 +78,7 @@ def fresh_subjects(text: str | Path, spec: FreshModels) -> list[Subject]:
                            hidden=spec.hidden, dropout=0.0, init_range=spec.init_range)
         model = RNNLM(config)
         if spec.forget_bias is not None and cell == "lstm":
-            set_forget_bias(model, spec.forget_bias)
+            set_forget_bias(model.recurrent, spec.forget_bias)
         if spec.steps:
             train_steps(model, vocab, corpus, steps=spec.steps, lr=spec.lr, seed=spec.seed)
         subjects.append(Subject(label=cell, model=model, vocab=vocab, corpus=corpus))

@@ -55,3 +55,18 @@ class RecurrentStack(nn.Module):
         if self.training and self.weight_drop > 0:
             return functional_call(layer, drop_weights(layer, HIDDEN_WEIGHTS, self.weight_drop), (x, state))
         return layer(x, state)
+
+
+@torch.no_grad()
+def set_forget_bias(body: nn.Module, value: float) -> int:
+    """Set every LSTM layer's forget-gate bias in `body` to `value` (its b_ih part; b_hh's to 0); returns the layers set.
+
+    Gate order in an LSTM's biases is input, forget, cell, output, each `hidden` long."""
+    count = 0
+    for lstm in (m for m in body.modules() if isinstance(m, nn.LSTM)):
+        for name, bias in lstm.named_parameters():
+            if name.startswith(("bias_ih", "bias_hh")):
+                hidden = bias.shape[0] // 4
+                bias[hidden : 2 * hidden] = value if name.startswith("bias_ih") else 0.0
+                count += name.startswith("bias_ih")
+    return count

@@ -34,7 +34,7 @@ from torch import nn
 
 from nlm.config import Config, check
 from nlm.models.heads import build_head, check_head
-from nlm.models.recurrent import RecurrentStack
+from nlm.models.recurrent import RecurrentStack, set_forget_bias
 from nlm.models.regularisers import activation_penalty, dropout, embedding_dropout
 
 CELLS = {
@@ -72,6 +72,7 @@ class RNNConfig(Config):
     ar: float = 0.0  # activation regularisation: alpha * mean(dropped last-layer output ** 2) joins the loss [2]
     tar: float = 0.0  # temporal AR: beta * mean((h_t - h_t-1) ** 2) of the undropped last-layer output [1]
     rnn_init: str = "uniform"  # recurrent weights: uniform (+-init_range) | pytorch (+-1/sqrt(layer size)) [pytorch]
+    forget_bias: float | None = None  # LSTM: start every forget gate's bias here (1: remember by default); None: as the rest
     softmax: str = "full"  # output head: full | adaptive (nlm.models.heads)
     cutoffs: tuple[int, ...] = ()  # adaptive: ids where the tail clusters start, increasing, below vocab_size
 
@@ -122,6 +123,7 @@ class RNNConfig(Config):
             check(rate is None or 0 <= rate < 1, f"{flag} must be in [0, 1), not {rate}")
         check(self.ar >= 0 and self.tar >= 0, f"--ar and --tar must be >= 0 (got {self.ar}, {self.tar})")
         check(self.rnn_init in RNN_INITS, f"--rnn-init must be one of {', '.join(RNN_INITS)}, not {self.rnn_init!r}")
+        check(self.forget_bias is None or self.cell == "lstm", "--forget-bias applies to --cell lstm only")
         check_head(self.softmax, self.cutoffs, hidden=self.feature_size, vocab_size=self.vocab_size)
 
 
@@ -158,6 +160,8 @@ class RNNLM(nn.Module):
             for layer in self.recurrent.modules():
                 if isinstance(layer, nn.RNNBase):
                     layer.reset_parameters()  # uniform in +-1/sqrt(its size), as AWD-LSTM leaves them
+        if self.config.forget_bias is not None:
+            set_forget_bias(self.recurrent, self.config.forget_bias)
 
     @property
     def recurrent(self) -> nn.Module:
