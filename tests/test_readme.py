@@ -23,6 +23,7 @@ BUDGETS = [  # (pattern, replacement): the tour's budgets, made small
     (re.compile(r"--max-time \d+"), "--max-time 3"),
     (re.compile(r"--epochs \d+"), "--epochs 1"),
     (re.compile(r"--pretrain-epochs \d+"), "--pretrain-epochs 1"),
+    (re.compile(r"--max-steps \d+"), "--max-steps 20"),
     (re.compile(r"(nlm (?:vision |autoencoder )?train\b)"), r"\1 --max-steps 20"),
 ]
 
