@@ -30,11 +30,10 @@ sys.path.insert(0, str(REPO))
 
 from nlm.autoencode.inference import load_autoencoder, reconstruct  # noqa: E402
 from nlm.autoencode.task import ReconstructConfig  # noqa: E402
-from nlm.autoencode.training import autoencoder_config, train_autoencoder  # noqa: E402
+from nlm.autoencode.training import AutoencoderJob, autoencoder_config, train_autoencoder  # noqa: E402
 from nlm.classify.task import ClassifyConfig  # noqa: E402
-from nlm.classify.training import classifier_config, train_classifier  # noqa: E402
+from nlm.classify.training import ClassifierJob, classifier_config, train_classifier  # noqa: E402
 from nlm.images.data import ImageSet, load_idx  # noqa: E402
-from nlm.images.sources import ImageRun  # noqa: E402
 from nlm.train.config import TrainConfig  # noqa: E402
 
 MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -69,8 +68,8 @@ def epoch_seconds(run_dir: Path) -> list[float]:
 
 def bench_cnn(train: ImageSet, valid: ImageSet, args, out: Path) -> dict:
     config = TrainConfig(optimizer="adam", lr=args.lr, clip=0.0, epochs=args.epochs, schedule="none", device=args.device, seed=1)
-    result = train_classifier(run=ImageRun(output=out / "lenet", force=True), arch="cnn", model=classifier_config("cnn"),
-                              data=ClassifyConfig(batch_size=args.batch_size), train=config, console=console, images=(train, valid))
+    job = ClassifierJob(arch="cnn", model=classifier_config("cnn"), data=ClassifyConfig(batch_size=args.batch_size), images=(train, valid))
+    result = train_classifier(job=job, output=out / "lenet", force=True, train=config, console=console)
     seconds = epoch_seconds(result.run_dir)
     return {"valid_accuracy": result.metrics["accuracy"], "seconds_per_epoch": sum(seconds) / len(seconds), "epochs": len(seconds)}
 
@@ -90,8 +89,8 @@ def bench_autoencoder(train: ImageSet, valid: ImageSet, args, out: Path) -> dict
     model = autoencoder_config("undercomplete", hidden=(args.code,), code_activation=args.activation, output_activation="sigmoid")
     config = TrainConfig(optimizer="adam", lr=args.ae_lr, clip=0.0, epochs=args.ae_epochs, schedule="plateau", lr_factor=0.5,
                          device=args.device, seed=1)
-    result = train_autoencoder(run=ImageRun(output=out / "autoencoder", force=True), model=model,
-                               data=ReconstructConfig(batch_size=args.batch_size), train=config, console=console, images=(train, valid))
+    job = AutoencoderJob(model=model, data=ReconstructConfig(batch_size=args.batch_size), images=(train, valid))
+    result = train_autoencoder(job=job, output=out / "autoencoder", force=True, train=config, console=console)
     _, _, error = reconstruct(load_autoencoder(result.run_dir / "best.pt"), valid)
     seconds = epoch_seconds(result.run_dir)
     return {"valid_mse": error, "seconds_per_epoch": sum(seconds) / len(seconds), "epochs": len(seconds)}
