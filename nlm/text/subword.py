@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import sentencepiece as spm
@@ -52,6 +52,10 @@ class SentencePieceVocab:
     def encode(self, line: str) -> list[int]:
         return self.processor.encode(line, out_type=int)
 
+    def encode_lines(self, lines: list[str]) -> list[list[int]]:
+        """Many lines in one call, which saves sentencepiece's per-call Python overhead (and may use its threads)."""
+        return self.processor.encode(lines, out_type=int)
+
     def tokenize(self, line: str) -> list[str]:
         """The pieces `encode` gives ids to, as text (an unknown piece as its surface characters)."""
         return self.processor.encode(line, out_type=str)
@@ -72,16 +76,41 @@ class SentencePieceVocab:
         return hashlib.sha256(self.model).hexdigest()[:12]
 
 
+class _Feed:
+    """The training lines as sentencepiece reads them, counted; an error while reading them is kept,
+    since sentencepiece turns it into a RuntimeError."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.lines, self.count, self.error = lines, 0, None
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for line in self.lines:
+                if line and not line.isspace():  # sentencepiece drops the others
+                    self.count += 1
+                yield line
+        except BaseException as e:  # a DataError from the reader, or Ctrl-C
+            self.error = e
+            raise
+
+
 def train_sentencepiece(
-    lines: Iterable[str], *, level: str, size: int, lowercase: bool = False, character_coverage: float = 0.9995
-) -> SentencePieceVocab:
-    """Train a BPE or unigram model with `size` pieces besides the four special symbols."""
+    lines: Iterable[str], *, level: str, size: int, lowercase: bool = False, character_coverage: float = 0.9995,
+    sample_lines: int = 0,
+) -> tuple[SentencePieceVocab, int]:
+    """Train a BPE or unigram model with `size` pieces besides the four special symbols.
+
+    `lines` is read once, as a stream.  With `sample_lines` > 0, sentencepiece keeps a
+    uniform random sample of that many lines (reservoir sampling with a fixed seed; all
+    of them, in order, when there are no more), so its memory is bounded whatever the
+    size of the text.  Returns the model and the number of lines with text it read.
+    """
     if level not in SUBWORD_LEVELS:
         raise ConfigError(f"subword level must be bpe or unigram, not {level!r}")
-    model = io.BytesIO()
+    model, feed = io.BytesIO(), _Feed(lines)
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(lines),
+            sentence_iterator=iter(feed),
             model_writer=model,
             model_type=level,
             vocab_size=size + len(SPECIALS),
@@ -89,10 +118,15 @@ def train_sentencepiece(
             normalization_rule_name="nmt_nfkc_cf" if lowercase else "nmt_nfkc",
             pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
             pad_piece=SPECIALS[PAD], unk_piece=SPECIALS[UNK], bos_piece=SPECIALS[BOS], eos_piece=SPECIALS[EOS],
+            input_sentence_size=sample_lines, shuffle_input_sentence=True,
             num_threads=1,  # one thread keeps unigram training deterministic
             minloglevel=2,
         )
     except RuntimeError as e:
+        if feed.error is not None:
+            raise feed.error from None
+        if not feed.count:
+            raise DataError("the training text has no symbols to build a vocabulary from") from None
         message = str(e).split("] ")[-1]
         raise ConfigError(f"sentencepiece could not train a {level} vocabulary of {size}: {message}") from None
-    return SentencePieceVocab(level=level, model=model.getvalue())
+    return SentencePieceVocab(level=level, model=model.getvalue()), feed.count
