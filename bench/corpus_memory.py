@@ -19,8 +19,9 @@ this measuring process stays small, since a forked child starts from its parent'
                        (sentencepiece trains on a sample of at most 1,000,000 lines)
     vocab bpe, 100k    the same through the library with a sample of 100,000 lines
     encode word|bpe    the corpus into nlm's token cache, as `nlm train` does first
-    train ...          nlm train --vocab V --max-steps 5 on the cached corpus
-                       (word: stream mode, bpe: sentence mode)
+    train word|bpe     nlm train --vocab V --max-steps 5 on the cached corpus (stream mode)
+    sentence batches   what sentence mode adds: the line index sorted by length and cut
+                       into batches of 20 (LMTask's `sentence_batches`), and 5 of them padded
 
 Throughput is per CPU second of the step (words of the corpus, and ids written for the
 encode steps), which other work on the machine disturbs less than wall time.  The table
@@ -101,8 +102,9 @@ def steps(corpus: Path, work: Path) -> list[tuple[str, list[str]]]:
         ("vocab bpe, 100k sample", child + ["vocab-sample", str(corpus), str(work / "bpe-100k.model"), "100000"]),
         ("encode word", child + ["encode", str(work / "word.txt"), str(corpus)]),
         ("encode bpe", child + ["encode", str(work / "bpe.model"), str(corpus)]),
-        ("train word, stream", train + ["--vocab", str(work / "word.txt"), "-o", str(work / "run-word")]),
-        ("train bpe, sentence", train + ["--vocab", str(work / "bpe.model"), "--mode", "sentence", "-o", str(work / "run-bpe")]),
+        ("train word", train + ["--vocab", str(work / "word.txt"), "-o", str(work / "run-word")]),
+        ("train bpe", train + ["--vocab", str(work / "bpe.model"), "-o", str(work / "run-bpe")]),
+        ("sentence batches bpe", child + ["sentence-batches", str(work / "bpe.model"), str(corpus)]),
     ]
 
 
@@ -117,6 +119,15 @@ def run_child(task: str, args: list[str]) -> None:
 
         corpus = encode_corpus(args[1], load_vocab(args[0]), cache_dir=default_cache_dir())
         print(f"cache tokens {corpus.tokens}")
+    elif task == "sentence-batches":
+        from nlm.text.batches import lines_window, sentence_batches
+        from nlm.text.corpus import default_cache_dir, encode_corpus
+        from nlm.text.vocab_files import load_vocab
+
+        corpus = encode_corpus(args[1], load_vocab(args[0]), cache_dir=default_cache_dir())
+        batches = sentence_batches(corpus, 20, seed=1)
+        shapes = [tuple(lines_window(corpus, batch).inputs.shape) for batch in batches[:5]]
+        print(f"{len(batches):,} batches of 20 lines; the first five {shapes}")
     elif task == "vocab-sample":
         from nlm.text.build import VocabConfig
         from nlm.text.commands import build_vocabulary

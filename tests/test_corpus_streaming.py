@@ -63,6 +63,7 @@ def test_streamed_subword_vocabulary_equals_sentencepiece_trained_on_all_lines_i
     from_files, report = build_vocab(TextFiles((str(path),)), config=config)
     from_a_generator, again = build_vocab(read_lines(path), config=config)  # read once, copied to a temporary file
     assert pieces_and_scores(from_files) == pieces_and_scores(from_a_generator) == expected
+    assert from_files.model == model.getvalue()  # byte for byte, so fingerprints and cache keys stay as they were
     assert report == again and report.sample is None  # 402 lines with text: below the sample size, all used
     assert report.training.tokens == sum(len(reference.encode(line)) for line in lines)
 
@@ -124,7 +125,7 @@ def test_subword_vocabulary_from_stdin_equals_the_one_from_the_file(tmp_path):
     from_stdin = runner.invoke(app, args + [str(tmp_path / "stdin.model")], input=path.read_text())
     assert from_file.exit_code == from_stdin.exit_code == 0, from_stdin.stderr
     assert (tmp_path / "file.model").read_bytes() == (tmp_path / "stdin.model").read_bytes()
-    assert from_file.stderr.splitlines()[1:] == from_stdin.stderr.splitlines()[1:]  # the same coverage figures
+    assert from_file.stderr.replace("file.model", "v") == from_stdin.stderr.replace("stdin.model", "v")  # the same figures
 
 
 def test_undecodable_text_is_a_data_error_while_sentencepiece_streams_it(tmp_path):

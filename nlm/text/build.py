@@ -30,7 +30,7 @@ class VocabConfig(Config):
         check(self.size is None or self.size >= 1, f"--vocab-size must be at least 1, not {self.size}")
         check(self.min_count >= 1, f"--min-count must be at least 1, not {self.min_count}")
         check(0 < self.character_coverage <= 1, "--character-coverage must be in (0, 1]")
-        check(self.sample_lines == 0 or self.sample_lines > 100, f"--sample-lines must be 0 (every line) or above 100, not {self.sample_lines}")
+        check(self.sample_lines >= 0, f"--sample-lines must be 0 (every line) or more, not {self.sample_lines}")
         check(self.level not in SUBWORD_LEVELS or self.size is not None, f"a {self.level} vocabulary needs --vocab-size")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -76,22 +77,31 @@ class SentencePieceVocab:
         return hashlib.sha256(self.model).hexdigest()[:12]
 
 
-class _Feed:
-    """The training lines as sentencepiece reads them, counted; an error while reading them is kept,
-    since sentencepiece turns it into a RuntimeError."""
+def reservoir_sample(lines: Iterable[str], size: int, *, seed: int = 0) -> tuple[list[str], int]:
+    """A uniform random sample of `size` of the non-empty lines (all of them, in order, when there
+    are no more; every one when `size` is 0), and how many there were.
 
-    def __init__(self, lines: Iterable[str]) -> None:
-        self.lines, self.count, self.error = lines, 0, None
+    Reservoir sampling (Vitter's algorithm R, seeded): one pass, holding only the sample.
+    """
+    rng = random.Random(seed)
+    sample: list[str] = []
+    seen = 0
+    for line in lines:
+        if not line:  # sentencepiece skips empty lines
+            continue
+        seen += 1
+        if len(sample) < size or not size:
+            sample.append(line)
+        elif (slot := rng.randrange(seen)) < size:
+            sample[slot] = line
+    return sample, seen
 
-    def __iter__(self) -> Iterator[str]:
-        try:
-            for line in self.lines:
-                if line and not line.isspace():  # sentencepiece drops the others
-                    self.count += 1
-                yield line
-        except BaseException as e:  # a DataError from the reader, or Ctrl-C
-            self.error = e
-            raise
+
+def _handed_over(lines: list[str]) -> Iterator[str]:
+    """The lines in order, each let go as sentencepiece copies it, so the sample is not held twice."""
+    lines.reverse()
+    while lines:
+        yield lines.pop()
 
 
 def train_sentencepiece(
@@ -100,17 +110,21 @@ def train_sentencepiece(
 ) -> tuple[SentencePieceVocab, int]:
     """Train a BPE or unigram model with `size` pieces besides the four special symbols.
 
-    `lines` is read once, as a stream.  With `sample_lines` > 0, sentencepiece keeps a
-    uniform random sample of that many lines (reservoir sampling with a fixed seed; all
-    of them, in order, when there are no more), so its memory is bounded whatever the
-    size of the text.  Returns the model and the number of lines with text it read.
+    `lines` is read once, as a stream, keeping a random sample of `sample_lines` of them
+    (0: all) for sentencepiece, so memory is bounded whatever the size of the text.  (We
+    sample rather than sentencepiece's `input_sentence_size`, whose reservoir slots keep
+    the capacity of the longest line they ever held, so its memory still grows with the
+    text.)  Returns the model and the number of non-empty lines read.
     """
     if level not in SUBWORD_LEVELS:
         raise ConfigError(f"subword level must be bpe or unigram, not {level!r}")
-    model, feed = io.BytesIO(), _Feed(lines)
+    sample, read = reservoir_sample(lines, sample_lines)
+    if all(line.isspace() for line in sample):
+        raise DataError("the training text has no symbols to build a vocabulary from")
+    model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(feed),
+            sentence_iterator=_handed_over(sample),
             model_writer=model,
             model_type=level,
             vocab_size=size + len(SPECIALS),
@@ -118,15 +132,10 @@ def train_sentencepiece(
             normalization_rule_name="nmt_nfkc_cf" if lowercase else "nmt_nfkc",
             pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
             pad_piece=SPECIALS[PAD], unk_piece=SPECIALS[UNK], bos_piece=SPECIALS[BOS], eos_piece=SPECIALS[EOS],
-            input_sentence_size=sample_lines, shuffle_input_sentence=True,
             num_threads=1,  # one thread keeps unigram training deterministic
             minloglevel=2,
         )
     except RuntimeError as e:
-        if feed.error is not None:
-            raise feed.error from None
-        if not feed.count:
-            raise DataError("the training text has no symbols to build a vocabulary from") from None
         message = str(e).split("] ")[-1]
         raise ConfigError(f"sentencepiece could not train a {level} vocabulary of {size}: {message}") from None
-    return SentencePieceVocab(level=level, model=model.getvalue()), feed.count
+    return SentencePieceVocab(level=level, model=model.getvalue()), read
