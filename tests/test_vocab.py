@@ -103,7 +103,7 @@ def test_malformed_vocab_files_are_data_errors(tmp_path, content, message):
 
 
 def test_nonsense_vocab_settings_are_config_errors():
-    for bad in (dict(size=0), dict(min_count=0), dict(level="bpe"), dict(level="bytes")):
+    for bad in (dict(size=0), dict(min_count=0), dict(level="bpe"), dict(level="bytes"), dict(sample_lines=-1)):
         with pytest.raises(ConfigError):
             VocabConfig(**bad)
 

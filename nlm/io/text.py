@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import IO, TextIO
 
 from nlm.errors import DataError, InputMissingError
-from nlm.io.atomic import atomic_write
+from nlm.io.atomic import atomic_write, write_error
 
 STDIO = "-"
 
@@ -82,6 +85,56 @@ def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
             stream.close()
 
 
+def line_batches(lines: Iterable[str], size: int = 1024) -> Iterator[list[str]]:
+    """`lines` in lists of `size` (the last one shorter), for tokenizers that encode many lines per call."""
+    reader = iter(lines)
+    while batch := list(islice(reader, size)):
+        yield batch
+
+
+@dataclass(frozen=True)
+class TextFiles:
+    """The lines of UTF-8 files one after another, read afresh from disk at every iteration.
+
+    Text that must be read twice (a sample, then every line) can be held this way
+    instead of in memory; `-` (stdin) can be read only once.
+    """
+
+    paths: tuple[str, ...]
+
+    @property
+    def rereadable(self) -> bool:
+        return STDIO not in self.paths
+
+    def __iter__(self) -> Iterator[str]:
+        for path in self.paths:
+            yield from read_lines(path)
+
+
+@dataclass(frozen=True)
+class _Spool:
+    path: Path
+
+    def __iter__(self) -> Iterator[str]:
+        with self.path.open("rb") as f:
+            for raw in f:
+                yield raw[:-1].decode("utf-8")
+
+
+@contextmanager
+def spooled(lines: Iterable[str]) -> Iterator[Iterable[str]]:
+    """`lines` (without line breaks) copied to a temporary file, replayable as often as needed while the block runs."""
+    with tempfile.TemporaryDirectory(prefix="nlm-spool-") as folder:
+        path = Path(folder) / "lines.txt"
+        try:
+            with path.open("wb", buffering=1 << 20) as f:  # scratch space, deleted with its folder: not an output
+                for line in lines:
+                    f.write(line.encode("utf-8") + b"\n")
+        except OSError as e:  # a full /tmp
+            raise write_error(path, e) from None
+        yield _Spool(path)
+
+
 @contextmanager
 def open_output(path: str | Path, *, line_buffered: bool = False) -> Iterator[TextIO]:
     """Open a text output: `-` is stdout (flushed per line when asked); a file is written atomically."""
@@ -99,11 +152,8 @@ def open_output(path: str | Path, *, line_buffered: bool = False) -> Iterator[Te
 
 
 def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes, as hex, read in blocks; InputMissingError naming a file that is not there."""
+    """The sha256 of a file's bytes, as hex, read through one small buffer; InputMissingError naming a file that is not there."""
     import hashlib
 
-    digest = hashlib.sha256()
     with open_input(path) as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()

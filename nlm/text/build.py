@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from nlm.config import Config, check
 from nlm.errors import DataError
+from nlm.io.text import TextFiles, line_batches, spooled
 from nlm.text.subword import train_sentencepiece
 from nlm.text.symbols import EOS, LEVELS, SPECIALS, SUBWORD_LEVELS, UNK
 from nlm.text.vocab import SymbolVocab, Vocabulary
@@ -20,12 +21,16 @@ class VocabConfig(Config):
     min_count: int = 1  # drop word/char symbols seen fewer times
     lowercase: bool = False  # fold case before counting and encoding
     character_coverage: float = 0.9995  # sentencepiece: share of characters its alphabet must cover
+    # sentencepiece trains on a random sample of this many lines (0: all), so memory stays bounded
+    # on big corpora (it warns above a million); coverage is still measured on every line
+    sample_lines: int = 1_000_000
 
     def validate(self) -> None:
         check(self.level in LEVELS, f"--level must be one of {', '.join(LEVELS)}, not {self.level!r}")
         check(self.size is None or self.size >= 1, f"--vocab-size must be at least 1, not {self.size}")
         check(self.min_count >= 1, f"--min-count must be at least 1, not {self.min_count}")
         check(0 < self.character_coverage <= 1, "--character-coverage must be in (0, 1]")
+        check(self.sample_lines >= 0, f"--sample-lines must be 0 (every line) or more, not {self.sample_lines}")
         check(self.level not in SUBWORD_LEVELS or self.size is not None, f"a {self.level} vocabulary needs --vocab-size")
 
 
@@ -59,6 +64,7 @@ class VocabReport:
     types_seen: int  # distinct symbols in the training text (for subword levels: vocabulary pieces its segmentation uses)
     types_kept: int  # symbols in the vocabulary besides the specials
     training: Coverage  # coverage of the training text itself
+    sample: tuple[int, int] | None = None  # (lines sampled, lines read) when sentencepiece trained on a sample
 
 
 def _keep(counts: Counter[str], config: VocabConfig) -> list[tuple[str, int]]:
@@ -69,16 +75,38 @@ def _keep(counts: Counter[str], config: VocabConfig) -> list[tuple[str, int]]:
 
 
 def build_vocab(lines: Iterable[str], *, config: VocabConfig) -> tuple[Vocabulary, VocabReport]:
-    """Count the symbols of `lines` (training text only) and keep the top ones."""
-    if config.level in SUBWORD_LEVELS:
-        text = list(lines)
-        if not any(line.strip() for line in text):
-            raise DataError("the training text has no symbols to build a vocabulary from")
-        vocab = train_sentencepiece(text, level=config.level, size=config.size, lowercase=config.lowercase,
-                                    character_coverage=config.character_coverage)
-        training = measure_coverage(vocab, text)
-        used = training.types - training.oov_types
-        return vocab, VocabReport(types_seen=used, types_kept=len(vocab) - len(SPECIALS), training=training)
+    """Count the symbols of `lines` (training text only) and keep the top ones.
+
+    Memory does not grow with the text.  Word and char levels read it once, counting
+    types.  Subword levels read it twice: sentencepiece trains on a sample of
+    `config.sample_lines` lines, then every line is encoded for the coverage.  Pass
+    text that can be read twice as a list or `TextFiles`; a one-shot iterator (a
+    generator, stdin) is first copied to a temporary file.
+    """
+    if config.level not in SUBWORD_LEVELS:
+        return _build_symbols(lines, config)
+    if _rereadable(lines):
+        return _build_subword(lines, config)
+    with spooled(lines) as copy:
+        return _build_subword(copy, config)
+
+
+def _rereadable(lines: Iterable[str]) -> bool:
+    if isinstance(lines, TextFiles):
+        return lines.rereadable
+    return iter(lines) is not lines  # an iterator returns itself
+
+
+def _build_subword(lines: Iterable[str], config: VocabConfig) -> tuple[Vocabulary, VocabReport]:
+    vocab, read = train_sentencepiece(lines, level=config.level, size=config.size, lowercase=config.lowercase,
+                                      character_coverage=config.character_coverage, sample_lines=config.sample_lines)
+    training = measure_coverage(vocab, lines)
+    used = training.types - training.oov_types
+    sample = (config.sample_lines, read) if 0 < config.sample_lines < read else None
+    return vocab, VocabReport(types_seen=used, types_kept=len(vocab) - len(SPECIALS), training=training, sample=sample)
+
+
+def _build_symbols(lines: Iterable[str], config: VocabConfig) -> tuple[Vocabulary, VocabReport]:
     tokenizer = SymbolVocab(level=config.level, symbols=list(SPECIALS), counts=[0] * 4, lowercase=config.lowercase)
     counts: Counter[str] = Counter()
     lines_seen = 0
@@ -103,18 +131,21 @@ def build_vocab(lines: Iterable[str], *, config: VocabConfig) -> tuple[Vocabular
 
 
 def measure_coverage(vocab: Vocabulary, lines: Iterable[str]) -> Coverage:
-    """Tokens of `lines` that map to <unk> (a literal `<unk>` in the text counts too)."""
+    """Tokens of `lines` that map to <unk> (a literal `<unk>` in the text counts too), read once, a batch at a time."""
     tokens = oov = count = 0
-    types: set[str] = set()
-    oov_types: set[str] = set()
-    for line in lines:
-        ids, pieces = vocab.encode(line), vocab.tokenize(line)
-        count += 1
-        tokens += len(ids)
-        oov += sum(1 for i in ids if i == UNK)
-        types.update(pieces)
-        oov_types.update(p for p, i in zip(pieces, ids) if i == UNK)
-    return Coverage(tokens=tokens, oov_tokens=oov, types=len(types), oov_types=len(oov_types), lines=count)
+    known: set[int] = set()
+    unknown: set[str] = set()  # the text of the tokens that became <unk>
+    for batch in line_batches(lines):
+        for line, ids in zip(batch, vocab.encode_lines(batch)):
+            count += 1
+            tokens += len(ids)
+            known.update(ids)
+            if UNK in ids:  # only then is the text of the tokens needed
+                unknown.update(p for p, i in zip(vocab.tokenize(line), ids) if i == UNK)
+                oov += ids.count(UNK)
+    known.discard(UNK)
+    types = {vocab.symbol(i) for i in known} | unknown
+    return Coverage(tokens=tokens, oov_tokens=oov, types=len(types), oov_types=len(unknown), lines=count)
 
 
 def describe_build(config: VocabConfig, vocab: Vocabulary, report: VocabReport) -> str:

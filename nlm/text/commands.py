@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 from nlm.io.atomic import check_distinct
-from nlm.io.text import display_name, read_lines
+from nlm.io.text import TextFiles, display_name, read_lines
 from nlm.text.build import Coverage, VocabConfig, build_vocab, describe_build, measure_coverage
 from nlm.text.symbols import SPECIALS
 from nlm.text.vocab import SymbolVocab
 from nlm.text.vocab_files import load_vocab, save_vocab
-
-
-def _all_lines(files: list[str]) -> Iterator[str]:
-    for name in files:
-        yield from read_lines(name)
 
 
 def _coverage_line(name: str, c: Coverage) -> str:
@@ -27,9 +21,11 @@ def _coverage_line(name: str, c: Coverage) -> str:
 def build_vocabulary(*, files: list[str], output: Path, config: VocabConfig, check: list[str]) -> list[str]:
     """Build from `files`, write to `output`, and return the report lines for stderr."""
     check_distinct(output, [*files, *check])
-    vocab, report = build_vocab(_all_lines(files), config=config)
+    vocab, report = build_vocab(TextFiles(tuple(files)), config=config)  # read twice for subwords, never held
     save_vocab(vocab, output)
     lines = [f"wrote {output}: {describe_build(config, vocab, report)}"]
+    if report.sample is not None:
+        lines.append(f"sentencepiece trained on a random sample of {report.sample[0]:,} of {report.sample[1]:,} non-empty lines")
     for name in check:
         lines.append(_coverage_line(display_name(name), measure_coverage(vocab, read_lines(name))))
     return lines

@@ -19,12 +19,11 @@ import numpy as np
 
 from nlm.errors import OutputError
 from nlm.io.atomic import atomic_write, write_text_atomic
-from nlm.io.text import STDIO, display_name, file_sha256, read_lines, stdin_bytes
+from nlm.io.text import STDIO, display_name, file_sha256, line_batches, read_lines, stdin_bytes
 from nlm.text.symbols import EOS, UNK
 from nlm.text.vocab import Vocabulary
 
 CACHE_VERSION = 1
-_CHUNK = 1 << 20  # ids buffered before each write
 
 
 @dataclass(frozen=True)
@@ -58,22 +57,20 @@ def default_cache_dir() -> Path:
 
 
 def _write_ids(path: str | Path, vocab: Vocabulary, ids_file, ends_file) -> tuple[int, int, int]:
-    """Encode line by line into two raw files; returns (tokens, lines, oovs)."""
-    ids, ends = array("i"), array("q")
-    total = oovs = 0
-    for line in read_lines(path):
-        encoded = vocab.encode(line)
-        encoded.append(EOS)
-        oovs += encoded.count(UNK)
-        ids.extend(encoded)
-        total += len(encoded)
-        ends.append(total)
-        if len(ids) >= _CHUNK:
-            ids.tofile(ids_file)
-            ids = array("i")
-    ids.tofile(ids_file)
-    ends.tofile(ends_file)
-    return total, len(ends), oovs
+    """Encode into two raw files a batch of lines at a time, so memory does not grow with the corpus; returns (tokens, lines, oovs)."""
+    total = lines = oovs = 0
+    for batch in line_batches(read_lines(path)):
+        ids, ends = array("i"), array("q")
+        for encoded in vocab.encode_lines(batch):
+            ids.fromlist(encoded)
+            ids.append(EOS)
+            total += len(encoded) + 1
+            ends.append(total)
+        oovs += int(np.count_nonzero(np.frombuffer(ids, dtype=np.int32) == UNK))
+        ids.tofile(ids_file)
+        ends.tofile(ends_file)
+        lines += len(batch)
+    return total, lines, oovs
 
 
 def _open(stem: Path, name: str) -> EncodedCorpus:

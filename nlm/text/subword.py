@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import sentencepiece as spm
@@ -52,6 +53,10 @@ class SentencePieceVocab:
     def encode(self, line: str) -> list[int]:
         return self.processor.encode(line, out_type=int)
 
+    def encode_lines(self, lines: list[str]) -> list[list[int]]:
+        """Many lines in one call, which saves sentencepiece's per-call Python overhead (and may use its threads)."""
+        return self.processor.encode(lines, out_type=int)
+
     def tokenize(self, line: str) -> list[str]:
         """The pieces `encode` gives ids to, as text (an unknown piece as its surface characters)."""
         return self.processor.encode(line, out_type=str)
@@ -72,16 +77,54 @@ class SentencePieceVocab:
         return hashlib.sha256(self.model).hexdigest()[:12]
 
 
+def reservoir_sample(lines: Iterable[str], size: int, *, seed: int = 0) -> tuple[list[str], int]:
+    """A uniform random sample of `size` of the non-empty lines (all of them, in order, when there
+    are no more; every one when `size` is 0), and how many there were.
+
+    Reservoir sampling (Vitter's algorithm R, seeded): one pass, holding only the sample.
+    """
+    rng = random.Random(seed)
+    sample: list[str] = []
+    seen = 0
+    for line in lines:
+        if not line:  # sentencepiece skips empty lines
+            continue
+        seen += 1
+        if len(sample) < size or not size:
+            sample.append(line)
+        elif (slot := rng.randrange(seen)) < size:
+            sample[slot] = line
+    return sample, seen
+
+
+def _handed_over(lines: list[str]) -> Iterator[str]:
+    """The lines in order, each let go as sentencepiece copies it, so the sample is not held twice."""
+    lines.reverse()
+    while lines:
+        yield lines.pop()
+
+
 def train_sentencepiece(
-    lines: Iterable[str], *, level: str, size: int, lowercase: bool = False, character_coverage: float = 0.9995
-) -> SentencePieceVocab:
-    """Train a BPE or unigram model with `size` pieces besides the four special symbols."""
+    lines: Iterable[str], *, level: str, size: int, lowercase: bool = False, character_coverage: float = 0.9995,
+    sample_lines: int = 0,
+) -> tuple[SentencePieceVocab, int]:
+    """Train a BPE or unigram model with `size` pieces besides the four special symbols.
+
+    `lines` is read once, as a stream, keeping a random sample of `sample_lines` of them
+    (0: all) for sentencepiece, so memory is bounded whatever the size of the text.  (We
+    sample rather than sentencepiece's `input_sentence_size`, whose reservoir slots keep
+    the capacity of the longest line they ever held, so its memory still grows with the
+    text.)  Returns the model and the number of non-empty lines read.
+    """
     if level not in SUBWORD_LEVELS:
         raise ConfigError(f"subword level must be bpe or unigram, not {level!r}")
+    sample, read = reservoir_sample(lines, sample_lines)
+    if all(line.isspace() for line in sample):
+        raise DataError("the training text has no symbols to build a vocabulary from")
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(lines),
+            sentence_iterator=_handed_over(sample),
             model_writer=model,
             model_type=level,
             vocab_size=size + len(SPECIALS),
@@ -95,4 +138,4 @@ def train_sentencepiece(
     except RuntimeError as e:
         message = str(e).split("] ")[-1]
         raise ConfigError(f"sentencepiece could not train a {level} vocabulary of {size}: {message}") from None
-    return SentencePieceVocab(level=level, model=model.getvalue())
+    return SentencePieceVocab(level=level, model=model.getvalue()), read

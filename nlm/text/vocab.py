@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Protocol
 
 from nlm.errors import DataError
@@ -25,6 +26,7 @@ class Vocabulary(Protocol):
     def __len__(self) -> int: ...
     def tokenize(self, line: str) -> list[str]: ...
     def encode(self, line: str) -> list[int]: ...
+    def encode_lines(self, lines: list[str]) -> list[list[int]]: ...
     def decode(self, ids: Iterable[int]) -> str: ...
     def symbol(self, index: int) -> str: ...
     def to_state(self) -> dict: ...
@@ -56,8 +58,10 @@ class SymbolVocab:
         return line.split() if self.level == "word" else list(line)
 
     def encode(self, line: str) -> list[int]:
-        index = self.index
-        return [index.get(token, UNK) for token in self.tokenize(line)]
+        return list(map(self.index.get, self.tokenize(line), repeat(UNK)))  # index.get(token, UNK), without a Python loop
+
+    def encode_lines(self, lines: list[str]) -> list[list[int]]:
+        return [self.encode(line) for line in lines]
 
     def decode(self, ids: Iterable[int]) -> str:
         joiner = " " if self.level == "word" else ""
