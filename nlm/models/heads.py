@@ -25,6 +25,8 @@ projected space of H / 4, H / 16, ... dimensions, which the embedding's rows do 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,6 +35,39 @@ from nlm.config import check
 from nlm.errors import ConfigError
 
 ADAPTIVE_DIV = 4.0  # each tail cluster projects to the previous one's size / 4 (PyTorch's and the paper's default)
+
+
+ROW_ALIGN = 16  # floats: rows of training logits start on 64-byte boundaries (see PaddedLogits)
+
+
+class PaddedLogits(torch.autograd.Function):
+    """`x @ weight.T + bias` for x [N, H], as [N, V'] logits with V' = V rounded up to ROW_ALIGN and -inf
+    in the V' - V extra columns, so a softmax over them is the softmax over V.  A matrix product whose
+    output rows are misaligned runs far slower on a CPU: with V = 10,002 (PTB's 10,000 words less <unk>,
+    plus 4 specials) the [700, V] logits take 54 ms instead of 32 (MKL, one core), a tenth of a training
+    step; and the gradient, read back through the same aligned rows, multiplies faster too."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        vocab = weight.size(0)
+        logits = x.new_empty(x.size(0), -(-vocab // ROW_ALIGN) * ROW_ALIGN)
+        logits[:, vocab:] = -math.inf
+        torch.addmm(bias, x, weight.t(), out=logits[:, :vocab])
+        return logits
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad = grad[:, : weight.size(0)]  # the -inf columns are constants
+        return grad.mm(weight), grad.t().mm(x), grad.sum(0)
+
+
+def _autocasting(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 names no device
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
 class FullSoftmax(nn.Linear):
@@ -48,10 +83,13 @@ class FullSoftmax(nn.Linear):
         return torch.log_softmax(self(features).float(), dim=-1)
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = self(features).float()
+        flat = features.reshape(-1, features.size(-1))
+        if self.out_features % ROW_ALIGN == 0 or _autocasting(features.device.type):  # autocast: F.linear casts
+            logits = self(flat)
+        else:
+            logits = PaddedLogits.apply(flat, self.weight, self.bias)
         # cross_entropy fuses log_softmax and the gather: a third faster than the two on the CPU
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-        return nll.view(targets.shape)
+        return F.cross_entropy(logits.float(), targets.reshape(-1), reduction="none").view(targets.shape)
 
 
 class TiedHeadCluster(nn.Module):
