@@ -1,4 +1,6 @@
-"""Subword vocabularies: sentencepiece BPE or unigram models, trained through its Python API."""
+"""Subword vocabularies: sentencepiece BPE or unigram models, trained through its Python API.
+
+sentencepiece is imported where a subword model is used, so commands that never meet one skip it."""
 
 from __future__ import annotations
 
@@ -6,11 +8,13 @@ import hashlib
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-
-import sentencepiece as spm
+from typing import TYPE_CHECKING
 
 from nlm.errors import ConfigError, DataError
 from nlm.text.symbols import BOS, EOS, PAD, SPECIALS, SUBWORD_LEVELS, UNK
+
+if TYPE_CHECKING:
+    import sentencepiece as spm
 
 WORD_BOUNDARY = "\u2581"  # sentencepiece's "▁", which marks a piece that starts a word
 
@@ -24,10 +28,14 @@ class SentencePieceVocab:
     processor: spm.SentencePieceProcessor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        import sentencepiece as spm
+
         self.processor = spm.SentencePieceProcessor(model_proto=self.model)
 
     @classmethod
     def from_bytes(cls, data: bytes, *, name: str, level: str | None = None) -> SentencePieceVocab:
+        import sentencepiece as spm
+
         try:
             processor = spm.SentencePieceProcessor(model_proto=data)
         except (RuntimeError, OSError, TypeError):
@@ -74,6 +82,8 @@ def train_sentencepiece(
     """Train a BPE or unigram model with `size` pieces besides the four special symbols."""
     if level not in SUBWORD_LEVELS:
         raise ConfigError(f"subword level must be bpe or unigram, not {level!r}")
+    import sentencepiece as spm
+
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
