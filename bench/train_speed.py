@@ -11,11 +11,12 @@ bptt 35, SGD lr 20, clip 0.25):
         timed by its own clock: `elapsed` in RUN/metrics.jsonl, from the start of training to
         the end of step N.  Both times cover the first step to the last.
 
-With two cores (`--cores 0,1`, the default) the two run side by side and swap cores every round,
-so each sees the same machine; with one core they run one after the other, alternating which
-goes first.  Reported: tokens/s of each per round, the ratio nlm / bare, and the median ratio.
+On one core (`--cores 0`, the default) the two run one after the other, alternating which goes
+first; with two (`--cores 0,1`) they run side by side, swapping cores every round (twice as fast,
+but the two then share the memory bus and the last-level cache).  Reported: tokens/s of each per
+round, the ratio nlm / bare, and the median ratio.
 
-    python bench/train_speed.py [--steps 300] [--rounds 4] [--cores 0,1]
+    python bench/train_speed.py [--steps 300] [--rounds 4] [--cores 0]
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300, help="training steps per measurement (under one PTB epoch: 1,327)")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--cores", default="0,1", help="one core (one after the other) or two (side by side)")
+    parser.add_argument("--cores", default="0", help="one core (one after the other) or two (side by side)")
     args = parser.parse_args()
     cores = [int(c) for c in args.cores.split(",")]
     if not 1 <= len(cores) <= 2 or not 1 <= args.steps < 1327:

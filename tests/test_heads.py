@@ -105,6 +105,26 @@ def test_full_nll_and_its_gradients_equal_a_plain_linear_and_cross_entropy(vocab
         torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
 
 
+def test_the_full_heads_reused_logits_buffer_never_mixes_two_graphs():
+    """Two losses alive at once, one dropped unused, one after inference: each gradient is its own."""
+    torch.manual_seed(4)
+    head = build_head("full", hidden=8, vocab_size=30, cutoffs=())
+    inputs = [torch.randn(5, 8, requires_grad=True) for _ in range(3)]
+    targets = [torch.randint(0, 30, (5,)) for _ in range(3)]
+
+    def plain(i):
+        return F.cross_entropy(F.linear(inputs[i], head.weight, head.bias), targets[i], reduction="none")
+
+    expected = torch.autograd.grad((plain(0).sum() + 2 * plain(1).sum()), (inputs[0], inputs[1], head.weight))
+    with torch.inference_mode():
+        head.nll(inputs[2], targets[2])  # an inference tensor must not become the training buffer
+    head.nll(inputs[2], targets[2])  # a graph never back-propagated, dropped at once
+    first, second = head.nll(inputs[0], targets[0]), head.nll(inputs[1], targets[1])  # both alive before backward
+    got = torch.autograd.grad((first.sum() + 2 * second.sum()), (inputs[0], inputs[1], head.weight))
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
+
+
 def test_adaptive_nll_is_float32_under_bf16_autocast():
     model = tiny_model("adaptive", tie=True)
     inputs = torch.randint(0, VOCAB, (2, 5), generator=torch.Generator().manual_seed(4))

@@ -25,49 +25,22 @@ projected space of H / 4, H / 16, ... dimensions, which the embedding's rows do 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nlm.config import check
 from nlm.errors import ConfigError
+from nlm.models.fused_nll import FusedNLL, Workspace
 
 ADAPTIVE_DIV = 4.0  # each tail cluster projects to the previous one's size / 4 (PyTorch's and the paper's default)
 
 
-ROW_ALIGN = 16  # floats: rows of training logits start on 64-byte boundaries (see PaddedLogits)
-
-
-class PaddedLogits(torch.autograd.Function):
-    """`x @ weight.T + bias` for x [N, H], as [N, V'] logits with V' = V rounded up to ROW_ALIGN and -inf
-    in the V' - V extra columns, so a softmax over them is the softmax over V.  A matrix product whose
-    output rows are misaligned runs far slower on a CPU: with V = 10,002 (PTB's 10,000 words less <unk>,
-    plus 4 specials) the [700, V] logits take 54 ms instead of 32 (MKL, one core), a tenth of a training
-    step; and the gradient, read back through the same aligned rows, multiplies faster too."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        vocab = weight.size(0)
-        logits = x.new_empty(x.size(0), -(-vocab // ROW_ALIGN) * ROW_ALIGN)
-        logits[:, vocab:] = -math.inf
-        torch.addmm(bias, x, weight.t(), out=logits[:, :vocab])
-        return logits
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, weight = ctx.saved_tensors
-        grad = grad[:, : weight.size(0)]  # the -inf columns are constants
-        return grad.mm(weight), grad.t().mm(x), grad.sum(0)
-
-
-def _autocasting(device_type: str) -> bool:
+def _cpu_autocast() -> bool:
     try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4 names no device
-        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
 
 
 class FullSoftmax(nn.Linear):
@@ -75,6 +48,7 @@ class FullSoftmax(nn.Linear):
 
     def __init__(self, hidden: int, vocab_size: int, cutoffs: tuple[int, ...] = ()) -> None:
         super().__init__(hidden, vocab_size)
+        self.workspace = Workspace()  # where `nll` computes the logits, step after step (nlm/models/fused_nll.py)
 
     def tie(self, embedding: nn.Embedding) -> None:
         self.weight = embedding.weight
@@ -83,13 +57,11 @@ class FullSoftmax(nn.Linear):
         return torch.log_softmax(self(features).float(), dim=-1)
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        flat = features.reshape(-1, features.size(-1))
-        if self.out_features % ROW_ALIGN == 0 or _autocasting(features.device.type):  # autocast: F.linear casts
-            logits = self(flat)
-        else:
-            logits = PaddedLogits.apply(flat, self.weight, self.bias)
-        # cross_entropy fuses log_softmax and the gather: a third faster than the two on the CPU
-        return F.cross_entropy(logits.float(), targets.reshape(-1), reduction="none").view(targets.shape)
+        flat, targets_flat = features.reshape(-1, features.size(-1)), targets.reshape(-1)
+        if features.device.type == "cpu" and features.dtype == self.weight.dtype == torch.float32 and not _cpu_autocast():
+            return FusedNLL.apply(flat, self.weight, self.bias, targets_flat, self.workspace).view(targets.shape)
+        # GPUs (whose caching allocator already reuses memory), autocast or another precision: autograd's path
+        return F.cross_entropy(self(flat).float(), targets_flat, reduction="none").view(targets.shape)
 
 
 class TiedHeadCluster(nn.Module):
