@@ -1,5 +1,5 @@
 """Start-up time, for pipelines and Makefiles that call nlm many times: `echo "w1 w2" | nlm score -m RUN`
-against `import torch` alone (also without the collection Python runs at exit, which nlm skips), each the median of several runs (wall seconds, and CPU seconds: user +
+against `import torch` alone (also without the collection Python runs at exit, which nlm skips), each the median of several runs taken in turn (wall seconds, and CPU seconds: user +
 system, which a busy machine inflates less).  nlm's own start-up is the score command less torch.
 
     python bench/startup.py [-m RUN] [--runs 7]
@@ -27,7 +27,7 @@ FROZEN_TORCH = "import atexit, gc, torch; atexit.register(gc.freeze)"  # as nlm 
 NLM = str(Path(PYTHON).with_name("nlm"))
 
 
-def timed(command: list[str], *, stdin: bytes = b"") -> tuple[float, float]:
+def timed(command: list[str], *, stdin: bytes) -> tuple[float, float]:
     """Wall and CPU seconds of one run of `command`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -37,10 +37,15 @@ def timed(command: list[str], *, stdin: bytes = b"") -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def median_of(runs: int, command: list[str], **options) -> tuple[float, float]:
-    timed(command, **options)  # once first, so that every measured run finds the files in the page cache
-    walls, cpus = zip(*(timed(command, **options) for _ in range(runs)))
-    return statistics.median(walls), statistics.median(cpus)
+def medians(runs: int, commands: dict[str, tuple[list[str], bytes]]) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU seconds of each command, run in turn `runs` times (so a busy spell hits them alike)."""
+    for command, stdin in commands.values():  # once first, so that every measured run finds its files in the page cache
+        timed(command, stdin=stdin)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (command, stdin) in commands.items():
+            times[name].append(timed(command, stdin=stdin))
+    return {name: (statistics.median(w for w, _ in t), statistics.median(c for _, c in t)) for name, t in times.items()}
 
 
 def small_model(folder: Path) -> Path:
@@ -59,13 +64,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nlm-startup-") as folder:
         model = args.model or small_model(Path(folder))
         print(f"machine: {machine()}\nmodel: {model} ({os.path.getsize(model / 'best.pt' if model.is_dir() else model):,} bytes)")
-        rows = {
-            "python -c pass": median_of(args.runs, [PYTHON, "-c", "pass"]),
-            "python -c 'import torch'": median_of(args.runs, [PYTHON, "-c", "import torch"]),
-            "  the same, no collection at exit": median_of(args.runs, [PYTHON, "-c", FROZEN_TORCH]),
-            "nlm --help": median_of(args.runs, [NLM, "--help"]),
-            'echo "w1 w2" | nlm score -m RUN': median_of(args.runs, [NLM, "score", "-m", str(model)], stdin=b"w1 w2\n"),
-        }
+        rows = medians(args.runs, {
+            "python -c pass": ([PYTHON, "-c", "pass"], b""),
+            "python -c 'import torch'": ([PYTHON, "-c", "import torch"], b""),
+            "  the same, no collection at exit": ([PYTHON, "-c", FROZEN_TORCH], b""),
+            "nlm --help": ([NLM, "--help"], b""),
+            'echo "w1 w2" | nlm score -m RUN': ([NLM, "score", "-m", str(model)], b"w1 w2\n"),
+        })
     print(f"\n{'command':<34}{'wall s':>8}{'cpu s':>8}   (median of {args.runs})")
     for name, (wall, cpu) in rows.items():
         print(f"{name:<34}{wall:>8.2f}{cpu:>8.2f}")
