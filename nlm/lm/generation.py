@@ -5,19 +5,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from nlm.config import Config, check
+from nlm.eval.bleu import MetricScore, check_parallel, corpus_scores
 from nlm.lm.loading import LoadedLM
 from nlm.lm.scoring import CorpusSummary, protocol_signature, score_sentences
 from nlm.models.rnn import RNNLM, select_state
 from nlm.text.symbols import BOS, EOS, PAD, UNK
 from nlm.text.vocab import Vocabulary
-
-if TYPE_CHECKING:
-    from nlm.eval.bleu import MetricScore
 
 NEVER_GENERATED = (PAD, BOS)  # never a training target, so never an output
 
@@ -166,8 +163,6 @@ def evaluate_generation(lm: LoadedLM, prompts: Sequence[str], references: Sequen
     A reference that starts with its prompt is compared without it, so words copied from the
     prompt never count as matches; the references' perplexity is over their whole lines.
     """
-    from nlm.eval.bleu import check_parallel, corpus_scores  # sacrebleu: here only, not for `nlm generate`
-
     check_parallel(prompts, [references], names)
     samples = list(generate(lm, prompts, config=config.replace(num=1)))
     hypotheses = [sample.continuation.strip() for sample in samples]
