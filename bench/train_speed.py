@@ -1,122 +1,124 @@
-"""Training speed: tokens/s of nlm's training path against a bare PyTorch loop, same model, side by side.
+"""Training speed: `nlm train` against the PyTorch example's bare loop, tokens/s and their ratio.
 
-Both train the same RNNLM (the PyTorch word-language-model example's defaults: 2 x 200
-LSTM, dropout 0.2, batch 20, bptt 35, SGD lr 20, clip 0.25) on PTB.  The reference loop
-holds the whole batchified corpus in one tensor, as the example does; nlm reads windows
-from its memory-mapped cache and runs the shared Trainer with its LM task and callbacks.
-The two alternate, several rounds each, and the median of each is reported.
+Each round runs both, each a process of its own pinned to one core (`taskset -c`) with one torch
+thread, on PTB with the example's configuration (2 x 200 LSTM, tied, dropout 0.2, batch 20,
+bptt 35, SGD lr 20, clip 0.25):
 
-    python bench/train_speed.py [--steps 150] [--rounds 3] [--threads N]
+  bare  bench/reference_loop.py: the example's loop restated (seq-first `nn.LSTM`, `log_softmax`
+        + `nll_loss`, a hand-written SGD update), over the corpus held in one tensor;
+  nlm   the real command, `nlm --threads 1 train --train ptb.train.txt -o RUN --max-steps N`,
+        with its defaults (progress on stderr, checkpoints, the divergence guard, the schedule),
+        timed by its own clock: `elapsed` in RUN/metrics.jsonl, from the start of training to
+        the end of step N.  Both times cover the first step to the last.
+
+On one core (`--cores 0`, the default) the two run one after the other, alternating which goes
+first; with two (`--cores 0,1`) they run side by side, swapping cores every round (twice as fast,
+but the two then share the memory bus and the last-level cache).  Reported: tokens/s of each per
+round, the ratio nlm / bare, and the median ratio.
+
+    python bench/train_speed.py [--steps 300] [--rounds 4] [--cores 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from common import data_file, machine, sha256
-from rich.console import Console
+from common import REPO, data_file, machine, sha256
 
-from nlm.io.text import read_lines
-from nlm.lm.config import LMDataConfig
-from nlm.lm.task import LMTask
-from nlm.models.rnn import RNNLM, RNNConfig, detach_state
-from nlm.runtime import seed_everything
-from nlm.text.build import VocabConfig, build_vocab
-from nlm.text.corpus import encode_corpus
-from nlm.train.callbacks import ProgressCallback
-from nlm.train.config import TrainConfig
-from nlm.train.trainer import Callback, Trainer
-
-MODEL = RNNConfig(cell="lstm", layers=2, emb=200, hidden=200, dropout=0.2, tie=False)
-DATA = LMDataConfig(batch_size=20, bptt=35)
+BATCH, BPTT = 20, 35
+REFERENCE = REPO / "bench" / "reference_loop.py"
+NLM = Path(sys.executable).with_name("nlm")
 
 
-class StepClock(Callback):
-    """Time from the end of the warm-up steps to the last step."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end, self.tokens = warmup, 0.0, 0.0, 0
-
-    def on_batch_end(self, trainer: Trainer) -> None:
-        if trainer.progress.global_step == self.warmup:
-            self.start, self.tokens = time.perf_counter(), trainer.progress.units
-        self.end = time.perf_counter()
-        self.final_tokens = trainer.progress.units
-
-    def rate(self) -> float:
-        return (self.final_tokens - self.tokens) / (self.end - self.start)
+def _pinned(core: int, command: list[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *command]
 
 
-def nlm_path(corpus, vocab, steps: int, warmup: int) -> float:
-    seed_everything(1)
-    model = RNNLM(MODEL.replace(vocab_size=len(vocab)))
-    task = LMTask(model=model, vocab=vocab, train=corpus, valid=None, data=DATA, device=torch.device("cpu"), seed=1)
-    clock = StepClock(warmup)
-    quiet = ProgressCallback(Console(stderr=True, quiet=True), describe=task.describe)  # as `nlm train` runs it
-    config = TrainConfig(lr=20.0, clip=0.25, max_steps=warmup + steps, epochs=1)
-    Trainer(task, config, device=torch.device("cpu"), callbacks=[quiet, clock]).fit()
-    return clock.rate()
+def bare_command(core: int, train: Path, steps: int) -> list[str]:
+    return _pinned(core, [sys.executable, str(REFERENCE), "--data", str(train), "--steps", str(steps), "--threads", "1"])
 
 
-def bare_loop(corpus, vocab, steps: int, warmup: int) -> float:
-    """The PyTorch example's loop: batchify, get_batch, repackage_hidden, backward, clip, step."""
-    seed_everything(1)
-    model = RNNLM(MODEL.replace(vocab_size=len(vocab)))
-    ids = torch.from_numpy(corpus.ids[:].astype("int64"))
-    rows = ids[: len(ids) // DATA.batch_size * DATA.batch_size].view(DATA.batch_size, -1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=20.0)
-    model.train()
-    hidden, start, tokens = None, 0.0, 0
-    for step, i in enumerate(range(0, rows.size(1) - 1, DATA.bptt)):
-        if step == warmup:
-            start, tokens = time.perf_counter(), 0
-        if step == warmup + steps:
-            break
-        seq = min(DATA.bptt, rows.size(1) - 1 - i)
-        inputs, targets = rows[:, i : i + seq], rows[:, i + 1 : i + 1 + seq]
-        hidden = detach_state(hidden) if hidden is not None else None
-        features, hidden = model(inputs, hidden)
-        logits = model.decoder(features)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
-        optimizer.step()
-        tokens += targets.numel()
-    return tokens / (time.perf_counter() - start)
+def nlm_command(core: int, train: Path, steps: int, run: Path, cache: Path) -> list[str]:
+    return _pinned(core, [str(NLM), "--threads", "1", "train", "--train", str(train), "-o", str(run), "--force",
+                          "--max-steps", str(steps), "--cache-dir", str(cache)])
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def bare_rate(process: subprocess.Popen) -> float:
+    out, _ = process.communicate()
+    if process.returncode:
+        sys.exit(f"the reference loop failed (exit {process.returncode})")
+    return json.loads(out.strip().splitlines()[-1])["tokens_per_s"]
+
+
+def nlm_rate(process: subprocess.Popen, run: Path, log: Path) -> float:
+    process.wait()
+    if process.returncode:
+        sys.exit(f"nlm train failed (exit {process.returncode}); see {log}")
+    metrics = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    return metrics["step"] * BATCH * BPTT / metrics["elapsed"]  # every window is full: steps < one epoch
+
+
+def one_round(k: int, cores: list[int], train: Path, steps: int, work: Path) -> tuple[float, float, str]:
+    """Tokens/s of the bare loop and of nlm in round k, and where each ran."""
+    run, log = work / f"run-{k}", work / f"nlm-{k}.log"
+    side_by_side = len(cores) == 2
+    bare_core, nlm_core = (cores[k % 2], cores[(k + 1) % 2]) if side_by_side else (cores[0], cores[0])
+
+    def start(path: str) -> subprocess.Popen:
+        if path == "bare":
+            return subprocess.Popen(bare_command(bare_core, train, steps), stdout=subprocess.PIPE, text=True, env=_env())
+        with log.open("w") as stderr:
+            return subprocess.Popen(nlm_command(nlm_core, train, steps, run, work / "cache"), stdout=subprocess.DEVNULL,
+                                    stderr=stderr, env=_env())
+
+    def rate(path: str, process: subprocess.Popen) -> float:
+        return bare_rate(process) if path == "bare" else nlm_rate(process, run, log)
+
+    order = ("bare", "nlm") if k % 2 == 0 else ("nlm", "bare")
+    if side_by_side:
+        processes = {path: start(path) for path in order}
+        rates = {path: rate(path, processes[path]) for path in order}
+        where = f"bare on core {bare_core}, nlm on core {nlm_core}"
+    else:
+        rates = {path: rate(path, start(path)) for path in order}
+        where = f"both on core {bare_core}, {order[0]} first"
+    return rates["bare"], rates["nlm"], where
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=150, help="timed steps per measurement")
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=300, help="training steps per measurement (under one PTB epoch: 1,327)")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--cores", default="0", help="one core (one after the other) or two (side by side)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    cores = [int(c) for c in args.cores.split(",")]
+    if not 1 <= len(cores) <= 2 or not 1 <= args.steps < 1327:
+        sys.exit("--cores takes one or two core numbers; --steps must be below 1,327 (one epoch)")
     train = data_file("ptb/ptb.train.txt")
-    vocab, _ = build_vocab(read_lines(train), config=VocabConfig())
-    corpus = encode_corpus(train, vocab, cache_dir=Path(tempfile.mkdtemp(prefix="nlm-bench-")))
-    print(f"data: {train} sha256 {sha256(train)[:16]}…, {corpus.tokens:,} tokens, vocabulary {len(vocab):,}")
-    print(f"machine: {machine()}")
-    print(f"model: {MODEL.layers} x {MODEL.hidden} {MODEL.cell}, batch {DATA.batch_size}, bptt {DATA.bptt}; "
-          f"{args.rounds} rounds of {args.steps} steps after {args.warmup} warm-up steps")
-    results = {"bare PyTorch loop": [], "nlm Trainer + LMTask": []}
-    for _ in range(args.rounds):
-        results["bare PyTorch loop"].append(bare_loop(corpus, vocab, args.steps, args.warmup))
-        results["nlm Trainer + LMTask"].append(nlm_path(corpus, vocab, args.steps, args.warmup))
-    reference = statistics.median(results["bare PyTorch loop"])
-    print(f"\n{'path':<24}{'tokens/s (median)':>20}{'rounds':>34}{'vs bare':>10}")
-    for name, rates in results.items():
-        median = statistics.median(rates)
-        print(f"{name:<24}{median:>20,.0f}{'  '.join(f'{r:,.0f}' for r in rates):>34}{median / reference - 1:>+10.1%}")
+    os.environ.update(_env())  # so that machine() reports the workers' one thread
+    print(f"data: {train} sha256 {sha256(train)}")
+    print(f"machine: {machine()}; each process pinned to one core")
+    print(f"{args.rounds} rounds of {args.steps} steps of {BATCH} x {BPTT} tokens\n")
+    print(f"{'round':<7}{'bare tok/s':>12}{'nlm tok/s':>12}{'nlm / bare':>12}   where")
+    ratios = []
+    with tempfile.TemporaryDirectory(prefix="nlm-speed-") as work:
+        subprocess.run([str(NLM), "vocab", "--help"], stdout=subprocess.DEVNULL, check=True)  # fail early without nlm
+        for k in range(args.rounds):
+            bare, nlm, where = one_round(k, cores, train, args.steps, Path(work))
+            ratios.append(nlm / bare)
+            print(f"{k + 1:<7}{bare:>12,.0f}{nlm:>12,.0f}{nlm / bare:>12.3f}   {where}", flush=True)
+    print(f"\nmedian ratio nlm / bare: {statistics.median(ratios):.3f} (rounds: {', '.join(f'{r:.3f}' for r in ratios)})")
 
 
 if __name__ == "__main__":

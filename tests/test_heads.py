@@ -7,12 +7,13 @@ from collections import Counter
 
 import pytest
 import torch
+import torch.nn.functional as F
 from lm_helpers import HEADS, session_root, train_tiny_lm, write_corpus
 
 from nlm.errors import ConfigError
 from nlm.lm.loading import load_language_model
 from nlm.lm.task import evaluate_corpus
-from nlm.models.heads import parse_cutoffs
+from nlm.models.heads import build_head, parse_cutoffs
 from nlm.models.rnn import RNNLM, RNNConfig
 from nlm.text.corpus import encode_corpus
 from nlm.text.symbols import PAD
@@ -85,6 +86,43 @@ def test_the_full_head_keeps_its_parameter_names_so_old_checkpoints_load():
     again = RNNLM(RNNConfig.from_dict(adaptive.config.to_dict()))  # cutoffs come back from JSON as a list
     again.load_state_dict(adaptive.state_dict())
     assert again.config.cutoffs == (10, 25)
+
+
+@pytest.mark.parametrize("vocab", [60, 64])  # 60: logits padded to 64 columns (PaddedLogits); 64: already aligned
+def test_full_nll_and_its_gradients_equal_a_plain_linear_and_cross_entropy(vocab):
+    """The aligned training path is the same function as F.linear + F.cross_entropy, gradients included."""
+    torch.manual_seed(3)
+    head = build_head("full", hidden=16, vocab_size=vocab, cutoffs=())
+    features = torch.randn(4, 7, 16, requires_grad=True)
+    targets = torch.randint(0, vocab, (4, 7))
+    weights = torch.rand(4, 7)  # a weighted sum, as a masked or averaged loss back-propagates
+    plain = F.cross_entropy(F.linear(features, head.weight, head.bias).reshape(-1, vocab), targets.reshape(-1), reduction="none")
+    nll = head.nll(features, targets)
+    expected = torch.autograd.grad((plain.view(4, 7) * weights).sum(), (features, head.weight, head.bias))
+    got = torch.autograd.grad((nll * weights).sum(), (features, head.weight, head.bias))
+    torch.testing.assert_close(nll, plain.view(4, 7), rtol=0, atol=1e-6)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
+
+
+def test_the_full_heads_reused_logits_buffer_never_mixes_two_graphs():
+    """Two losses alive at once, one dropped unused, one after inference: each gradient is its own."""
+    torch.manual_seed(4)
+    head = build_head("full", hidden=8, vocab_size=30, cutoffs=())
+    inputs = [torch.randn(5, 8, requires_grad=True) for _ in range(3)]
+    targets = [torch.randint(0, 30, (5,)) for _ in range(3)]
+
+    def plain(i):
+        return F.cross_entropy(F.linear(inputs[i], head.weight, head.bias), targets[i], reduction="none")
+
+    expected = torch.autograd.grad((plain(0).sum() + 2 * plain(1).sum()), (inputs[0], inputs[1], head.weight))
+    with torch.inference_mode():
+        head.nll(inputs[2], targets[2])  # an inference tensor must not become the training buffer
+    head.nll(inputs[2], targets[2])  # a graph never back-propagated, dropped at once
+    first, second = head.nll(inputs[0], targets[0]), head.nll(inputs[1], targets[1])  # both alive before backward
+    got = torch.autograd.grad((first.sum() + 2 * second.sum()), (inputs[0], inputs[1], head.weight))
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
 
 
 def test_adaptive_nll_is_float32_under_bf16_autocast():

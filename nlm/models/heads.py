@@ -31,8 +31,16 @@ from torch import nn
 
 from nlm.config import check
 from nlm.errors import ConfigError
+from nlm.models.fused_nll import FusedNLL, Workspace
 
 ADAPTIVE_DIV = 4.0  # each tail cluster projects to the previous one's size / 4 (PyTorch's and the paper's default)
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
 
 
 class FullSoftmax(nn.Linear):
@@ -40,6 +48,7 @@ class FullSoftmax(nn.Linear):
 
     def __init__(self, hidden: int, vocab_size: int, cutoffs: tuple[int, ...] = ()) -> None:
         super().__init__(hidden, vocab_size)
+        self.workspace = Workspace()  # where `nll` computes the logits, step after step (nlm/models/fused_nll.py)
 
     def tie(self, embedding: nn.Embedding) -> None:
         self.weight = embedding.weight
@@ -48,10 +57,11 @@ class FullSoftmax(nn.Linear):
         return torch.log_softmax(self(features).float(), dim=-1)
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = self(features).float()
-        # cross_entropy fuses log_softmax and the gather: a third faster than the two on the CPU
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-        return nll.view(targets.shape)
+        flat, targets_flat = features.reshape(-1, features.size(-1)), targets.reshape(-1)
+        if features.device.type == "cpu" and features.dtype == self.weight.dtype == torch.float32 and not _cpu_autocast():
+            return FusedNLL.apply(flat, self.weight, self.bias, targets_flat, self.workspace).view(targets.shape)
+        # GPUs (whose caching allocator already reuses memory), autocast or another precision: autograd's path
+        return F.cross_entropy(self(flat).float(), targets_flat, reduction="none").view(targets.shape)
 
 
 class TiedHeadCluster(nn.Module):

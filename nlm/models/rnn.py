@@ -185,6 +185,9 @@ class RNNLM(nn.Module):
         emb = embedding_dropout(self.embedding, x, self.config.emb_dropout, self.training)
         emb = dropout(emb, self.dropout_input, training=self.training, locked=locked)
         output, state = self.recurrent(emb, state)
+        # batch_first modules return a [T, B, H] buffer seen as [B, T, H]; made contiguous (a 0.1 ms copy), the
+        # output layer reads it as one [B * T, H] matrix (addmm) instead of B small ones (bmm: ~40% slower on a CPU)
+        output = output.contiguous()
         self.last_raw_output = output if self.training and self.config.tar else None
         return dropout(output, self.dropout_output, training=self.training, locked=locked), state
 

@@ -1,4 +1,6 @@
-"""Subword vocabularies: sentencepiece BPE or unigram models, trained through its Python API."""
+"""Subword vocabularies: sentencepiece BPE or unigram models, trained through its Python API.
+
+sentencepiece is imported where a subword model is used, so commands that never meet one skip it."""
 
 from __future__ import annotations
 
@@ -7,11 +9,13 @@ import io
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-
-import sentencepiece as spm
+from typing import TYPE_CHECKING
 
 from nlm.errors import ConfigError, DataError
 from nlm.text.symbols import BOS, EOS, PAD, SPECIALS, SUBWORD_LEVELS, UNK
+
+if TYPE_CHECKING:
+    import sentencepiece as spm
 
 WORD_BOUNDARY = "\u2581"  # sentencepiece's "▁", which marks a piece that starts a word
 
@@ -25,10 +29,14 @@ class SentencePieceVocab:
     processor: spm.SentencePieceProcessor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        import sentencepiece as spm
+
         self.processor = spm.SentencePieceProcessor(model_proto=self.model)
 
     @classmethod
     def from_bytes(cls, data: bytes, *, name: str, level: str | None = None) -> SentencePieceVocab:
+        import sentencepiece as spm
+
         try:
             processor = spm.SentencePieceProcessor(model_proto=data)
         except (RuntimeError, OSError, TypeError):
@@ -118,6 +126,8 @@ def train_sentencepiece(
     """
     if level not in SUBWORD_LEVELS:
         raise ConfigError(f"subword level must be bpe or unigram, not {level!r}")
+    import sentencepiece as spm
+
     sample, read = reservoir_sample(lines, sample_lines)
     if all(line.isspace() for line in sample):
         raise DataError("the training text has no symbols to build a vocabulary from")
