@@ -216,7 +216,12 @@ class StopAgreement(Callback):
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
         signum, code = flags.tolist()
         self.signals.agreed = signum
-        trainer.stop_reason = "interrupted" if signum else STOP_REASONS[code] if code < len(STOP_REASONS) else reason or "stopped"
+        if signum:
+            trainer.stop_reason = "interrupted"
+        elif code < len(STOP_REASONS):
+            trainer.stop_reason = STOP_REASONS[code]
+        else:  # another callback's reason, on some rank: every rank stops, each saying what it knows
+            trainer.stop_reason = reason or "stopped"
         self._reseed(trainer)
 
     def on_eval_end(self, trainer, metrics, improved: bool) -> None:
