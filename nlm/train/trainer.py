@@ -109,13 +109,13 @@ class Trainer:
             return False
         for batch in self.task.train_batches(p.epoch, p.batch):
             self._step(batch)
-            if self.signal:
-                self.stop("interrupted")
-            elif config.max_steps is not None and p.global_step >= config.max_steps:
+            if config.max_steps is not None and p.global_step >= config.max_steps:
                 self.stop("max-steps")
             elif config.max_time is not None and self.elapsed() >= config.max_time:
                 self.stop("max-time")
-            self.emit("on_batch_end")  # after the limits, so that a callback can agree on the stop (several processes)
+            self.emit("on_batch_end")  # after the limits, so that a callback can agree on them (several processes)
+            if self.signal:  # one that came during the step or its callbacks
+                self.stop_reason = "interrupted"
             if self.stop_reason:
                 return p.batch == self.task.batches_per_epoch()
         return True
