@@ -11,6 +11,11 @@ phase, and the steps and seconds of the phases before it, are part of the task s
 in every checkpoint, so `--resume` rebuilds the right phase and its optimizer and
 continues it; `phase_train_config` turns the run's settings into one phase's
 (pretraining phases run `pretrain_epochs`; --max-steps and --max-time cap the whole run).
+
+Under torchrun each process trains on its block of every batch and evaluates its block of
+the validation images (`Shard`).  The reconstruction error and the sparsity penalty are means
+over the images, so the averaged gradient is a single process's (the corruption of denoising
+kinds draws from each process's own generator).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from nlm.images.data import ImageSet
 from nlm.io.pixels import to_floats
 from nlm.models.autoencoder import Autoencoder, reconstruction_error
 from nlm.train.config import TrainConfig
+from nlm.train.shard import SINGLE, Shard
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,9 @@ class ReconstructTask:
     unit = "img"
 
     def __init__(self, *, model: Autoencoder, train: ImageSet, valid: ImageSet | None, data: ReconstructConfig,
-                 device: torch.device, seed: int) -> None:
-        self.model, self.data, self.device, self.seed = model, data, device, seed
+                 device: torch.device, seed: int, shard: Shard = SINGLE) -> None:
+        self.model, self.data, self.device, self.seed, self.shard = model, data, device, seed, shard
+        shard.check_batch(data.batch_size)
         self.image_shape = train.shape
         self.images = train.images.to(device)
         self.valid = valid
@@ -93,7 +100,7 @@ class ReconstructTask:
     def finish_phase(self, steps: int, seconds: float) -> None:
         """Move on to the next phase after one that ran `steps` steps in `seconds`."""
         self.steps_before += steps
-        self.seconds_before += seconds
+        self.seconds_before += self.shard.max(seconds)  # the slowest process's: every one decides the same
         self.set_phase(self.phase + 1)
 
     # -- training ---------------------------------------------------------------------------
@@ -109,18 +116,24 @@ class ReconstructTask:
         return self.model.layer_loss(x, self.phase) if self.pretraining else self.model.loss(x)
 
     def training_step(self, index: torch.Tensor) -> tuple[torch.Tensor, int]:
-        loss, _ = self.loss(to_floats(self.images[index.to(self.device)], self.device))
-        return loss, len(index)
+        if self.shard.world > 1:  # this process's block of the batch, its loss weighted by its share
+            mine, count = self.shard.part(index)
+            return self.shard.weight(self._loss_of(mine), count, len(index)), len(index)
+        return self._loss_of(index), len(index)
+
+    def _loss_of(self, index: torch.Tensor) -> torch.Tensor:
+        return self.loss(to_floats(self.images[index.to(self.device)], self.device))[0]
 
     # -- evaluation: the phase's loss (no corruption in eval mode) and the whole network's error --
     def evaluate(self) -> dict[str, float] | None:
         if self.valid is None:
             return None
         loss = mse = 0.0
-        for batch in self.valid.images.split(self.data.eval_batch_size):
+        for batch in self.valid.images[self.shard.block(len(self.valid))].split(self.data.eval_batch_size):
             x = to_floats(batch, self.device)
             loss += float(self.loss(x)[0]) * len(x)
             mse += float(reconstruction_error(self.model(x)[0], x)) * len(x)
+        loss, mse = self.shard.sum([loss, mse])
         return {"loss": loss / len(self.valid), "mse": mse / len(self.valid), "phase": self.phase_name()}
 
     def describe(self, metrics: dict[str, float]) -> str:

@@ -24,6 +24,7 @@ from nlm.runtime import set_rng_state
 from nlm.train.config import TrainConfig
 from nlm.train.progress import Progress
 from nlm.train.run import Fitting, RunResult, resume_run, start_run
+from nlm.train.shard import SINGLE, Shard
 
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}  # faster rates kill ReLU code units
 DEFAULT_HIDDEN = {"stacked": (256, 64)}  # every other kind: one layer of 64
@@ -80,10 +81,10 @@ class AutoencoderJob:
         self.records = self.records or ({"train_data": None, "given_images": [s.source for s in self.images if s is not None]}
                                         if given else self.sources.records(run_dir))
 
-    def build_task(self, device: torch.device, train: TrainConfig) -> ReconstructTask:
+    def build_task(self, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> ReconstructTask:
         train_set, valid_set = self.images
         return ReconstructTask(model=Autoencoder(self.model).to(device), train=train_set, valid=valid_set, data=self.data,
-                               device=device, seed=train.seed)
+                               device=device, seed=train.seed, shard=shard)
 
     def run_config(self) -> dict[str, Any]:
         return {**self.records, "model": self.model.to_dict(), "data": self.data.to_dict()}
@@ -99,7 +100,7 @@ class AutoencoderJob:
             if saved is not None and _phase_done(Progress.from_dict(saved["trainer"]["progress"]), config):
                 set_rng_state(saved["rng"])  # saved at the end of a phase: go straight on to the next
                 fit_task.resume_from = None
-                result = RunResult(fit_task.folder.root, Progress.from_dict(saved["trainer"]["progress"]), "finished",
+                result = RunResult(fit_task.root, Progress.from_dict(saved["trainer"]["progress"]), "finished",
                                    dict(saved.get("metrics") or {}))
             else:
                 if not fit_task.quiet and task.num_phases > 1:

@@ -3,6 +3,9 @@
 With `epsilon > 0` every training step also attacks its own batch: the gradient of the
 clean loss with respect to the pixels gives the fast-gradient-sign examples, and the
 step's loss is (1 - w) * clean + w * adversarial (Goodfellow et al. 2015, w = 0.5).
+
+Under torchrun each process trains on its block of every batch and evaluates its block of
+the validation images (`Shard`); losses and confusion matrices are summed over the processes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from nlm.config import Config, check
 from nlm.images.batches import batches_per_epoch, shuffled_batches
 from nlm.images.data import ImageSet
 from nlm.io.pixels import to_floats
+from nlm.train.shard import SINGLE, Shard
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,9 @@ class ClassifyTask:
     unit = "img"
 
     def __init__(self, *, model: nn.Module, model_kind: str, train: ImageSet, valid: ImageSet | None,
-                 data: ClassifyConfig, device: torch.device, seed: int) -> None:
-        self.model, self.model_kind, self.data, self.device, self.seed = model, model_kind, data, device, seed
+                 data: ClassifyConfig, device: torch.device, seed: int, shard: Shard = SINGLE) -> None:
+        self.model, self.model_kind, self.data, self.device, self.seed, self.shard = model, model_kind, data, device, seed, shard
+        shard.check_batch(data.batch_size)
         self.classes = train.classes
         self.uniform_loss = math.log(len(self.classes))  # a uniform guess over the classes, for the divergence guard
         self.images, self.labels = train.images.to(device), train.require_labels().to(device)
@@ -58,6 +63,12 @@ class ClassifyTask:
         yield from shuffled_batches(len(self.images), self.data.batch_size, seed=self.seed, epoch=epoch, start=start)
 
     def training_step(self, index: torch.Tensor) -> tuple[torch.Tensor, int]:
+        if self.shard.world > 1:  # this process's block of the batch, its loss weighted by its share
+            mine, count = self.shard.part(index)
+            return self.shard.weight(self._loss(mine)[0], count, len(index)), len(index)
+        return self._loss(index)
+
+    def _loss(self, index: torch.Tensor) -> tuple[torch.Tensor, int]:
         index = index.to(self.device)
         x, y = to_floats(self.images[index], self.device), self.labels[index]
         if self.data.epsilon == 0:
@@ -76,9 +87,22 @@ class ClassifyTask:
     def evaluate(self) -> dict[str, float] | None:
         if self.valid is None:
             return None
+        if self.shard.world > 1:
+            return self._evaluate_shards()
         result = evaluate_classifier(self.model, self.valid.images, self.valid_labels, self.classes,
                                      device=self.device, batch_size=self.data.eval_batch_size)
         return {"loss": result.loss, "accuracy": result.accuracy, "images": result.count}
+
+    def _evaluate_shards(self) -> dict[str, float]:
+        """Each process evaluates its block of the validation images; loss sums and correct counts are summed."""
+        block = self.shard.block(len(self.valid))
+        images, labels = self.valid.images[block], self.valid_labels[block]
+        loss = correct = 0.0
+        if len(images):
+            result = evaluate_classifier(self.model, images, labels, self.classes, device=self.device, batch_size=self.data.eval_batch_size)
+            loss, correct = result.loss * result.count, float(result.confusion.diagonal().sum())
+        loss, correct = self.shard.sum([loss, correct])
+        return {"loss": loss / len(self.valid), "accuracy": correct / len(self.valid), "images": len(self.valid)}
 
     def describe(self, metrics: dict[str, float]) -> str:
         text = f"loss {metrics['loss']:.4f}"

@@ -19,6 +19,7 @@ from nlm.io.checkpoint import load_checkpoint
 from nlm.models.classifiers import CLASSIFIER_CONFIGS, CNNConfig, MLPConfig, build_classifier
 from nlm.train.config import TrainConfig
 from nlm.train.run import RunResult, resume_run, start_run
+from nlm.train.shard import SINGLE, Shard
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}  # with --momentum 0.9 for SGD
 
@@ -73,13 +74,13 @@ class ClassifierJob:
         self.records = self.records or ({"train_data": None, "given_images": [s.source for s in self.images if s is not None]}
                                         if given else self.sources.records(run_dir))
 
-    def build_task(self, device: torch.device, train: TrainConfig) -> ClassifyTask:
+    def build_task(self, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> ClassifyTask:
         network = build_classifier(self.arch, self.model)
         if self.init_from is not None:
             self.notes.append(initialise_from_encoder(network, self.init_from))
         train_set, valid_set = self.images
         return ClassifyTask(model=network.to(device), model_kind=self.arch, train=train_set, valid=valid_set, data=self.data,
-                            device=device, seed=train.seed)
+                            device=device, seed=train.seed, shard=shard)
 
     def run_config(self) -> dict[str, Any]:
         return {**self.records, "init_from": self.init_from, "model_kind": self.arch, "model": self.model.to_dict(),

@@ -7,13 +7,20 @@ With `variable_bptt` the window lengths vary around `bptt` (AWD-LSTM), drawn fro
 epoch) so a resumed run reads the same windows, and `lr_scale` gives the trainer each
 step's learning-rate multiplier, length / bptt.
 Sentence mode starts every line from a zero state, with `<bos>` as its first input.
+
+Under torchrun each process takes its `Shard` of every batch: its block of the B rows (stream;
+the state it carries is its rows', gathered after every step so that rank 0's checkpoint holds
+all B), or its block of each batch's lines (sentence), its loss weighted by its share of the
+batch's tokens so that the averaged gradient is the one a single process would take.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from nlm.lm.config import LMDataConfig
@@ -23,6 +30,16 @@ from nlm.text.batches import (Window, bptt_windows, count_windows, lines_window,
 from nlm.text.corpus import EncodedCorpus
 from nlm.text.symbols import BOS, PAD
 from nlm.text.vocab import Vocabulary
+from nlm.train.shard import SINGLE, Shard
+
+
+@dataclass(frozen=True)
+class LinesShare:
+    """One process's lines of a sentence batch (several processes)."""
+
+    window: Window  # this process's lines (one line, weighted 0, when it has none of them)
+    total: int  # target tokens of the whole batch, every process's lines
+    empty: bool  # whether this process has none of the batch's lines
 
 
 class LMTask:
@@ -30,15 +47,18 @@ class LMTask:
     unit = "tok"
 
     def __init__(self, *, model: RNNLM, vocab: Vocabulary, train: EncodedCorpus, valid: EncodedCorpus | None,
-                 data: LMDataConfig, device: torch.device, seed: int) -> None:
+                 data: LMDataConfig, device: torch.device, seed: int, shard: Shard = SINGLE) -> None:
         self.model, self.vocab, self.train, self.valid = model, vocab, train, valid
-        self.data, self.device, self.seed = data, device, seed
-        self.state: State | None = None  # the carried hidden state (stream mode)
+        self.data, self.device, self.seed, self.shard = data, device, seed, shard
+        self.state: State | None = None  # the carried hidden state (stream mode): this process's rows
+        self.all_rows_state: State | None = None  # ... and every process's rows, gathered (several processes)
+        self.partial_gradients = model.config.softmax == "adaptive"  # a tail cluster gets no gradient from a batch without its words
         self.uniform_loss = math.log(len(vocab))  # a uniform guess over the vocabulary, for the divergence guard
         self.epoch = 0  # the epoch train_batches last started
         self._lengths: tuple[int, list[int]] | None = None  # (epoch, its window lengths) with variable BPTT
+        shard.check_batch(data.batch_size)
         if data.mode == "stream":
-            self.rows = stream_rows(train.ids, data.batch_size)
+            self.rows = stream_rows(train.ids, data.batch_size)[shard.block(data.batch_size)]
 
     # -- training ---------------------------------------------------------------------------
     def batches_per_epoch(self) -> int:
@@ -62,7 +82,7 @@ class LMTask:
     def train_batches(self, epoch: int, start: int) -> Iterator[Window]:
         self.epoch = epoch
         if start == 0:
-            self.state = None
+            self.state = self.all_rows_state = None
         if self.data.variable_bptt:
             yield from windows_of_lengths(self.rows, self.window_lengths(epoch), start=start)
             return
@@ -71,15 +91,23 @@ class LMTask:
             return
         batches = sentence_batches(self.train, self.data.batch_size, seed=self.seed * 1000 + epoch)
         for indices in batches[start:]:
-            yield lines_window(self.train, indices, start_id=BOS)
+            yield lines_window(self.train, indices, start_id=BOS) if self.shard.world == 1 else self._lines_share(indices)
 
-    def training_step(self, window: Window) -> tuple[torch.Tensor, int]:
+    def _lines_share(self, indices: np.ndarray) -> LinesShare:
+        mine, count = self.shard.part(indices)
+        total = sum(len(self.train.line(int(i))) for i in indices)  # each line's words and its <eos>
+        return LinesShare(lines_window(self.train, mine, start_id=BOS), total, empty=count == 0)
+
+    def training_step(self, window: Window | LinesShare) -> tuple[torch.Tensor, int]:
+        share, window = (window, window.window) if isinstance(window, LinesShare) else (None, window)
         inputs = window.inputs.to(self.device, non_blocking=True)
         targets = window.targets.to(self.device, non_blocking=True)
         state = self.state if self.data.mode == "stream" else None
         features, state = self.model(inputs, state)
         if self.data.mode == "stream":
             self.state = detach_state(state)
+            if self.shard.world > 1:
+                self.all_rows_state = map_state(self.state, lambda t: self.shard.gather(t, self.data.batch_size, dim=1))
         nll = self.model.nll(features, targets)
         if self.data.mode == "stream":  # no padding in a stream
             loss, count = nll.mean(), window.targets.numel()
@@ -87,13 +115,22 @@ class LMTask:
             count = int((window.targets != PAD).sum())
             loss = nll.masked_fill(targets == PAD, 0.0).sum() / count
         penalty = self.model.activation_penalty(features)  # AR and TAR, None when off
-        return (loss if penalty is None else loss + penalty), count
+        return self._share_of((loss if penalty is None else loss + penalty), count, share)
+
+    def _share_of(self, loss: torch.Tensor, count: int, share: LinesShare | None) -> tuple[torch.Tensor, int]:
+        """This process's share of the batch's loss, and the whole batch's count (the loss and count alone)."""
+        if self.shard.world == 1:
+            return loss, count
+        if share is not None:
+            return self.shard.weight(loss, 0 if share.empty else count, share.total), share.total
+        rows = self.rows.shape[0]
+        return self.shard.weight(loss, rows, self.data.batch_size), count // rows * self.data.batch_size
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float] | None:
         if self.valid is None:
             return None
-        total, count = evaluate_corpus(self.model, self.valid, self.data, self.device)
+        total, count = evaluate_corpus(self.model, self.valid, self.data, self.device, shard=self.shard)
         return self.metrics(total / count, tokens=count)
 
     def metrics(self, loss: float, *, tokens: int | None = None) -> dict[str, float]:
@@ -111,9 +148,10 @@ class LMTask:
 
     # -- state for checkpoints ----------------------------------------------------------------
     def state_dict(self) -> dict:
-        if isinstance(self.state, list):  # a per-layer stack: [h] or [h, c] for each layer
-            return {"state": None, "layer_states": [_tensors(layer) for layer in self.state]}
-        return {"state": None if self.state is None else _tensors(self.state)}
+        state = self.state if self.shard.world == 1 else self.all_rows_state  # every row's: the checkpoint holds all B
+        if isinstance(state, list):  # a per-layer stack: [h] or [h, c] for each layer
+            return {"state": None, "layer_states": [_tensors(layer) for layer in state]}
+        return {"state": None if state is None else _tensors(state)}
 
     def load_state_dict(self, saved: dict) -> None:
         if saved.get("layer_states") is not None:
@@ -122,6 +160,9 @@ class LMTask:
             self.state = None if saved.get("state") is None else _layer_state(saved["state"])
         if self.state is not None:
             self.state = map_state(self.state, lambda t: t.to(self.device))
+        if self.state is not None and self.shard.world > 1:  # the checkpoint holds every row: keep this process's
+            self.all_rows_state = self.state
+            self.state = map_state(self.state, lambda t: t[:, self.shard.block(self.data.batch_size)])
 
     def checkpoint_extras(self) -> dict:
         return {"config": {"model": self.model.config.to_dict(), "data": self.data.to_dict()}, "vocab": self.vocab.to_state()}
@@ -135,21 +176,24 @@ def _layer_state(tensors: list[torch.Tensor]) -> LayerState:
     return (tensors[0], tensors[1]) if len(tensors) == 2 else tensors[0]
 
 
-def evaluate_corpus(model: RNNLM, corpus: EncodedCorpus, data: LMDataConfig, device: torch.device) -> tuple[float, int]:
-    """Summed cross-entropy (nats) and token count of `corpus`, with the training protocol."""
+def evaluate_corpus(model: RNNLM, corpus: EncodedCorpus, data: LMDataConfig, device: torch.device, *,
+                    shard: Shard = SINGLE) -> tuple[float, int]:
+    """Summed cross-entropy (nats) and token count of `corpus`, with the training protocol; several processes
+    each take their block of the rows (stream) or every world-th batch (sentence), and sum."""
     total, count = 0.0, 0
     if data.mode == "stream":
         rows = stream_rows(corpus.ids, min(data.eval_batch_size, max(1, len(corpus.ids) // 2)))
-        state = None
-        for window in bptt_windows(rows, data.bptt):
+        rows, state = rows[shard.block(len(rows))], None
+        for window in bptt_windows(rows, data.bptt) if len(rows) else ():
             features, state = model(window.inputs.to(device), state)
             total += float(model.nll(features, window.targets.to(device)).sum())
             count += window.targets.numel()
-        return total, count
-    for indices in sentence_batches(corpus, data.eval_batch_size, seed=None):
-        window = lines_window(corpus, indices, start_id=BOS)
-        features, _ = model(window.inputs.to(device))
-        targets = window.targets.to(device)
-        total += float(model.nll(features, targets).masked_fill(targets == PAD, 0.0).sum())
-        count += int((window.targets != PAD).sum())
-    return total, count
+    else:
+        for indices in sentence_batches(corpus, data.eval_batch_size, seed=None)[shard.rank :: shard.world]:
+            window = lines_window(corpus, indices, start_id=BOS)
+            features, _ = model(window.inputs.to(device))
+            targets = window.targets.to(device)
+            total += float(model.nll(features, targets).masked_fill(targets == PAD, 0.0).sum())
+            count += int((window.targets != PAD).sum())
+    total, count = shard.sum([total, count])
+    return total, int(count)

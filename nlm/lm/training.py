@@ -25,6 +25,7 @@ from nlm.text.vocab_files import load_vocab, vocab_from_state
 from nlm.train.config import TrainConfig
 from nlm.train.inputs import locate_file, record_file
 from nlm.train.run import RunResult, resume_run, start_run
+from nlm.train.shard import SINGLE, Shard, current_world
 
 # Learning rates that converge with the default clipping (0.25).  A plain RNN diverges at
 # the LSTM's SGD rate of 20: its gradients are not gated, so it needs a far smaller step.
@@ -58,6 +59,8 @@ class LMJob:
         return DEFAULT_LR[optimizer][self.model.cell]
 
     def load(self, run_dir: Path, train: TrainConfig) -> None:
+        if self.train == STDIO and current_world() > 1:
+            raise ConfigError("--train - (stdin) cannot be read by several processes; give the training text as a file")
         if self.train == STDIO:  # read once into a file: the vocabulary and the corpus both need it
             self.train = _spool_stdin()
             self.records.setdefault("train_file", record_file(STDIO, run_dir, sha256=file_sha256(self.train)))
@@ -75,10 +78,10 @@ class LMJob:
             self.console.print(f"vocabulary: {describe_build(self.vocab_config, vocab, report)}")
         return vocab
 
-    def build_task(self, device: torch.device, train: TrainConfig) -> LMTask:
+    def build_task(self, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> LMTask:
         train_corpus, valid_corpus = self.corpora
         return LMTask(model=RNNLM(self.model).to(device), vocab=self.vocabulary, train=train_corpus, valid=valid_corpus,
-                      data=self.data, device=device, seed=train.seed)
+                      data=self.data, device=device, seed=train.seed, shard=shard)
 
     def run_config(self) -> dict[str, Any]:
         return {**self.records, "vocab_config": self.vocab_config.to_dict(), "model": self.model.to_dict(), "data": self.data.to_dict()}

@@ -5,6 +5,11 @@
     resume  run folder (locked) -> last.pt -> the settings that may change -> inputs found again
             -> task with its weights and state -> metrics.jsonl cut back to last.pt -> fit on
 
+Under torchrun (nlm/train/distributed.py) every process runs the recipe: rank 0 reads the inputs
+first and alone holds the run folder, the others follow; each gets its `Shard` of the batches,
+and a failure while setting up on any rank ends every rank there.  The run records its world size;
+a resume needs the same one.
+
 An application hands the recipe a `Job` (what it reads, how it builds its task, what
 config.json records); the recipe owns everything else, once: the lock, the transactional
 `--force`, `--save-every`, divergence, signals, and what each failure leaves on disk.
@@ -25,13 +30,15 @@ from nlm import __version__
 from nlm.errors import ConfigError, Interrupted, TrainingDivergedError
 from nlm.io.atomic import write_text_atomic
 from nlm.io.checkpoint import load_checkpoint
-from nlm.runtime import pick_device, seed_everything, set_rng_state
+from nlm.runtime import seed_everything, set_rng_state
 from nlm.train.callbacks import CheckpointCallback, ProgressCallback
 from nlm.train.config import RESUMABLE, TrainConfig
 from nlm.train.control import DivergenceGuard, EarlyStopping, LRSchedule
+from nlm.train.distributed import Ranks, build_trainer, join_processes
 from nlm.train.progress import Progress
 from nlm.train.rundir import RunFolder
-from nlm.train.trainer import Task, Trainer
+from nlm.train.shard import Shard
+from nlm.train.trainer import Task
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class Job(Protocol):
 
     def default_lr(self, optimizer: str) -> float: ...
     def load(self, run_dir: Path, train: TrainConfig) -> None: ...  # read and check every input; nothing written yet
-    def build_task(self, device: torch.device, train: TrainConfig) -> Task: ...  # after seeding: the model and its task
+    def build_task(self, device: torch.device, train: TrainConfig, shard: Shard) -> Task: ...  # after seeding: the model, its task
     def run_config(self) -> dict[str, Any]: ...  # what config.json records besides "train"
     def describe(self, task: Task) -> list[str]: ...  # the announcement, a line per part
     def fit(self, fit_task: Callable[..., RunResult], task: Task, train: TrainConfig) -> RunResult: ...
@@ -60,20 +67,27 @@ class Job(Protocol):
 class Fitting:
     """One session of training in a run folder: what `Job.fit` calls, once or once per phase."""
 
-    folder: RunFolder
+    folder: RunFolder | None  # None in ranks > 0 of a distributed run: rank 0 alone writes the run
     device: torch.device
     console: Console
     quiet: bool
     resume_from: dict | None = None  # the checkpoint a resumed run continues from, used once
     lr: float | None = None  # a learning rate given on resume, which replaces the saved one from now on
+    ranks: Ranks = Ranks()  # the processes training together (one without torchrun)
+    run_dir: Path | None = None  # the run folder's path (ranks > 0 have no RunFolder)
+
+    @property
+    def root(self) -> Path:
+        return self.run_dir if self.folder is None else self.folder.root
 
     def __call__(self, task: Task, train: TrainConfig, *, extra_config: dict | None = None) -> RunResult:
         callbacks = [DivergenceGuard(task.uniform_loss), LRSchedule(train)]
         callbacks += [EarlyStopping(train.patience)] if train.patience else []
-        callbacks.append(CheckpointCallback(self.folder, extra_config=extra_config, every_steps=train.save_every,
-                                            every_seconds=train.save_every_seconds))
+        if self.folder is not None:
+            callbacks.append(CheckpointCallback(self.folder, extra_config={**(extra_config or {}), "world_size": self.ranks.world},
+                                                every_steps=train.save_every, every_seconds=train.save_every_seconds))
         callbacks += [] if self.quiet else [ProgressCallback(self.console, describe=task.describe)]
-        trainer = Trainer(task, train, device=self.device, callbacks=callbacks)
+        trainer = build_trainer(task, train, device=self.device, callbacks=callbacks, ranks=self.ranks)
         saved, self.resume_from = self.resume_from, None
         if saved is not None:
             trainer.load_state_dict(saved["trainer"])
@@ -82,54 +96,111 @@ class Fitting:
                 group["lr"] = self.lr
             set_rng_state(saved["rng"])
         progress = trainer.fit()
-        return RunResult(self.folder.root, progress, trainer.stop_reason or "finished", trainer.last_metrics)
+        return RunResult(self.root, progress, trainer.stop_reason or "finished", trainer.last_metrics)
 
 
 def start_run(job: Job, *, output: Path, force: bool, train: TrainConfig, console: Console, quiet: bool = False) -> RunResult:
     """Train a new model into `output` (replacing a run there only with `force`, and only once the new one has a checkpoint)."""
-    device = pick_device(train.device)
-    train = train if train.lr is not None else train.replace(lr=job.default_lr(train.optimizer))
-    if train.bf16 and device.type != "cuda":
-        console.print(f"warning: --bf16 applies on CUDA only; training in float32 on {device.type}")
-    job.load(Path(output), train)
-    folder = RunFolder.create(Path(output), force=force)
-    with folder:
+    output = Path(output)
+    with join_processes() as ranks, ranks.quiet_followers(console):
+        device = ranks.device(train.device)
+        train = train if train.lr is not None else train.replace(lr=job.default_lr(train.optimizer))
+        quiet = quiet or not ranks.lead
+        if train.bf16 and device.type != "cuda" and ranks.lead:
+            console.print(f"warning: --bf16 applies on CUDA only; training in float32 on {device.type}")
+        folder = None
+        with ranks.agreed():  # rank 0 first: it reads (and caches) every input, and takes the run folder
+            if ranks.lead:
+                job.load(output, train)
+                folder = RunFolder.create(output, force=force)
         try:
-            seed_everything(train.seed)
-            task = job.build_task(device, train)
-            write_run_config(folder.path, {"command": job.command, **job.run_config(), "train": train.to_dict()})
+            with ranks.agreed():
+                if not ranks.lead:
+                    job.load(output, train)
+                seed_everything(train.seed)
+                task = job.build_task(device, train, ranks.shard)
+            if ranks.lead:
+                write_run_config(folder.path, {"command": job.command, **job.run_config(), "train": train.to_dict(),
+                                               "world_size": ranks.world})
             if not quiet:
-                _announce(console, job, task, train, device)
-            return job.fit(Fitting(folder, device, console, quiet), task, train)
+                _announce(console, job, task, train, device, ranks)
+            return job.fit(Fitting(folder, device, console, quiet, ranks=ranks, run_dir=output), task, train)
         except BaseException as error:
-            raise _explained(error, job, folder) from None
+            raise _explained(error, job, folder, output, ranks) from None
+        finally:
+            if folder is not None:
+                folder.close()
 
 
 def resume_run(job_type: Callable[..., Job], *, run_dir: Path, changes: dict[str, Any], console: Console,
                quiet: bool = False) -> RunResult:
     """Continue the run in `run_dir` from its last.pt, with the `changes` a resume allows (the rest is an error)."""
-    with RunFolder.open(Path(run_dir)) as folder:
-        checkpoint = load_checkpoint(folder.root / "last.pt", kind=getattr(job_type, "kind", None))
-        run_config = json.loads((folder.root / "config.json").read_text()) if (folder.root / "config.json").exists() else {}
-        job = job_type.resumed(run_config, checkpoint, changes, run_dir=folder.root)  # takes the data options it knows
-        saved = checkpoint["config"]
-        train, changed = resumed_train_config(saved.get("run_train", saved["train"]), changes)  # a phase's run_train
-        device = pick_device(train.device)
-        job.load(folder.root, train)
-        task = job.build_task(device, train)
-        task.model.load_state_dict(checkpoint["model"])
-        task.load_state_dict(checkpoint["trainer"]["task"])  # before the trainer: what it trains can depend on it (a phase)
-        p = Progress.from_dict(checkpoint["trainer"]["progress"])
-        dropped = folder.truncate_metrics(p.global_step)
-        write_run_config(folder.root, {**run_config, **job.run_config(), "train": train.to_dict()})
-        if not quiet:
-            console.print(f"resuming {folder.root} at epoch {p.epoch + 1}, batch {p.batch} (step {p.global_step})"
-                          + "".join(f"; {name} {value}" for name, value in changed.items())
-                          + (f"; {dropped} metrics line(s) after last.pt dropped" if dropped else ""))
+    run_dir = Path(run_dir)
+    with join_processes() as ranks, ranks.quiet_followers(console):
+        quiet = quiet or not ranks.lead
+        folder = None
+        with ranks.agreed():  # rank 0 takes the folder (and finishes what a killed run left) before anyone reads it
+            folder = RunFolder.open(run_dir) if ranks.lead else None
         try:
-            return job.fit(Fitting(folder, device, console, quiet, resume_from=checkpoint, lr=changes.get("lr")), task, train)
-        except BaseException as error:
-            raise _explained(error, job, folder) from None
+            with ranks.agreed():
+                r = _resumed_task(job_type, run_dir, changes, ranks)
+            if ranks.lead:
+                _record_resume(folder, r, ranks, console=None if quiet else console)
+            fitting = Fitting(folder, r.device, console, quiet, resume_from=r.checkpoint, lr=changes.get("lr"), ranks=ranks, run_dir=run_dir)
+            try:
+                return r.job.fit(fitting, r.task, r.train)
+            except BaseException as error:
+                raise _explained(error, r.job, folder, run_dir, ranks) from None
+        finally:
+            if folder is not None:
+                folder.close()
+
+
+@dataclass
+class _Resumed:
+    job: Job
+    task: Task  # with the saved weights and state
+    train: TrainConfig  # the saved one with the changes
+    changed: dict[str, str]  # "--lr": "20 -> 5", for the message
+    checkpoint: dict
+    run_config: dict  # config.json as the run left it
+    device: torch.device
+
+
+def _resumed_task(job_type: Callable[..., Job], run_dir: Path, changes: dict[str, Any], ranks: Ranks) -> _Resumed:
+    """The job and the task of a resumed run, from its last.pt and config.json."""
+    checkpoint = load_checkpoint(run_dir / "last.pt", kind=getattr(job_type, "kind", None))
+    check_world_size(checkpoint["config"].get("world_size", 1), ranks.world, run_dir)
+    run_config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
+    job = job_type.resumed(run_config, checkpoint, changes, run_dir=run_dir)  # takes the data options it knows
+    saved = checkpoint["config"]
+    train, changed = resumed_train_config(saved.get("run_train", saved["train"]), changes)  # a phase's run_train
+    device = ranks.device(train.device)
+    job.load(run_dir, train)
+    task = job.build_task(device, train, ranks.shard)
+    task.model.load_state_dict(checkpoint["model"])
+    task.load_state_dict(checkpoint["trainer"]["task"])  # before the trainer: what it trains can depend on it (a phase)
+    return _Resumed(job, task, train, changed, checkpoint, run_config, device)
+
+
+def _record_resume(folder: RunFolder, r: _Resumed, ranks: Ranks, *, console: Console | None) -> None:
+    """Rank 0's part of a resume: metrics.jsonl cut back to last.pt, config.json rewritten, a line saying where it resumes."""
+    p = Progress.from_dict(r.checkpoint["trainer"]["progress"])
+    dropped = folder.truncate_metrics(p.global_step)
+    write_run_config(folder.root, {**r.run_config, **r.job.run_config(), "train": r.train.to_dict(), "world_size": ranks.world})
+    if console is not None:
+        console.print(f"resuming {folder.root} at epoch {p.epoch + 1}, batch {p.batch} (step {p.global_step})"
+                      + "".join(f"; {name} {value}" for name, value in r.changed.items())
+                      + (f"; {dropped} metrics line(s) after last.pt dropped" if dropped else ""))
+
+
+def check_world_size(saved: int, world: int, run_dir: Path) -> None:
+    """A run resumes on as many processes as trained it: its batch position and hidden states are split that way."""
+    if saved == world:
+        return
+    trained = "one process" if saved == 1 else f"{saved} processes"
+    how = "without torchrun" if saved == 1 else f"under torchrun with {saved} processes in all (--nnodes x --nproc-per-node)"
+    raise ConfigError(f"{run_dir} was trained by {trained}, not {world}; resume it {how}")
 
 
 def resumed_train_config(saved: dict, changes: dict[str, Any]) -> tuple[TrainConfig, dict[str, str]]:
@@ -148,23 +219,28 @@ def write_run_config(folder: Path, config: dict[str, Any]) -> None:
     write_text_atomic(folder / "config.json", json.dumps({"nlm_version": __version__, **config}, indent=2) + "\n")
 
 
-def _announce(console: Console, job: Job, task: Task, train: TrainConfig, device: torch.device) -> None:
+def _announce(console: Console, job: Job, task: Task, train: TrainConfig, device: torch.device, ranks: Ranks) -> None:
     """The full configuration, on stderr before training starts."""
     for line in job.describe(task):
         console.print(line)
     console.print(f"train: {train.to_dict()}")
     parameters = sum(p.numel() for p in task.model.parameters())
-    console.print(f"{parameters:,} parameters on {device}; {task.batches_per_epoch():,} batches per epoch")
+    console.print(f"{parameters:,} parameters on {device}; {task.batches_per_epoch():,} batches per epoch"
+                  + (f"; {ranks.describe(device)}" if ranks.world > 1 else ""))
 
 
-def _explained(error: BaseException, job: Job, folder: RunFolder) -> BaseException:
+def _explained(error: BaseException, job: Job, folder: RunFolder | None, where: Path, ranks: Ranks) -> BaseException:
     """The error to report, saying what it left on disk; a run that wrote no checkpoint leaves nothing."""
+    if folder is None:  # a rank > 0 of a distributed run: rank 0 says what is on disk
+        if isinstance(error, Interrupted):
+            return Interrupted(f"{error}: process {ranks.rank} stopped with the others, and rank 0 saved the run", exit_code=error.exit_code)
+        return Interrupted("interrupted: stopped at once", exit_code=130) if isinstance(error, KeyboardInterrupt) else error
     if not folder.published:
         folder.abandon()
-    where = folder.root
     if isinstance(error, Interrupted):
+        how = f" under torchrun with {ranks.world} processes" if ranks.world > 1 else ""
         return Interrupted(f"{error}: training stopped and was saved in {where}/last.pt; "
-                           f"`{job.command} --resume {where}` continues it", exit_code=error.exit_code)
+                           f"`{job.command} --resume {where}`{how} continues it", exit_code=error.exit_code)
     if isinstance(error, KeyboardInterrupt):  # before training began, or a second Ctrl-C: out at once, no save
         saved = f"{where}/last.pt is from the last save" if folder.published else "nothing of this run was kept"
         return Interrupted(f"interrupted: stopped at once; {saved}", exit_code=130)

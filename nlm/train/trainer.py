@@ -46,7 +46,8 @@ class Task(Protocol):
 
 
 class Trainer:
-    def __init__(self, task: Task, config: TrainConfig, *, device: torch.device, callbacks: list[Callback]) -> None:
+    def __init__(self, task: Task, config: TrainConfig, *, device: torch.device, callbacks: list[Callback],
+                 signals: StopSignals | None = None) -> None:
         self.task, self.config, self.device, self.callbacks = task, config, device, callbacks
         self.params = [p for p in task.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(config, self.params)
@@ -54,7 +55,7 @@ class Trainer:
         self.last_metrics: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self.epoch_ended = False  # whether the last evaluation came at the end of an epoch
-        self._signals = StopSignals()
+        self._signals = signals or StopSignals()  # a distributed run's: the signal all ranks agreed on
         self._started = 0.0
         self._pending = torch.zeros((), device=device)  # sum of loss * count not yet read back from the device
         self._pending_steps = self._pending_count = 0
@@ -108,13 +109,13 @@ class Trainer:
             return False
         for batch in self.task.train_batches(p.epoch, p.batch):
             self._step(batch)
-            self.emit("on_batch_end")
-            if self.signal:
-                self.stop("interrupted")
-            elif config.max_steps is not None and p.global_step >= config.max_steps:
+            if config.max_steps is not None and p.global_step >= config.max_steps:
                 self.stop("max-steps")
             elif config.max_time is not None and self.elapsed() >= config.max_time:
                 self.stop("max-time")
+            self.emit("on_batch_end")  # after the limits, so that a callback can agree on them (several processes)
+            if self.signal:  # one that came during the step or its callbacks
+                self.stop_reason = "interrupted"
             if self.stop_reason:
                 return p.batch == self.task.batches_per_epoch()
         return True
