@@ -4,6 +4,8 @@
             -> seed -> task -> config.json -> announce -> fit
     resume  run folder (locked) -> last.pt -> the settings that may change -> inputs found again
             -> task with its weights and state -> metrics.jsonl cut back to last.pt -> fit on
+    finetune a resume of an NT-ASGD run that takes best.pt's averaged weights and restarts averaged
+            SGD from them (nlm.train.averaging), its limits granted again
 
 An application hands the recipe a `Job` (what it reads, how it builds its task, what
 config.json records); the recipe owns everything else, once: the lock, the transactional
@@ -22,13 +24,15 @@ import torch
 from rich.console import Console
 
 from nlm import __version__
-from nlm.errors import ConfigError, Interrupted, TrainingDivergedError
+from nlm.errors import ConfigError, InputMissingError, Interrupted, TrainingDivergedError
 from nlm.io.atomic import write_text_atomic
 from nlm.io.checkpoint import load_checkpoint
 from nlm.runtime import pick_device, seed_everything, set_rng_state
+from nlm.train.averaging import AveragedCheckpoint, NonMonotoneSwitch, WeightAveraging, finetune_changes
 from nlm.train.callbacks import CheckpointCallback, ProgressCallback
 from nlm.train.config import RESUMABLE, TrainConfig
 from nlm.train.control import DivergenceGuard, EarlyStopping, LRSchedule
+from nlm.train.optim import LR_KIND
 from nlm.train.progress import Progress
 from nlm.train.rundir import RunFolder
 from nlm.train.trainer import Task, Trainer
@@ -38,7 +42,7 @@ from nlm.train.trainer import Task, Trainer
 class RunResult:
     run_dir: Path
     progress: Progress
-    stop_reason: str  # finished | max-steps | max-time | early-stopping
+    stop_reason: str  # finished | max-steps | max-time | early-stopping | non-monotone (a fine-tuning stalled)
     metrics: dict[str, Any]  # the last evaluation
 
 
@@ -66,21 +70,29 @@ class Fitting:
     quiet: bool
     resume_from: dict | None = None  # the checkpoint a resumed run continues from, used once
     lr: float | None = None  # a learning rate given on resume, which replaces the saved one from now on
+    finetune: bool = False  # restart averaged SGD from the weights in the model (best.pt's), used once
 
     def __call__(self, task: Task, train: TrainConfig, *, extra_config: dict | None = None) -> RunResult:
-        callbacks = [DivergenceGuard(task.uniform_loss), LRSchedule(train)]
+        switch = NonMonotoneSwitch(train, console=None if self.quiet else self.console) if train.optimizer == "ntasgd" else None
+        callbacks = [WeightAveraging()] if switch else []  # first: the averages are out again before anyone reads the model
+        callbacks += [DivergenceGuard(task.uniform_loss), LRSchedule(train), *([switch] if switch else [])]
         callbacks += [EarlyStopping(train.patience)] if train.patience else []
-        callbacks.append(CheckpointCallback(self.folder, extra_config=extra_config, every_steps=train.save_every,
-                                            every_seconds=train.save_every_seconds))
+        callbacks.append((AveragedCheckpoint if switch else CheckpointCallback)(
+            self.folder, extra_config=extra_config, every_steps=train.save_every, every_seconds=train.save_every_seconds))
         callbacks += [] if self.quiet else [ProgressCallback(self.console, describe=task.describe)]
         trainer = Trainer(task, train, device=self.device, callbacks=callbacks)
         saved, self.resume_from = self.resume_from, None
         if saved is not None:
+            if switch:
+                switch.resume(trainer, saved["trainer"])
             trainer.load_state_dict(saved["trainer"])
             trainer.last_metrics = dict(saved.get("metrics") or {})
             for group in trainer.optimizer.param_groups if self.lr is not None else ():
                 group["lr"] = self.lr
             set_rng_state(saved["rng"])
+        if switch and self.finetune:
+            switch.start_finetuning(trainer)
+            self.finetune = False
         progress = trainer.fit()
         return RunResult(self.folder.root, progress, trainer.stop_reason or "finished", trainer.last_metrics)
 
@@ -88,7 +100,7 @@ class Fitting:
 def start_run(job: Job, *, output: Path, force: bool, train: TrainConfig, console: Console, quiet: bool = False) -> RunResult:
     """Train a new model into `output` (replacing a run there only with `force`, and only once the new one has a checkpoint)."""
     device = pick_device(train.device)
-    train = train if train.lr is not None else train.replace(lr=job.default_lr(train.optimizer))
+    train = train if train.lr is not None else train.replace(lr=job.default_lr(LR_KIND.get(train.optimizer, train.optimizer)))
     if train.bf16 and device.type != "cuda":
         console.print(f"warning: --bf16 applies on CUDA only; training in float32 on {device.type}")
     job.load(Path(output), train)
@@ -107,27 +119,39 @@ def start_run(job: Job, *, output: Path, force: bool, train: TrainConfig, consol
 
 def resume_run(job_type: Callable[..., Job], *, run_dir: Path, changes: dict[str, Any], console: Console,
                quiet: bool = False) -> RunResult:
-    """Continue the run in `run_dir` from its last.pt, with the `changes` a resume allows (the rest is an error)."""
+    """Continue the run in `run_dir` from its last.pt, with the `changes` a resume allows (the rest is an error).
+    `finetune=True` among the changes fine-tunes an NT-ASGD run instead (see the module docstring)."""
+    changes = dict(changes)
+    finetune = bool(changes.pop("finetune", False))
     with RunFolder.open(Path(run_dir)) as folder:
         checkpoint = load_checkpoint(folder.root / "last.pt", kind=getattr(job_type, "kind", None))
         run_config = json.loads((folder.root / "config.json").read_text()) if (folder.root / "config.json").exists() else {}
         job = job_type.resumed(run_config, checkpoint, changes, run_dir=folder.root)  # takes the data options it knows
-        saved = checkpoint["config"]
-        train, changed = resumed_train_config(saved.get("run_train", saved["train"]), changes)  # a phase's run_train
+        saved = checkpoint["config"].get("run_train", checkpoint["config"]["train"])  # a phase's run_train
+        p = Progress.from_dict(checkpoint["trainer"]["progress"])
+        if finetune:
+            changes = finetune_changes(TrainConfig.from_dict(saved), p, changes)
+            if not (folder.root / "best.pt").exists():
+                raise InputMissingError(f"{folder.root} has no best.pt, the weights --finetune starts from; a run saves it at its first evaluation")
+            run_config["finetune"] = [*run_config.get("finetune", []), {"epoch": p.epoch, "step": p.global_step, "best_loss": p.best_loss}]
+        train, changed = resumed_train_config(saved, changes)
         device = pick_device(train.device)
         job.load(folder.root, train)
         task = job.build_task(device, train)
-        task.model.load_state_dict(checkpoint["model"])
+        weights = load_checkpoint(folder.root / "best.pt", kind=getattr(job_type, "kind", None)) if finetune else checkpoint
+        task.model.load_state_dict(weights["model"])
         task.load_state_dict(checkpoint["trainer"]["task"])  # before the trainer: what it trains can depend on it (a phase)
-        p = Progress.from_dict(checkpoint["trainer"]["progress"])
         dropped = folder.truncate_metrics(p.global_step)
         write_run_config(folder.root, {**run_config, **job.run_config(), "train": train.to_dict()})
         if not quiet:
-            console.print(f"resuming {folder.root} at epoch {p.epoch + 1}, batch {p.batch} (step {p.global_step})"
+            what = f"fine-tuning {folder.root} from best.pt (loss {p.best_loss:.4f}, epoch {p.best_epoch + 1}) with a fresh averaged " \
+                   f"SGD at lr {train.lr:g}, from" if finetune else f"resuming {folder.root} at"
+            console.print(f"{what} epoch {p.epoch + 1}, batch {p.batch} (step {p.global_step})"
                           + "".join(f"; {name} {value}" for name, value in changed.items())
                           + (f"; {dropped} metrics line(s) after last.pt dropped" if dropped else ""))
         try:
-            return job.fit(Fitting(folder, device, console, quiet, resume_from=checkpoint, lr=changes.get("lr")), task, train)
+            fitting = Fitting(folder, device, console, quiet, resume_from=checkpoint, lr=changes.get("lr"), finetune=finetune)
+            return job.fit(fitting, task, train)
         except BaseException as error:
             raise _explained(error, job, folder) from None
 
