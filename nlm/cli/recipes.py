@@ -30,7 +30,7 @@ def list_recipes() -> str:
 
     rows = []
     for r in RECIPES.values():
-        rows.append(f"{r.name}\n  {r.summary}\n  published: {r.figure}\n  source: {r.source}\n  data: {r.data}")
+        rows.append(f"{r.name}\n  {r.summary}\n  published: {r.figure}\n  source: {r.source}\n  data: {r.data} ({', '.join(r.files)})")
     return "\n".join(rows)
 
 
@@ -47,8 +47,15 @@ def apply_recipe(ctx: typer.Context, name: str, values: dict[str, Any]) -> tuple
             kept.append(flag(option))
         else:
             values[option] = value
-            filled.append(f"{flag(option)} {value}")
+            filled += [] if value is None else [as_typed(option, value)]
     return filled, kept
+
+
+def as_typed(option: str, value: Any) -> str:
+    """An option and its value as a user would type them: `--tie`, `--no-tie`, `--lr 30.0`."""
+    if isinstance(value, bool):
+        return flag(option) if value else "--no-" + option.replace("_", "-")
+    return f"{flag(option)} {value}"
 
 
 def with_recipe(command: Callable) -> Callable:

@@ -26,20 +26,21 @@ PLAIN: dict[str, Any] = {
 class Recipe:
     name: str
     summary: str  # what it is, in a few words
-    data: str  # the data it was published on, and the files of ../shared/data that hold it
+    data: str  # the data it was published on
+    files: tuple[str, str]  # its training and validation text, as paths under nlm's benchmark data folder (../shared/data)
     figure: str  # the published result
     source: str  # where: paper and table, or repository and file
     options: dict[str, Any]  # `nlm train` parameter -> value; PLAIN fills the rest
 
 
-def _recipe(name: str, summary: str, *, data: str, figure: str, source: str, **options: Any) -> Recipe:
-    return Recipe(name, summary, data, figure, source, {**PLAIN, **options})
+def _recipe(name: str, summary: str, *, data: tuple[str, str, str], figure: str, source: str, **options: Any) -> Recipe:
+    return Recipe(name, summary, data[0], data[1:], figure, source, {**PLAIN, **options})
 
 
 ZAREMBA = "Zaremba, Sutskever & Vinyals 2014, Recurrent Neural Network Regularization (arXiv:1409.2329), Table 1"
 AWD = "Merity, Keskar & Socher 2017, Regularizing and Optimizing LSTM Language Models (arXiv:1708.02182)"
 AWD_README = "salesforce/awd-lstm-lm README (PyTorch 0.4 code)"
-PTB = "PTB (Mikolov): ptb/ptb.train.txt, ptb/ptb.valid.txt"
+PTB = ("Penn Treebank, Mikolov's word-level version", "ptb/ptb.train.txt", "ptb/ptb.valid.txt")
 # AWD-LSTM's model and optimisation, common to its word-level recipes (main.py's defaults).
 AWD_WORD = dict(layers=3, emb=400, hidden=1150, last_hidden=400, tie=True, dropout=0.4, dropout_output=0.4,
                 emb_dropout=0.1, weight_drop=0.5, locked_dropout=True, ar=2.0, tar=1.0, rnn_init="pytorch",
@@ -48,7 +49,7 @@ AWD_WORD = dict(layers=3, emb=400, hidden=1150, last_hidden=400, tie=True, dropo
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     _recipe("example", "pytorch/examples word_language_model, main.py's defaults: untied 2 x 200 LSTM",
-            data=PTB, figure="perplexity 117.61 after 6 epochs (PTB)",
+            data=PTB, figure="perplexity 117.61 with --epochs 6 (PTB; the split is not stated)",
             source="pytorch/examples word_language_model/README.md at commit bcea1f5 (2017; removed since)",
             layers=2, emb=200, hidden=200, tie=False, dropout=0.2, rnn_init="pytorch", bptt=35, batch_size=20,
             optimizer="sgd", lr=20.0, clip=0.25, schedule="plateau", lr_factor=0.25, epochs=40, seed=1111),
@@ -69,12 +70,13 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
             source=f"{AWD_README}, 'Word level Penn Treebank (PTB) with LSTM'; paper: {AWD}, Table 1",
             **AWD_WORD, dropout_input=0.4, dropout_hidden=0.25, batch_size=20, epochs=500, seed=141),
     _recipe("awd-wt2", "AWD-LSTM on WikiText-2: as awd-ptb with input dropout 0.65, batch 80; then --finetune",
-            data="WikiText-2: wikitext-2/train.txt, wikitext-2/valid.txt",
+            data=("WikiText-2 (tokenized, v1)", "wikitext-2/train.txt", "wikitext-2/valid.txt"),
             figure="valid 68.7, test 65.6 perplexity; 67.4 / 64.7 after fine-tuning (paper: 68.6 / 65.8)",
             source=f"{AWD_README}, 'Word level WikiText-2 (WT2) with LSTM'; paper: {AWD}, Table 2",
             **AWD_WORD, dropout_input=0.65, dropout_hidden=0.2, batch_size=80, epochs=750, seed=1882),
     _recipe("awd-ptb-char", "AWD-LSTM on character-level PTB: 3-layer 200-1000-1000-200, tied, Adam, lr / 10 after epochs 300, 400",
-            data="PTB characters: ptb/ptb.char.train.txt, ptb/ptb.char.valid.txt (space-separated characters, read as words)",
+            data=("Penn Treebank characters, space-separated (read as words, as AWD-LSTM does), _ between words",
+                  "ptb/ptb.char.train.txt", "ptb/ptb.char.valid.txt"),
             figure="test 1.175 bits per character",
             source=f"Merity, Keskar & Socher 2018, An Analysis of Neural Language Modeling at Multiple Scales (arXiv:1803.08240), "
                    f"3-layer AWD-LSTM; command: {AWD_README}, 'Character level Penn Treebank (PTB) with LSTM'",
@@ -83,7 +85,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
             batch_size=128, optimizer="adam", lr=2e-3, clip=0.25, weight_decay=1.2e-6, schedule="steps", milestones="300,400",
             lr_factor=0.1, epochs=500, seed=1111),
     _recipe("shakespeare-char", "nlm's recommended character-level model: tied 2 x 256 LSTM, Adam",
-            data="Tiny Shakespeare: tinyshakespeare/train.txt, tinyshakespeare/valid.txt",
+            data=("Tiny Shakespeare", "tinyshakespeare/train.txt", "tinyshakespeare/valid.txt"),
             figure="valid 2.0475 bits per character after 8.8 epochs (20 min, one CPU thread; still improving)",
             source="nlm README, 'Tiny Shakespeare, character level' (measured by nlm)",
             level="char", layers=2, emb=256, hidden=256, tie=True, dropout=0.2, bptt=100, batch_size=32,
