@@ -63,7 +63,7 @@ class WeightAveraging(Callback):
 
     def on_eval_end(self, trainer, metrics: dict[str, Any], improved: bool) -> None:
         self._swap.close()
-        if self._averaged:
+        if self._averaged and metrics["split"] == "valid":  # without validation data the loss is training's, of the raw weights
             metrics["weights"] = "averaged"
 
     def on_exception(self, trainer, error: BaseException) -> None:
@@ -79,7 +79,7 @@ class AveragedCheckpoint(CheckpointCallback):
 
 
 class NonMonotoneSwitch(Callback):
-    """NT-ASGD's trigger on the losses of epoch-end evaluations (validation, or training without it):
+    """NT-ASGD's trigger on the losses of epoch-end evaluations (validation; without it, the epoch's training loss):
     before the switch it replaces SGD by ASGD; in a fine-tuning it ends training ("non-monotone")."""
 
     def __init__(self, config: TrainConfig, *, console=None) -> None:
