@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from nlm.errors import ConfigError
+from nlm.errors import ConfigError, InputMissingError
 from nlm.train.callbacks import CheckpointCallback
 from nlm.train.config import TrainConfig
 from nlm.train.hooks import Callback
@@ -135,11 +136,13 @@ class NonMonotoneSwitch(Callback):
         self.averaging_since, self.finetuning = state.get("averaging_since"), bool(state.get("finetuning", False))
 
 
-def finetune_changes(saved: TrainConfig, progress: Progress, changes: dict[str, Any]) -> dict[str, Any]:
+def finetune_changes(saved: TrainConfig, progress: Progress, changes: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     """The changes of a `--finetune` resume: each limit of the run not given anew is granted again from
     where the run stands (its --epochs more epochs, its --max-steps more steps, its --max-time more time)."""
     if saved.optimizer != "ntasgd":
         raise ConfigError(f"--finetune restarts the averaging of an NT-ASGD run (--optimizer ntasgd); this run used {saved.optimizer}")
+    if not (run_dir / "best.pt").exists():
+        raise InputMissingError(f"{run_dir} has no best.pt, the weights --finetune starts from; a run saves it at its first evaluation")
     granted = {"epochs": progress.epoch + saved.epochs,
                "max_steps": None if saved.max_steps is None else progress.global_step + saved.max_steps,
                "max_time": None if saved.max_time is None else progress.elapsed + saved.max_time}

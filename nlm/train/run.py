@@ -24,7 +24,7 @@ import torch
 from rich.console import Console
 
 from nlm import __version__
-from nlm.errors import ConfigError, InputMissingError, Interrupted, TrainingDivergedError
+from nlm.errors import ConfigError, Interrupted, TrainingDivergedError
 from nlm.io.atomic import write_text_atomic
 from nlm.io.checkpoint import load_checkpoint
 from nlm.runtime import pick_device, seed_everything, set_rng_state
@@ -130,9 +130,7 @@ def resume_run(job_type: Callable[..., Job], *, run_dir: Path, changes: dict[str
         saved = checkpoint["config"].get("run_train", checkpoint["config"]["train"])  # a phase's run_train
         p = Progress.from_dict(checkpoint["trainer"]["progress"])
         if finetune:
-            changes = finetune_changes(TrainConfig.from_dict(saved), p, changes)
-            if not (folder.root / "best.pt").exists():
-                raise InputMissingError(f"{folder.root} has no best.pt, the weights --finetune starts from; a run saves it at its first evaluation")
+            changes = finetune_changes(TrainConfig.from_dict(saved), p, changes, run_dir=folder.root)
             run_config["finetune"] = [*run_config.get("finetune", []), {"epoch": p.epoch, "step": p.global_step, "best_loss": p.best_loss}]
         train, changed = resumed_train_config(saved, changes)
         device = pick_device(train.device)
