@@ -826,3 +826,53 @@ def test_an_empty_input_is_an_error_and_empty_lines_are_sentences(command, lm_ru
     assert "nan" not in result.stdout + result.stderr
     if command == ["score"]:
         assert [row.split("\t")[1:3] for row in result.stdout.splitlines()] == [["1", "0"]] * 3
+
+
+# -- 6. NT-ASGD, fine-tuning and recipes ----------------------------------------------------------------
+AVERAGING_REFUSED = [
+    (["--optimizer", "ntasgd", "--schedule", "plateau"], 2, "--schedule plateau would also cut the rate then"),
+    (["--optimizer", "ntasgd", "--momentum", "0.9"], 2, "--optimizer ntasgd uses no momentum"),
+    (["--optimizer", "ntasgd", "--nonmono", "0"], 2, "--nonmono must be at least 1"),
+    (["--schedule", "steps"], 2, "--schedule steps needs --milestones"),
+    (["--milestones", "3,5"], 2, "--milestones applies to --schedule steps"),
+    (["--schedule", "steps", "--milestones", "5,3"], 2, "--milestones must be increasing epochs >= 1, not 5,3"),
+    (["--finetune"], 2, "--finetune continues a finished NT-ASGD run: give it with --resume"),
+    (["--recipe", "awd-lstm"], 2, "--recipe 'awd-lstm' is not a recipe; choose one of example, zaremba-small"),
+]
+
+
+@pytest.mark.parametrize("options, code, phrase", AVERAGING_REFUSED, ids=lambda v: v if isinstance(v, str) else None)
+def test_averaging_options_that_cannot_apply_are_one_line_and_2(corpus, monkeypatch, options, code, phrase):
+    monkeypatch.chdir(corpus)
+    one_line(nlm("train", "--train", "train.txt", "-o", "run", *TINY, *options), code, phrase)
+    assert not (corpus / "run").exists()
+
+
+@pytest.mark.parametrize("options, phrase", [
+    (["--finetune"], "--finetune restarts the averaging of an NT-ASGD run (--optimizer ntasgd); this run used sgd"),
+    (["--recipe", "awd-ptb"], "--recipe starts a new run from a preset; a resumed run keeps the configuration it has"),
+], ids=["finetune-sgd", "recipe"])
+def test_resume_refuses_finetuning_another_optimizer_and_a_recipe(finished_run, options, phrase):
+    run, before = finished_run
+    one_line(nlm("train", "--resume", run, *options), 2, phrase)
+    assert snapshot(run) == before
+
+
+def test_finetuning_a_run_without_best_pt_is_one_line_and_66(corpus, monkeypatch):
+    from nlm.lm.task import LMTask
+
+    step = LMTask.training_step
+
+    def dies_at_step_3(self, window):  # after the step-2 save, long before the first evaluation
+        self.steps = getattr(self, "steps", 0) + 1
+        if self.steps == 3:
+            raise Killed
+        return step(self, window)
+
+    monkeypatch.setattr(LMTask, "training_step", dies_at_step_3)
+    with pytest.raises(Killed):
+        _train_lm(corpus, corpus / "killed", optimizer="ntasgd", lr=1.0, save_every=2)
+    monkeypatch.setattr(LMTask, "training_step", step)
+    before = snapshot(corpus / "killed")
+    one_line(nlm("train", "--resume", corpus / "killed", "--finetune"), 66, "has no best.pt, the weights --finetune starts from")
+    assert snapshot(corpus / "killed") == before

@@ -97,10 +97,11 @@ def test_lstm_and_gru_remember_over_40_steps_while_a_tanh_rnn_stays_near_chance(
     accuracy = {}
     for cell in ("lstm", "gru", "rnn-tanh"):
         result = nlm("train", "--train", tmp_path / "train.txt", "-o", tmp_path / cell, "--cell", cell, *TRAIN)
-        assert result.exit_code == 0, result.stderr
+        # A tanh RNN at this initialisation may blow up instead: the divergence guard stops it (70), keeping what it had written.
+        assert result.exit_code == 0 or (cell == "rnn-tanh" and result.exit_code == 70), result.stderr
         evaluated = nlm("evaluate", "-m", tmp_path / cell / "last.pt", "--task", tmp_path, "--format", "json")
         assert evaluated.exit_code == 0, evaluated.stderr
         accuracy[cell] = json.loads(evaluated.stdout)["accuracy"]
         assert accuracy[cell] == marked_accuracy(load_language_model(tmp_path / cell / "last.pt"), tmp_path).accuracy
     assert accuracy["lstm"] >= 0.95 and accuracy["gru"] >= 0.95, accuracy
-    assert accuracy["rnn-tanh"] < 0.3, accuracy  # chance 1/8; this gives 0.16 (seeds 1, 2, 3 for data and training: 0.11, 0.14, 0.105)
+    assert accuracy["rnn-tanh"] < 0.3, accuracy  # chance 1/8

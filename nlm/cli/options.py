@@ -47,11 +47,13 @@ class Optimizer(str, Enum):
     sgd = "sgd"
     adam = "adam"
     adamw = "adamw"
+    ntasgd = "ntasgd"
 
 
 class Schedule(str, Enum):
     plateau = "plateau"
     decay = "decay"
+    steps = "steps"
     none = "none"
 
 
@@ -136,15 +138,20 @@ def option_spec(annotation, default, help: str, panel: str, *decls: str) -> tupl
 
 
 TRAINING_OPTIONS: dict[str, tuple] = {
-    "optimizer": option_spec(Optimizer, Optimizer.sgd, "Optimizer.", OPTIM),
+    "optimizer": option_spec(Optimizer, Optimizer.sgd, "Optimizer; ntasgd: SGD that switches to averaged SGD when validation "
+                         "stalls, evaluating and saving best.pt with the averages (AWD-LSTM's NT-ASGD).", OPTIM),
     "lr": option_spec(float | None, None, "Learning rate [default: the command's, for its model and optimizer].", OPTIM),
     "momentum": option_spec(float, 0.0, "SGD momentum.", OPTIM),
     "weight_decay": option_spec(float, 0.0, "Weight decay (L2 for sgd and adam, decoupled for adamw).", OPTIM),
     "clip": option_spec(float, 0.25, "Clip the gradient norm to this (0: off).", OPTIM),
-    "schedule": option_spec(Schedule, Schedule.plateau, "plateau: lr x --lr-factor when an epoch does not improve; decay: "
-                        "lr x --lr-factor after every epoch from --decay-start on; none.", OPTIM),
+    "schedule": option_spec(Schedule | None, None, "plateau: lr x --lr-factor when an epoch does not improve; decay: "
+                        "lr x --lr-factor after every epoch from --decay-start on; steps: after each of --milestones; none "
+                        "[default: plateau; none with ntasgd].", OPTIM),
     "lr_factor": option_spec(float, 0.25, "LR multiplier of the schedule.", OPTIM),
     "decay_start": option_spec(int, 4, "decay: epochs at the full learning rate.", OPTIM),
+    "milestones": option_spec(str | None, None, "steps: the epochs after which the rate is multiplied, e.g. 300,400.", OPTIM),
+    "nonmono": option_spec(int, 5, "ntasgd: average once the validation loss is worse than the best before the last N "
+                       "evaluations; a fine-tuning stops then.", OPTIM),
     "epochs": option_spec(int, 6, "Passes over the training data.", RUN),
     "max_steps": option_spec(int | None, None, "Stop after this many optimizer steps in all.", RUN),
     "max_time": option_spec(float | None, None, "Stop after this many seconds of training in all.", RUN),
@@ -162,8 +169,9 @@ def train_config(**values: Any):
     from nlm.train.config import TrainConfig
 
     steps, seconds = parse_every(values.pop("save_every"))
+    milestones = sizes(values.pop("milestones"), "--milestones") or ()
     plain = {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}
-    return TrainConfig(**plain, save_every=steps, save_every_seconds=seconds)
+    return TrainConfig(**plain, save_every=steps, save_every_seconds=seconds, milestones=milestones)
 
 
 @dataclass(frozen=True)

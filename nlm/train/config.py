@@ -9,24 +9,28 @@ from dataclasses import dataclass
 
 from nlm.config import DEVICES, Config, check
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "ntasgd")
 RESUMABLE = ("epochs", "max_steps", "max_time", "patience", "lr", "save_every", "save_every_seconds", "device", "bf16", "log_every")
-SCHEDULES = ("plateau", "decay", "none")
+SCHEDULES = ("plateau", "decay", "steps", "none")
 
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
     lr: float | None = None  # learning rate; None: the task's default for its model and optimizer
-    optimizer: str = "sgd"  # sgd | adam | adamw
+    optimizer: str = "sgd"  # sgd | adam | adamw | ntasgd (SGD, then averaged SGD once validation stalls: nlm.train.averaging)
     momentum: float = 0.0  # SGD momentum
     weight_decay: float = 0.0  # L2 (sgd, adam) or decoupled (adamw) weight decay
     clip: float = 0.25  # clip the gradient's global norm to this; 0 turns clipping off
     epochs: int = 6  # passes over the training data
     max_steps: int | None = None  # stop after this many optimizer steps in all
     max_time: float | None = None  # stop after this many seconds of training in all
-    schedule: str = "plateau"  # plateau: lr *= factor when validation loss does not improve; decay: lr *= factor every epoch from decay_start; none
-    lr_factor: float = 0.25  # the multiplier of both schedules (the PyTorch example divides by 4)
+    # plateau: lr *= factor when validation loss does not improve; decay: lr *= factor every epoch from decay_start;
+    # steps: lr *= factor after each of the milestones' epochs; none.  None: plateau, or none with ntasgd
+    schedule: str | None = None
+    lr_factor: float = 0.25  # the multiplier of every schedule (the PyTorch example divides by 4)
     decay_start: int = 4  # decay: the number of epochs run at the full rate (Zaremba et al.: 4)
+    milestones: tuple[int, ...] = ()  # steps: the epochs after which lr *= factor (AWD-LSTM's --when)
+    nonmono: int = 5  # ntasgd: average once a validation loss is worse than the best before the last `nonmono` ones
     patience: int | None = None  # stop after this many evaluations without a better validation loss
     save_every: int | None = None  # also write last.pt every this many optimizer steps, mid-epoch included
     save_every_seconds: float | None = None  # ... or every this many seconds of training
@@ -34,6 +38,12 @@ class TrainConfig(Config):
     bf16: bool = False  # bf16 autocast on CUDA
     seed: int = 1  # seeds init, dropout and batch order; CPU runs are deterministic
     log_every: float = 30.0  # seconds between plain log lines when stderr is not a terminal
+    recipe: str | None = None  # the preset (`nlm train --recipe`) whose values filled the options not given; a record
+
+    def __post_init__(self) -> None:
+        if self.schedule is None:  # NT-ASGD answers a stalled validation loss by averaging, not by a lower rate
+            object.__setattr__(self, "schedule", "none" if self.optimizer == "ntasgd" else "plateau")
+        super().__post_init__()
 
     def validate(self) -> None:
         check(self.lr is None or self.lr > 0, f"--lr must be positive, not {self.lr}")
@@ -47,9 +57,22 @@ class TrainConfig(Config):
         check(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
         check(0 < self.lr_factor <= 1, f"--lr-factor must be in (0, 1], not {self.lr_factor}")
         check(self.decay_start >= 0, f"--decay-start must be >= 0, not {self.decay_start}")
+        self._validate_averaging()
         check(self.patience is None or self.patience >= 1, f"--patience must be at least 1, not {self.patience}")
         check(self.save_every is None or self.save_every >= 1, f"--save-every must be at least 1 step, not {self.save_every}")
         check(self.save_every_seconds is None or self.save_every_seconds > 0,
               f"--save-every must be a positive duration, not {self.save_every_seconds}")
         check(self.device in DEVICES or self.device.startswith("cuda:"), f"--device must be one of {', '.join(DEVICES)}")
         check(self.log_every > 0, "log_every must be positive")
+
+    def _validate_averaging(self) -> None:
+        """NT-ASGD and the schedules that make sense with it; --milestones with --schedule steps."""
+        m = self.milestones
+        check(self.schedule != "steps" or bool(m), "--schedule steps needs --milestones, the epochs after which to lower the rate (e.g. 300,400)")
+        check(not m or self.schedule == "steps", "--milestones applies to --schedule steps")
+        check(all(a >= 1 for a in m) and all(a < b for a, b in zip(m, m[1:])), f"--milestones must be increasing epochs >= 1, not {','.join(map(str, m))}")
+        check(self.nonmono >= 1, f"--nonmono must be at least 1, not {self.nonmono}")
+        if self.optimizer == "ntasgd":
+            check(self.momentum == 0, "--optimizer ntasgd uses no momentum (neither its SGD nor its averaged SGD, as in AWD-LSTM)")
+            check(self.schedule != "plateau", "--optimizer ntasgd already answers a stalled validation loss (by averaging); "
+                  "--schedule plateau would also cut the rate then: use --schedule none (AWD-LSTM), decay or steps")

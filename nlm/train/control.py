@@ -14,7 +14,9 @@ from nlm.train.hooks import Callback
 
 class LRSchedule(Callback):
     """Steps once per finished epoch.  plateau: lr x factor when the epoch's evaluation did not improve
-    (the PyTorch example's /4); decay: lr x factor after every epoch from `decay_start` on (Zaremba et al.)."""
+    (the PyTorch example's /4); decay: lr x factor after every epoch from `decay_start` on (Zaremba et al.);
+    steps: lr x factor after each epoch in `milestones` (AWD-LSTM's --when).  When a callback replaces
+    the trainer's optimizer (NT-ASGD), the schedule goes on where it stood, on the new optimizer."""
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
@@ -22,18 +24,24 @@ class LRSchedule(Callback):
         self._saved: dict | None = None
 
     def on_fit_start(self, trainer) -> None:
-        c = self.config
+        self._bind(trainer.optimizer, self._saved)
+
+    def _bind(self, optimizer: torch.optim.Optimizer, state: dict | None) -> None:
+        c, schedulers = self.config, torch.optim.lr_scheduler
         if c.schedule == "plateau":
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(trainer.optimizer, mode="min", factor=c.lr_factor, patience=0)
+            self.scheduler = schedulers.ReduceLROnPlateau(optimizer, mode="min", factor=c.lr_factor, patience=0)
         elif c.schedule == "decay":  # epoch e (0-based) runs at lr * factor ** max(0, e + 1 - decay_start)
-            self.scheduler = torch.optim.lr_scheduler.MultiplicativeLR(
-                trainer.optimizer, lambda epoch: c.lr_factor if epoch >= c.decay_start else 1.0)
-        if self.scheduler is not None and self._saved:
-            self.scheduler.load_state_dict(self._saved)
+            self.scheduler = schedulers.MultiplicativeLR(optimizer, lambda epoch: c.lr_factor if epoch >= c.decay_start else 1.0)
+        elif c.schedule == "steps":
+            self.scheduler = schedulers.MultiStepLR(optimizer, milestones=list(c.milestones), gamma=c.lr_factor)
+        if self.scheduler is not None and state:
+            self.scheduler.load_state_dict(state)
 
     def on_eval_end(self, trainer, metrics: dict[str, Any], improved: bool) -> None:
         if not trainer.epoch_ended or self.scheduler is None:
             return
+        if self.scheduler.optimizer is not trainer.optimizer:  # replaced since the last epoch (NT-ASGD's switch)
+            self._bind(trainer.optimizer, self.scheduler.state_dict())
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(metrics["loss"])
         else:

@@ -4,6 +4,8 @@
             -> seed -> task -> config.json -> announce -> fit
     resume  run folder (locked) -> last.pt -> the settings that may change -> inputs found again
             -> task with its weights and state -> metrics.jsonl cut back to last.pt -> fit on
+    finetune a resume of an NT-ASGD run that takes best.pt's averaged weights and restarts averaged
+            SGD from them (nlm.train.averaging), its limits granted again
 
 Under torchrun (nlm/train/distributed.py) every process runs the recipe: rank 0 reads the inputs
 first and alone holds the run folder, the others follow; each gets its `Shard` of the batches,
@@ -31,10 +33,12 @@ from nlm.errors import ConfigError, Interrupted, TrainingDivergedError
 from nlm.io.atomic import write_text_atomic
 from nlm.io.checkpoint import load_checkpoint
 from nlm.runtime import seed_everything, set_rng_state
+from nlm.train.averaging import AveragedCheckpoint, NonMonotoneSwitch, WeightAveraging, finetune_changes
 from nlm.train.callbacks import CheckpointCallback, ProgressCallback
 from nlm.train.config import RESUMABLE, TrainConfig
 from nlm.train.control import DivergenceGuard, EarlyStopping, LRSchedule
 from nlm.train.distributed import Ranks, build_trainer, join_processes
+from nlm.train.optim import LR_KIND
 from nlm.train.progress import Progress
 from nlm.train.rundir import RunFolder
 from nlm.train.shard import Shard
@@ -45,7 +49,7 @@ from nlm.train.trainer import Task
 class RunResult:
     run_dir: Path
     progress: Progress
-    stop_reason: str  # finished | max-steps | max-time | early-stopping
+    stop_reason: str  # finished | max-steps | max-time | early-stopping | non-monotone (a fine-tuning stalled)
     metrics: dict[str, Any]  # the last evaluation
 
 
@@ -73,6 +77,7 @@ class Fitting:
     quiet: bool
     resume_from: dict | None = None  # the checkpoint a resumed run continues from, used once
     lr: float | None = None  # a learning rate given on resume, which replaces the saved one from now on
+    finetune: bool = False  # restart averaged SGD from the weights in the model (best.pt's), used once
     ranks: Ranks = Ranks()  # the processes training together (one without torchrun)
     run_dir: Path | None = None  # the run folder's path (ranks > 0 have no RunFolder)
 
@@ -81,20 +86,28 @@ class Fitting:
         return self.run_dir if self.folder is None else self.folder.root
 
     def __call__(self, task: Task, train: TrainConfig, *, extra_config: dict | None = None) -> RunResult:
-        callbacks = [DivergenceGuard(task.uniform_loss), LRSchedule(train)]
+        switch = NonMonotoneSwitch(train, console=None if self.quiet else self.console) if train.optimizer == "ntasgd" else None
+        callbacks = [WeightAveraging()] if switch else []  # first: the averages are out again before anyone reads the model
+        callbacks += [DivergenceGuard(task.uniform_loss), LRSchedule(train), *([switch] if switch else [])]
         callbacks += [EarlyStopping(train.patience)] if train.patience else []
         if self.folder is not None:
-            callbacks.append(CheckpointCallback(self.folder, extra_config={**(extra_config or {}), "world_size": self.ranks.world},
-                                                every_steps=train.save_every, every_seconds=train.save_every_seconds))
+            callbacks.append((AveragedCheckpoint if switch else CheckpointCallback)(
+                self.folder, extra_config={**(extra_config or {}), "world_size": self.ranks.world},
+                every_steps=train.save_every, every_seconds=train.save_every_seconds))
         callbacks += [] if self.quiet else [ProgressCallback(self.console, describe=task.describe)]
         trainer = build_trainer(task, train, device=self.device, callbacks=callbacks, ranks=self.ranks)
         saved, self.resume_from = self.resume_from, None
         if saved is not None:
+            if switch:
+                switch.resume(trainer, saved["trainer"])
             trainer.load_state_dict(saved["trainer"])
             trainer.last_metrics = dict(saved.get("metrics") or {})
             for group in trainer.optimizer.param_groups if self.lr is not None else ():
                 group["lr"] = self.lr
             set_rng_state(saved["rng"])
+        if switch and self.finetune:
+            switch.start_finetuning(trainer)
+            self.finetune = False
         progress = trainer.fit()
         return RunResult(self.root, progress, trainer.stop_reason or "finished", trainer.last_metrics)
 
@@ -104,7 +117,7 @@ def start_run(job: Job, *, output: Path, force: bool, train: TrainConfig, consol
     output = Path(output)
     with join_processes() as ranks, ranks.quiet_followers(console):
         device = ranks.device(train.device)
-        train = train if train.lr is not None else train.replace(lr=job.default_lr(train.optimizer))
+        train = train if train.lr is not None else train.replace(lr=job.default_lr(LR_KIND.get(train.optimizer, train.optimizer)))
         quiet = quiet or not ranks.lead
         if train.bf16 and device.type != "cuda" and ranks.lead:
             console.print(f"warning: --bf16 applies on CUDA only; training in float32 on {device.type}")
@@ -134,8 +147,10 @@ def start_run(job: Job, *, output: Path, force: bool, train: TrainConfig, consol
 
 def resume_run(job_type: Callable[..., Job], *, run_dir: Path, changes: dict[str, Any], console: Console,
                quiet: bool = False) -> RunResult:
-    """Continue the run in `run_dir` from its last.pt, with the `changes` a resume allows (the rest is an error)."""
-    run_dir = Path(run_dir)
+    """Continue the run in `run_dir` from its last.pt, with the `changes` a resume allows (the rest is an error).
+    `finetune=True` among the changes fine-tunes an NT-ASGD run instead (see the module docstring)."""
+    run_dir, changes = Path(run_dir), dict(changes)
+    finetune = bool(changes.pop("finetune", False))
     with join_processes() as ranks, ranks.quiet_followers(console):
         quiet = quiet or not ranks.lead
         folder = None
@@ -143,10 +158,11 @@ def resume_run(job_type: Callable[..., Job], *, run_dir: Path, changes: dict[str
             folder = RunFolder.open(run_dir) if ranks.lead else None
         try:
             with ranks.agreed():
-                r = _resumed_task(job_type, run_dir, changes, ranks)
+                r = _resumed_task(job_type, run_dir, changes, ranks, finetune=finetune)
             if ranks.lead:
                 _record_resume(folder, r, ranks, console=None if quiet else console)
-            fitting = Fitting(folder, r.device, console, quiet, resume_from=r.checkpoint, lr=changes.get("lr"), ranks=ranks, run_dir=run_dir)
+            fitting = Fitting(folder, r.device, console, quiet, resume_from=r.checkpoint, lr=r.changes.get("lr"), finetune=finetune,
+                              ranks=ranks, run_dir=run_dir)
             try:
                 return r.job.fit(fitting, r.task, r.train)
             except BaseException as error:
@@ -165,22 +181,30 @@ class _Resumed:
     checkpoint: dict
     run_config: dict  # config.json as the run left it
     device: torch.device
+    changes: dict[str, Any]  # what was asked for (with a fine-tuning's limits granted again)
+    finetune: bool
 
 
-def _resumed_task(job_type: Callable[..., Job], run_dir: Path, changes: dict[str, Any], ranks: Ranks) -> _Resumed:
-    """The job and the task of a resumed run, from its last.pt and config.json."""
+def _resumed_task(job_type: Callable[..., Job], run_dir: Path, changes: dict[str, Any], ranks: Ranks, *,
+                  finetune: bool) -> _Resumed:
+    """The job and the task of a resumed run, from its last.pt (best.pt's weights to fine-tune) and config.json."""
     checkpoint = load_checkpoint(run_dir / "last.pt", kind=getattr(job_type, "kind", None))
     check_world_size(checkpoint["config"].get("world_size", 1), ranks.world, run_dir)
     run_config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
     job = job_type.resumed(run_config, checkpoint, changes, run_dir=run_dir)  # takes the data options it knows
-    saved = checkpoint["config"]
-    train, changed = resumed_train_config(saved.get("run_train", saved["train"]), changes)  # a phase's run_train
+    saved = checkpoint["config"].get("run_train", checkpoint["config"]["train"])  # a phase's run_train
+    if finetune:
+        p = Progress.from_dict(checkpoint["trainer"]["progress"])
+        changes = finetune_changes(TrainConfig.from_dict(saved), p, changes, run_dir=run_dir)
+        run_config["finetune"] = [*run_config.get("finetune", []), {"epoch": p.epoch, "step": p.global_step, "best_loss": p.best_loss}]
+    train, changed = resumed_train_config(saved, changes)
     device = ranks.device(train.device)
     job.load(run_dir, train)
     task = job.build_task(device, train, ranks.shard)
-    task.model.load_state_dict(checkpoint["model"])
+    weights = load_checkpoint(run_dir / "best.pt", kind=getattr(job_type, "kind", None)) if finetune else checkpoint
+    task.model.load_state_dict(weights["model"])
     task.load_state_dict(checkpoint["trainer"]["task"])  # before the trainer: what it trains can depend on it (a phase)
-    return _Resumed(job, task, train, changed, checkpoint, run_config, device)
+    return _Resumed(job, task, train, changed, checkpoint, run_config, device, changes, finetune)
 
 
 def _record_resume(folder: RunFolder, r: _Resumed, ranks: Ranks, *, console: Console | None) -> None:
@@ -189,7 +213,9 @@ def _record_resume(folder: RunFolder, r: _Resumed, ranks: Ranks, *, console: Con
     dropped = folder.truncate_metrics(p.global_step)
     write_run_config(folder.root, {**r.run_config, **r.job.run_config(), "train": r.train.to_dict(), "world_size": ranks.world})
     if console is not None:
-        console.print(f"resuming {folder.root} at epoch {p.epoch + 1}, batch {p.batch} (step {p.global_step})"
+        what = (f"fine-tuning {folder.root} from best.pt (loss {p.best_loss:.4f}, epoch {p.best_epoch + 1}) with a fresh averaged "
+                f"SGD at lr {r.train.lr:g}, from" if r.finetune else f"resuming {folder.root} at")
+        console.print(f"{what} epoch {p.epoch + 1}, batch {p.batch} (step {p.global_step})"
                       + "".join(f"; {name} {value}" for name, value in r.changed.items())
                       + (f"; {dropped} metrics line(s) after last.pt dropped" if dropped else ""))
 

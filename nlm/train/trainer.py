@@ -169,6 +169,7 @@ class Trainer:
         self.sync_loss()
         p = self.progress
         train_loss = p.epoch_loss / p.epoch_count if p.epoch_count else math.nan
+        self.emit("on_eval_start")
         self.task.model.eval()
         with torch.inference_mode(), autocast(self.device, self.config.bf16):
             metrics = self.task.evaluate()
