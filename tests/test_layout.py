@@ -122,7 +122,7 @@ def test_modules_stay_short():
 
 def test_loading_and_scoring_a_language_model_imports_only_what_they_use():
     """`nlm score` in a pipeline pays for torch and nothing it does not need (start-up, bench/startup.py)."""
-    code = ("import sys, nlm.lm.loading, nlm.lm.scoring, nlm.lm.perplexity; "
+    code = ("import sys, nlm.lm.loading, nlm.lm.scoring, nlm.lm.perplexity, nlm.lm.generation; "
             "print(sorted(m for m in ('sentencepiece', 'sacrebleu', 'rich', 'matplotlib', 'PIL') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr

@@ -53,9 +53,14 @@ def rnn_config(**values: Any):
 
 VOCAB_BUILD = OptionGroup("vocab_config", vocab_config, {
     "level": option_spec(Level, Level.word, "Vocabulary level when building one.", DATA),
-    "vocab_size": option_spec(int | None, None, "Symbols to keep when building a vocabulary (required for bpe/unigram).", DATA),
+    "vocab_size": option_spec(int | None, None, "Keep the K most frequent symbols besides the 4 specials (required for bpe/unigram).",
+                              DATA, "--vocab-size", "--size"),
     "min_count": option_spec(int, 1, "Minimum count of a kept word/char when building.", DATA),
     "lowercase": option_spec(bool, False, "Fold case when building the vocabulary.", DATA),
+    "sample_lines": option_spec(int, 100_000, "bpe/unigram: train sentencepiece on a random sample of this many lines "
+                                "(0: all); coverage still counts every line.", DATA),
+    "character_coverage": option_spec(float, 0.9995, "bpe/unigram: share of characters the alphabet must cover (1.0 for small "
+                                      "alphabets); rarer ones become <unk>.", DATA),
 })
 
 LM_DATA = OptionGroup("data", data_config, {

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from nlm.config import Config, check
-from nlm.eval.bleu import MetricScore, check_parallel, corpus_scores
 from nlm.io.atomic import check_distinct
 from nlm.io.text import open_output
 from nlm.lm.loading import LoadedLM
@@ -146,7 +145,7 @@ class GenerationEvaluation:
     """How good a model's output is: its continuations against references, and the references' perplexity."""
 
     samples: list[Sample]  # one greedy (or sampled) continuation per prompt
-    metrics: list[MetricScore]  # BLEU, chrF, ... of the continuations against the reference continuations
+    metrics: list  # MetricScore: BLEU, chrF, ... of the continuations against the reference continuations
     references: CorpusSummary  # the full reference lines scored by the model, a fresh state each
 
     references_signature: str  # how the references were scored
@@ -169,6 +168,8 @@ def evaluate_generation(lm: LoadedLM, prompts: Sequence[str], references: Sequen
     that is one of the input files `names` is refused before any work.
     """
     check_distinct(hyps, names)
+    from nlm.eval.bleu import check_parallel, corpus_scores  # sacrebleu only where BLEU is asked for
+
     check_parallel(prompts, [references], names)
     samples = list(generate(lm, prompts, config=config.replace(num=1)))
     if hyps is not None:

@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 
 from nlm.errors import ConfigError
-from nlm.io.text import STDIO, file_sha256, open_input, read_lines
+from nlm.io.text import STDIO, TextFiles, file_sha256, open_input
 from nlm.lm.config import LMDataConfig
 from nlm.lm.task import LMTask
 from nlm.models.rnn import RNNLM, RNNConfig
@@ -73,7 +73,7 @@ class LMJob:
                         encode_corpus(self.valid, self.vocabulary, cache_dir=self.cache_dir) if self.valid else None)
 
     def _build_vocabulary(self) -> Vocabulary:
-        vocab, report = build_vocab(read_lines(self.train), config=self.vocab_config)
+        vocab, report = build_vocab(TextFiles((self.train,)), config=self.vocab_config)
         if self.console is not None:
             self.console.print(f"vocabulary: {describe_build(self.vocab_config, vocab, report)}")
         return vocab

@@ -23,7 +23,7 @@ class VocabConfig(Config):
     character_coverage: float = 0.9995  # sentencepiece: share of characters its alphabet must cover
     # sentencepiece trains on a random sample of this many lines (0: all), so memory stays bounded
     # on big corpora (it warns above a million); coverage is still measured on every line
-    sample_lines: int = 1_000_000
+    sample_lines: int = 100_000
 
     def validate(self) -> None:
         check(self.level in LEVELS, f"--level must be one of {', '.join(LEVELS)}, not {self.level!r}")
