@@ -29,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import data_file, machine, sha256
+from common import StepClock, data_file, machine, sha256
 from rich.console import Console
-from train_speed import StepClock
 
 from nlm.io.atomic import write_text_atomic
 from nlm.io.text import read_lines

@@ -33,3 +33,27 @@ def machine() -> str:
         pass
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"Python {platform.python_version()}")
+
+
+class StepClock:
+    """A trainer callback timing the steps after `warmup`: tokens (or images) per second."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.start, self.end, self.units, self.final_units = warmup, 0.0, 0.0, 0, 0
+
+    def __getattr__(self, hook: str):
+        if hook.startswith("on_") or hook in ("load_state_dict",):
+            return lambda *args, **kwargs: None  # every hook it does not use
+        if hook == "state_dict":
+            return dict
+        raise AttributeError(hook)
+
+    def on_batch_end(self, trainer) -> None:
+        import time
+
+        if trainer.progress.global_step == self.warmup:
+            self.start, self.units = time.perf_counter(), trainer.progress.units
+        self.end, self.final_units = time.perf_counter(), trainer.progress.units
+
+    def rate(self) -> float:
+        return (self.final_units - self.units) / (self.end - self.start)
