@@ -11,7 +11,7 @@ DEMO ?= runs/demo
 DEMO_SECONDS ?= 90
 CORPUS := corpora/english
 
-.PHONY: all install demo test test-fast bench bench-train bench-score bench-vision bench-memory bench-quality clean
+.PHONY: all install demo test test-fast bench bench-train bench-startup bench-equal-time bench-score bench-vision bench-memory bench-quality clean
 
 all: test
 
@@ -41,14 +41,22 @@ test: install
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow"
 
-bench: bench-train bench-score bench-vision
+bench: bench-train bench-startup bench-score bench-vision
 
 bench-train: install
 	$(PY) bench/train_speed.py
 
-# The README's scoring figures used the PTB model of `make bench-quality` (runs/bench/nlm-25min);
+bench-startup: install
+	$(PY) bench/startup.py
+
+# PTB at equal time against the PyTorch example itself: EXAMPLE=path/to/pytorch-examples/word_language_model
+bench-equal-time: install
+	test -n "$(EXAMPLE)" || { echo "make bench-equal-time EXAMPLE=path/to/examples/word_language_model" >&2; exit 2; }
+	$(PY) bench/equal_time.py --example $(EXAMPLE)
+
+# The README's scoring figures used the PTB model of `make bench-equal-time` (runs/bench/equal-time/ptb-25min);
 # without it, a PTB model is trained for 5 minutes first.
-BENCH_LM ?= runs/bench/nlm-25min
+BENCH_LM ?= runs/bench/equal-time/ptb-25min
 bench-score: install
 	test -f $(BENCH_LM)/best.pt || $(NLM) train --train ../shared/data/ptb/ptb.train.txt \
 		--valid ../shared/data/ptb/ptb.valid.txt -o $(BENCH_LM) --max-time 300 -q

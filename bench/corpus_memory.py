@@ -16,8 +16,8 @@ this measuring process stays small, since a forked child starts from its parent'
     python + numpy + sentencepiece   the floor: an interpreter with nlm's text libraries
     vocab word         nlm vocab build CORPUS -o word.txt
     vocab bpe          nlm vocab build CORPUS -o bpe.model --level bpe --size 8000
-                       (sentencepiece trains on a sample of at most 1,000,000 lines)
-    vocab bpe, 100k    the same through the library with a sample of 100,000 lines
+                       (sentencepiece trains on a sample of at most 100,000 lines, the default)
+    vocab bpe, 1M      the same with --sample-lines 1000000
     encode word|bpe    the corpus into nlm's token cache, as `nlm train` does first
     train word|bpe     nlm train --vocab V --max-steps 5 on the cached corpus (stream mode)
     sentence batches   what sentence mode adds: the line index sorted by length and cut
@@ -99,7 +99,8 @@ def steps(corpus: Path, work: Path) -> list[tuple[str, list[str]]]:
         ("python + numpy + sentencepiece", [sys.executable, "-c", "import numpy, sentencepiece"]),
         ("vocab word", nlm + ["vocab", "build", str(corpus), "-o", str(work / "word.txt")]),
         ("vocab bpe", nlm + ["vocab", "build", str(corpus), "-o", str(work / "bpe.model"), "--level", "bpe", "--size", str(BPE_SIZE)]),
-        ("vocab bpe, 100k sample", child + ["vocab-sample", str(corpus), str(work / "bpe-100k.model"), "100000"]),
+        ("vocab bpe, 1M sample", nlm + ["vocab", "build", str(corpus), "-o", str(work / "bpe-1m.model"), "--level", "bpe",
+                                        "--size", str(BPE_SIZE), "--sample-lines", "1000000"]),
         ("encode word", child + ["encode", str(work / "word.txt"), str(corpus)]),
         ("encode bpe", child + ["encode", str(work / "bpe.model"), str(corpus)]),
         ("train word", train + ["--vocab", str(work / "word.txt"), "-o", str(work / "run-word")]),
@@ -128,12 +129,6 @@ def run_child(task: str, args: list[str]) -> None:
         batches = sentence_batches(corpus, 20, seed=1)
         shapes = [tuple(lines_window(corpus, batch).inputs.shape) for batch in batches[:5]]
         print(f"{len(batches):,} batches of 20 lines; the first five {shapes}")
-    elif task == "vocab-sample":
-        from nlm.text.build import VocabConfig
-        from nlm.text.commands import build_vocabulary
-
-        config = VocabConfig(level="bpe", size=BPE_SIZE, sample_lines=int(args[2]))
-        print("\n".join(build_vocabulary(files=[args[0]], output=Path(args[1]), config=config, check=[])))
 
 
 def machine() -> str:

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Quality benchmarks behind the README's figures (long: about 2.5 hours on a 2-core CPU; THREADS=1 to run two at once).
+# Quality benchmarks behind the README's figures (long: about 1.5 hours on a 2-core CPU; THREADS=1 to run two at once).
 #   zaremba-small   the small configuration of Zaremba et al. 2014 (paper: validation perplexity 120.7)
-#   example-25min   the PyTorch word-language-model example's defaults, 25 minutes of training
-#   nlm-25min       nlm's recommended word-level configuration, the same 25 minutes
 #   shakespeare     nlm's recommended character-level configuration on Tiny Shakespeare
+# The equal-time comparison with the PyTorch example itself is bench/equal_time.py.
 # Each run writes runs/bench/NAME; bench/summarize.py prints the table.  Pass names to run a subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +25,10 @@ declare -A RUNS=(
   # Zaremba et al. sum the loss over the 20 time steps; nlm averages it per token.  The same
   # updates on nlm's mean loss are 20x the learning rate and 1/20 the clipping norm: lr 1 -> 20, clip 5 -> 0.25.
   [zaremba-small]="$PTB --layers 2 --emb 200 --hidden 200 --no-tie --dropout 0 --init-range 0.1 --bptt 20 --batch-size 20 --optimizer sgd --lr 20 --schedule decay --lr-factor 0.5 --decay-start 4 --clip 0.25 --epochs 13"
-  [example-25min]="$PTB --layers 2 --emb 200 --hidden 200 --no-tie --dropout 0.2 --bptt 35 --batch-size 20 --lr 20 --clip 0.25 --schedule plateau --lr-factor 0.25 --epochs 40 --max-time 1500"
-  [nlm-25min]="$PTB --epochs 40 --max-time 1500"
   [shakespeare]="--train $DATA/tinyshakespeare/train.txt --valid $DATA/tinyshakespeare/valid.txt --level char --hidden 256 --layers 2 --dropout 0.2 --bptt 100 --batch-size 32 --optimizer adam --lr 2e-3 --clip 1 --epochs 40 --max-time 1200"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(zaremba-small example-25min nlm-25min shakespeare)
+[ ${#names[@]} -gt 0 ] || names=(zaremba-small shakespeare)
 for name in "${names[@]}"; do
   echo "bench: $name" >&2
   # shellcheck disable=SC2086
