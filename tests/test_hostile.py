@@ -837,7 +837,7 @@ AVERAGING_REFUSED = [
     (["--milestones", "3,5"], 2, "--milestones applies to --schedule steps"),
     (["--schedule", "steps", "--milestones", "5,3"], 2, "--milestones must be increasing epochs >= 1, not 5,3"),
     (["--finetune"], 2, "--finetune continues a finished NT-ASGD run: give it with --resume"),
-    (["--recipe", "awd-lstm"], 2, "--recipe 'awd-lstm' is not a recipe; choose one of example, zaremba-small"),
+    (["--recipe", "awd-lstm"], 2, "--recipe 'awd-lstm' is not a recipe; choose one of example, ptb-25min, zaremba-small"),
 ]
 
 
