@@ -120,6 +120,13 @@ def test_modules_stay_short():
     assert len((PACKAGE / "train" / "trainer.py").read_text().splitlines()) <= MAX_TRAINER_LINES
 
 
+def test_commands_pass_their_options_by_name():
+    """No `dict(locals())`: a command hands its library function each option by name, so a reader sees what it passes."""
+    calls = {f"{p.relative_to(REPO)}:{node.lineno}" for p in PACKAGE.rglob("*.py") for node in ast.walk(ast.parse(p.read_text()))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("locals", "vars") and not node.args}
+    assert calls == set()
+
+
 def test_loading_and_scoring_a_language_model_imports_only_what_they_use():
     """`nlm score` in a pipeline pays for torch and nothing it does not need (start-up, bench/startup.py)."""
     code = ("import sys, nlm.lm.loading, nlm.lm.scoring, nlm.lm.perplexity, nlm.lm.generation; "

@@ -20,13 +20,12 @@ EvalLines = Annotated[int | None, typer.Option(help="Lines of valid.txt and of t
 Seed = Annotated[int, typer.Option(help="Seed of the sampled lines.")]
 
 
-def _memory(kind: str, o: dict) -> None:
-    from nlm.corpora.memory import MemoryTask, write_memory_corpus
+def _memory(task, output: Path, *, force: bool) -> None:
+    from nlm.corpora.memory import write_memory_corpus
 
-    task = MemoryTask(kind=kind, lag=o["lag"], symbols=o["symbols"], lines=o["lines"], eval_lines=o["eval_lines"], seed=o["seed"])
-    info = write_memory_corpus(task, o["output"], overwrite=o["force"])
+    info = write_memory_corpus(task, output, overwrite=force)
     counts = ", ".join(f"{split} {n:,}" for split, n in info["split_lines"].items())
-    err_console.print(f"{o['output']}: {kind} task, lag {task.lag}, {task.symbols} symbols ({counts} lines); "
+    err_console.print(f"{output}: {task.kind} task, lag {task.lag}, {task.symbols} symbols ({counts} lines); "
                       f"chance on the marked tokens {task.chance:.4f}")
 
 
@@ -34,14 +33,20 @@ def _memory(kind: str, o: dict) -> None:
 def copy(output: OutputDir, lag: Lag = 30, symbols: Symbols = 8, lines: Lines = 2000, eval_lines: EvalLines = None,
          seed: Seed = 0, force: Force = False) -> None:
     """Lines `a7 x x ... x ? a7`: after `?`, repeat the symbol read --lag steps before."""
-    _memory("copy", dict(locals()))
+    from nlm.corpora.memory import MemoryTask
+
+    task = MemoryTask(kind="copy", lag=lag, symbols=symbols, lines=lines, eval_lines=eval_lines, seed=seed)
+    _memory(task, output, force=force)
 
 
 @app.command()
 def recall(output: OutputDir, lag: Lag = 30, symbols: Symbols = 8, lines: Lines = 2000, eval_lines: EvalLines = None,
            seed: Seed = 0, force: Force = False) -> None:
     """Lines `a7 a2 a5 ... a3 ? a7`: after `?`, recall the line's first symbol through --lag - 1 random distractors."""
-    _memory("recall", dict(locals()))
+    from nlm.corpora.memory import MemoryTask
+
+    task = MemoryTask(kind="recall", lag=lag, symbols=symbols, lines=lines, eval_lines=eval_lines, seed=seed)
+    _memory(task, output, force=force)
 
 
 @app.command()

@@ -28,17 +28,14 @@ Windows = Annotated[int, typer.Option(min=1, help="Windows of the text to averag
 Seed = Annotated[int, typer.Option(help="Seed of the window positions and of fresh models.")]
 
 
-def _fresh(o: dict):
-    from nlm.lm.diagnose import FreshModels
+def _subjects(text: str, *, model: list[str] | None, cell: list[Cell] | None, hidden: int, layers: int, emb: int | None,
+              init_range: float, forget_bias: float | None, steps: int, lr: float, seed: int):
+    """The checkpoints given with -m and the fresh models given with --cell, ready to diagnose."""
+    from nlm.lm.diagnose import FreshModels, diagnose_subjects
 
-    return FreshModels(cells=tuple(c.value for c in o["cell"] or ()), hidden=o["hidden"], layers=o["layers"], emb=o["emb"],
-                       init_range=o["init_range"], forget_bias=o["forget_bias"], steps=o["steps"], lr=o["lr"], seed=o["seed"])
-
-
-def _subjects(o: dict):
-    from nlm.lm.diagnose import diagnose_subjects
-
-    return diagnose_subjects(o["text"], checkpoints=o["model"] or [], fresh=_fresh(o))
+    fresh = FreshModels(cells=tuple(c.value for c in cell or ()), hidden=hidden, layers=layers, emb=emb,
+                        init_range=init_range, forget_bias=forget_bias, steps=steps, lr=lr, seed=seed)
+    return diagnose_subjects(text, checkpoints=model or [], fresh=fresh)
 
 
 @app.command()
@@ -54,7 +51,9 @@ def gradients(
     `lag<TAB>MODEL...` (several), then one row per lag."""
     from nlm.lm.diagnose import gradient_flow, plot_gradient_flow
 
-    flows = gradient_flow(_subjects(dict(locals())), lags=lags, windows=windows, seed=seed)
+    subjects = _subjects(text, model=model, cell=cell, hidden=hidden, layers=layers, emb=emb, init_range=init_range,
+                         forget_bias=forget_bias, steps=steps, lr=lr, seed=seed)
+    flows = gradient_flow(subjects, lags=lags, windows=windows, seed=seed)
     labels = list(flows)
     typer.echo("\t".join(["lag", *(labels if len(labels) > 1 else ["norm"])]))
     for k in range(lags + 1):
@@ -76,7 +75,9 @@ def clipping(
     clipping, on windows of the text.  Stdout: a header `model<TAB>layer<TAB>before<TAB>after`, then one row per layer."""
     from nlm.lm.diagnose import clipping_report
 
-    report = clipping_report(_subjects(dict(locals())), clip=clip, bptt=bptt, windows=windows, seed=seed)
+    subjects = _subjects(text, model=model, cell=cell, hidden=hidden, layers=layers, emb=emb, init_range=init_range,
+                         forget_bias=forget_bias, steps=steps, lr=lr, seed=seed)
+    report = clipping_report(subjects, clip=clip, bptt=bptt, windows=windows, seed=seed)
     typer.echo("model\tlayer\tbefore\tafter")
     for label, rows in report.items():
         for row in rows:
