@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -63,7 +64,10 @@ def nlm_figure(run: Path) -> tuple[float, float, int, float]:
     """(best validation perplexity, epochs, steps, seconds of training) from the run's metrics."""
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     valid = [m for m in metrics if m.get("split") == "valid"]
-    steps_per_epoch = valid[0]["step"] / valid[0]["epoch"] if valid[0]["epoch"] else float("nan")
+    data = json.loads((run / "config.json").read_text())["data"]
+    # Stream mode: the training tokens (each line's words and its <eos>) in batch_size columns, read in bptt windows.
+    tokens = sum(len(line.split()) + 1 for line in data_file("ptb/ptb.train.txt").open())
+    steps_per_epoch = math.ceil((tokens // data["batch_size"] - 1) / data["bptt"])
     last = metrics[-1]
     return min(m["ppl"] for m in valid), last["step"] / steps_per_epoch, last["step"], last["elapsed"]
 
