@@ -1,13 +1,15 @@
-"""Shared helpers for the benchmarks: locating ../shared/data, checksums, and describing the machine."""
+"""Shared helpers for the benchmarks: locating ../shared/data, checksums, describing the machine, timing steps."""
 
 from __future__ import annotations
 
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 from nlm.io.text import file_sha256 as sha256  # noqa: F401  (re-exported for the benchmarks)
+from nlm.train.hooks import Callback
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -35,22 +37,13 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-class StepClock:
+class StepClock(Callback):
     """A trainer callback timing the steps after `warmup`: tokens (or images) per second."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.start, self.end, self.units, self.final_units = warmup, 0.0, 0.0, 0, 0
 
-    def __getattr__(self, hook: str):
-        if hook.startswith("on_") or hook in ("load_state_dict",):
-            return lambda *args, **kwargs: None  # every hook it does not use
-        if hook == "state_dict":
-            return dict
-        raise AttributeError(hook)
-
     def on_batch_end(self, trainer) -> None:
-        import time
-
         if trainer.progress.global_step == self.warmup:
             self.start, self.units = time.perf_counter(), trainer.progress.units
         self.end, self.final_units = time.perf_counter(), trainer.progress.units

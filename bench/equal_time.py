@@ -66,7 +66,8 @@ def nlm_figure(run: Path) -> tuple[float, float, int, float]:
     valid = [m for m in metrics if m.get("split") == "valid"]
     data = json.loads((run / "config.json").read_text())["data"]
     # Stream mode: the training tokens (each line's words and its <eos>) in batch_size columns, read in bptt windows.
-    tokens = sum(len(line.split()) + 1 for line in data_file("ptb/ptb.train.txt").open())
+    with data_file("ptb/ptb.train.txt").open() as train:
+        tokens = sum(len(line.split()) + 1 for line in train)
     steps_per_epoch = math.ceil((tokens // data["batch_size"] - 1) / data["bptt"])
     last = metrics[-1]
     return min(m["ppl"] for m in valid), last["step"] / steps_per_epoch, last["step"], last["elapsed"]
@@ -92,23 +93,27 @@ def main() -> None:
         print(f"data: ptb/ptb.{split}.txt sha256 {sha256(data_file(f'ptb/ptb.{split}.txt'))}")
     with tempfile.TemporaryDirectory() as scratch:
         data = example_data(Path(scratch))
-        example_log = (args.out / "example.log").open("w")
-        start = time.monotonic()
-        example = subprocess.Popen(
-            ["taskset", "-c", "0", sys.executable, str(main_py), "--data", str(data), "--epochs", str(epochs),
-             "--save", str(Path(scratch) / "model.pt")],
-            cwd=args.example, env=_env(), stdout=example_log, stderr=subprocess.STDOUT)
         run = args.out / args.recipe
-        with (args.out / f"{args.recipe}.log").open("w") as nlm_log:
-            ours = subprocess.run(
-                ["taskset", "-c", "1", str(NLM), "--threads", "1", "train", "--recipe", args.recipe,
-                 "--train", str(data_file("ptb/ptb.train.txt")), "--valid", str(data_file("ptb/ptb.valid.txt")),
-                 "-o", str(run), "--force", "--max-time", str(seconds), "-q"],
-                env=_env(), stderr=nlm_log, timeout=seconds + 900)
-        ours_wall = time.monotonic() - start
-        example.wait(timeout=seconds + 900)
-        example_wall = time.monotonic() - start
-        example_log.close()
+        with (args.out / "example.log").open("w") as example_log, (args.out / f"{args.recipe}.log").open("w") as nlm_log:
+            start = time.monotonic()
+            example = subprocess.Popen(
+                ["taskset", "-c", "0", sys.executable, str(main_py), "--data", str(data), "--epochs", str(epochs),
+                 "--save", str(Path(scratch) / "model.pt")],
+                cwd=args.example, env=_env(), stdout=example_log, stderr=subprocess.STDOUT)
+            try:
+                ours = subprocess.run(
+                    ["taskset", "-c", "1", str(NLM), "--threads", "1", "train", "--recipe", args.recipe,
+                     "--train", str(data_file("ptb/ptb.train.txt")), "--valid", str(data_file("ptb/ptb.valid.txt")),
+                     "-o", str(run), "--force", "--max-time", str(seconds), "-q"],
+                    env=_env(), stderr=nlm_log, timeout=seconds + 900)
+                ours_wall = time.monotonic() - start
+                if ours.returncode == 0:
+                    example.wait(timeout=seconds + 900)
+                example_wall = time.monotonic() - start
+            finally:
+                if example.poll() is None:  # nlm failed or hung: do not leave the example training
+                    example.kill()
+                    example.wait()
     if ours.returncode or example.returncode:
         sys.exit(f"a run failed: nlm exit {ours.returncode}, example exit {example.returncode} (logs in {args.out})")
     ex_ppl, ex_epochs, ex_train = example_figure((args.out / "example.log").read_text())

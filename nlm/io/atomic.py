@@ -39,7 +39,7 @@ def write_error(path: str | Path, error: OSError) -> OutputError:
 
 
 def is_temp_file(name: str) -> bool:
-    """Whether `name` is a temporary file of `atomic_write` (`.NAME.XXXX.tmp`)."""
+    """Whether `name` is a temporary file of `atomic_write` (`.NAME.<random>.tmp`, as mkstemp names it)."""
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
