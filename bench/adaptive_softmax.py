@@ -57,20 +57,31 @@ def load_data():
     vocab, _ = build_vocab(read_lines(train), config=VocabConfig())
     cache = Path(tempfile.mkdtemp(prefix="nlm-bench-"))
     corpora = encode_corpus(train, vocab, cache_dir=cache), encode_corpus(valid, vocab, cache_dir=cache)
-    print(f"data: {train} sha256 {sha256(train)[:16]}…, {corpora[0].tokens:,} tokens; "
-          f"{valid.name} sha256 {sha256(valid)[:16]}…, {corpora[1].tokens:,} tokens; vocabulary {len(vocab):,}")
+    print(
+        f"data: {train} sha256 {sha256(train)[:16]}…, {corpora[0].tokens:,} tokens; "
+        f"{valid.name} sha256 {sha256(valid)[:16]}…, {corpora[1].tokens:,} tokens; vocabulary {len(vocab):,}"
+    )
     print(f"machine: {machine()}")
     return vocab, *corpora
 
 
 def model_config(args, vocab_size: int, softmax: str, cuts: tuple[int, ...]) -> RNNConfig:
-    return RNNConfig(vocab_size=vocab_size, layers=args.layers, emb=args.hidden, hidden=args.hidden, dropout=0.2,
-                     softmax=softmax, cutoffs=cuts)
+    return RNNConfig(
+        vocab_size=vocab_size,
+        layers=args.layers,
+        emb=args.hidden,
+        hidden=args.hidden,
+        dropout=0.2,
+        softmax=softmax,
+        cutoffs=cuts,
+    )
 
 
 def task_for(config: RNNConfig, vocab, train, valid) -> LMTask:
     seed_everything(1)
-    return LMTask(model=RNNLM(config), vocab=vocab, train=train, valid=valid, data=DATA, device=torch.device("cpu"), seed=1)
+    return LMTask(
+        model=RNNLM(config), vocab=vocab, train=train, valid=valid, data=DATA, device=torch.device("cpu"), seed=1
+    )
 
 
 def quiet_progress(task: LMTask) -> ProgressCallback:
@@ -87,8 +98,10 @@ def cluster_shares(ids: np.ndarray, cuts: tuple[int, ...]) -> list[float]:
 def speed(args) -> None:
     vocab, train, _ = load_data()
     heads = {"full": ("full", ())} | {f"adaptive {','.join(map(str, c))}": ("adaptive", c) for c in args.cutoffs}
-    print(f"model: {args.layers} x {args.hidden} lstm, tied; batch {DATA.batch_size}, bptt {DATA.bptt}; "
-          f"{args.rounds} rounds of {args.steps} steps after {args.warmup} warm-up steps, heads alternating")
+    print(
+        f"model: {args.layers} x {args.hidden} lstm, tied; batch {DATA.batch_size}, bptt {DATA.bptt}; "
+        f"{args.rounds} rounds of {args.steps} steps after {args.warmup} warm-up steps, heads alternating"
+    )
     rates: dict[str, list[float]] = {name: [] for name in heads}
     for _ in range(args.rounds):
         for name, (softmax, cuts) in heads.items():
@@ -103,7 +116,9 @@ def speed(args) -> None:
     for name, (softmax, cuts) in heads.items():
         median = statistics.median(rates[name])
         shares = " / ".join(f"{s:.1%}" for s in cluster_shares(ids, cuts)) if cuts else "—"
-        print(f"| {name} | {median:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[name])} | {median / full:.2f}x | {shares} |")
+        print(
+            f"| {name} | {median:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[name])} | {median / full:.2f}x | {shares} |"
+        )
 
 
 class EvalLog(Callback):
@@ -121,8 +136,16 @@ class EvalLog(Callback):
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
         seconds = trainer.elapsed() - self.trained
         self.evaluating += seconds
-        self.evals.append({"elapsed": self.trained, "tokens": trainer.progress.units, "loss": metrics["loss"],
-                           "ppl": math.exp(metrics["loss"]), "epoch": metrics["epoch"], "eval_seconds": seconds})
+        self.evals.append(
+            {
+                "elapsed": self.trained,
+                "tokens": trainer.progress.units,
+                "loss": metrics["loss"],
+                "ppl": math.exp(metrics["loss"]),
+                "epoch": metrics["epoch"],
+                "eval_seconds": seconds,
+            }
+        )
 
     def steps_seconds(self) -> float:
         """Time in training steps alone, up to the last step (the final evaluation comes after it)."""
@@ -142,14 +165,25 @@ def quality(args) -> None:
     progress = trainer.fit()
     final = log.evals[-1]
     result = {
-        "softmax": args.softmax, "cutoffs": list(cuts), "layers": args.layers, "hidden": args.hidden,
-        "parameters": sum(p.numel() for p in task.model.parameters()), "minutes": args.minutes,
-        "train_seconds": log.trained, "steps_seconds": log.steps_seconds(), "wall_seconds": time.monotonic() - started,
-        "steps": progress.global_step, "tokens": progress.units, "tokens_per_s": progress.units / log.steps_seconds(),
+        "softmax": args.softmax,
+        "cutoffs": list(cuts),
+        "layers": args.layers,
+        "hidden": args.hidden,
+        "parameters": sum(p.numel() for p in task.model.parameters()),
+        "minutes": args.minutes,
+        "train_seconds": log.trained,
+        "steps_seconds": log.steps_seconds(),
+        "wall_seconds": time.monotonic() - started,
+        "steps": progress.global_step,
+        "tokens": progress.units,
+        "tokens_per_s": progress.units / log.steps_seconds(),
         "epochs": progress.units / train.tokens,
-        "valid_loss": final["loss"], "valid_ppl": math.exp(final["loss"]), "evaluations": log.evals,
+        "valid_loss": final["loss"],
+        "valid_ppl": math.exp(final["loss"]),
+        "evaluations": log.evals,
         "data": {"train_sha256": sha256(data_file("wikitext-2/train.txt")), "vocab": len(vocab)},
-        "machine": machine(), "torch_threads": torch.get_num_threads(),
+        "machine": machine(),
+        "torch_threads": torch.get_num_threads(),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "evaluations"}, indent=1))
     if args.out:
@@ -159,13 +193,17 @@ def quality(args) -> None:
 def table(args) -> None:
     results = [json.loads(Path(f).read_text()) for f in args.files]
     full = next((r for r in results if r["softmax"] == "full"), results[0])
-    print("| head | parameters | train time | steps | tokens (epochs) | tokens/s | vs full | valid ppl |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| head | parameters | train time | steps | tokens (epochs) | tokens/s | vs full | valid ppl |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
     for r in results:
         name = r["softmax"] + (f" {','.join(map(str, r['cutoffs']))}" if r["cutoffs"] else "")
-        print(f"| {name} | {r['parameters']:,} | {r['train_seconds'] / 60:.1f} min | {r['steps']:,} | "
-              f"{r['tokens']:,} ({r['epochs']:.2f}) | {r['tokens_per_s']:,.0f} | "
-              f"{r['tokens_per_s'] / full['tokens_per_s']:.2f}x | {r['valid_ppl']:.2f} |")
+        print(
+            f"| {name} | {r['parameters']:,} | {r['train_seconds'] / 60:.1f} min | {r['steps']:,} | "
+            f"{r['tokens']:,} ({r['epochs']:.2f}) | {r['tokens_per_s']:,.0f} | "
+            f"{r['tokens_per_s'] / full['tokens_per_s']:.2f}x | {r['valid_ppl']:.2f} |"
+        )
 
 
 def main() -> None:
@@ -175,7 +213,9 @@ def main() -> None:
         sub = commands.add_parser(name)
         sub.add_argument("--layers", type=int, default=2)
         sub.add_argument("--hidden", type=int, default=200, help="hidden and embedding size (tied)")
-        sub.add_argument("--cutoffs", type=cutoffs, action="append", help="adaptive cutoffs, e.g. 2000,10000 (repeatable for speed)")
+        sub.add_argument(
+            "--cutoffs", type=cutoffs, action="append", help="adaptive cutoffs, e.g. 2000,10000 (repeatable for speed)"
+        )
         sub.add_argument("--threads", type=int, default=1)
     commands.choices["speed"].add_argument("--steps", type=int, default=200, help="timed steps per measurement")
     commands.choices["speed"].add_argument("--warmup", type=int, default=10)

@@ -54,11 +54,19 @@ def _spellings(lines: list[str]) -> list[list[str]]:
     versions = []
     for line in lines:
         words = line.split()
-        versions.append([
-            " " + " ".join(w if w in plain or (j + s) % SPELLINGS == 0 else f"{w}~{(j + s) % SPELLINGS}"
-                           for j, w in enumerate(words)) + " " if words else ""
-            for s in range(SPELLINGS)
-        ])
+        versions.append(
+            [
+                " "
+                + " ".join(
+                    w if w in plain or (j + s) % SPELLINGS == 0 else f"{w}~{(j + s) % SPELLINGS}"
+                    for j, w in enumerate(words)
+                )
+                + " "
+                if words
+                else ""
+                for s in range(SPELLINGS)
+            ]
+        )
     return versions
 
 
@@ -82,8 +90,9 @@ def measure(command: list[str], *, cpu: int, env: dict[str, str], log: Path) -> 
     """Run `command` pinned to one core, its output to `log`; (peak RSS in MiB, wall seconds, CPU seconds)."""
     start = time.perf_counter()
     with log.open("w") as out:
-        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                 preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+        child = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=lambda: os.sched_setaffinity(0, {cpu})
+        )
         _, status, usage = os.wait4(child.pid, 0)  # the child's own peak, which Popen.wait() would not give
     child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
@@ -98,9 +107,28 @@ def steps(corpus: Path, work: Path) -> list[tuple[str, list[str]]]:
     return [
         ("python + numpy + sentencepiece", [sys.executable, "-c", "import numpy, sentencepiece"]),
         ("vocab word", nlm + ["vocab", "build", str(corpus), "-o", str(work / "word.txt")]),
-        ("vocab bpe", nlm + ["vocab", "build", str(corpus), "-o", str(work / "bpe.model"), "--level", "bpe", "--size", str(BPE_SIZE)]),
-        ("vocab bpe, 1M sample", nlm + ["vocab", "build", str(corpus), "-o", str(work / "bpe-1m.model"), "--level", "bpe",
-                                        "--size", str(BPE_SIZE), "--sample-lines", "1000000"]),
+        (
+            "vocab bpe",
+            nlm
+            + ["vocab", "build", str(corpus), "-o", str(work / "bpe.model"), "--level", "bpe", "--size", str(BPE_SIZE)],
+        ),
+        (
+            "vocab bpe, 1M sample",
+            nlm
+            + [
+                "vocab",
+                "build",
+                str(corpus),
+                "-o",
+                str(work / "bpe-1m.model"),
+                "--level",
+                "bpe",
+                "--size",
+                str(BPE_SIZE),
+                "--sample-lines",
+                "1000000",
+            ],
+        ),
         ("encode word", child + ["encode", str(work / "word.txt"), str(corpus)]),
         ("encode bpe", child + ["encode", str(work / "bpe.model"), str(corpus)]),
         ("train word", train + ["--vocab", str(work / "word.txt"), "-o", str(work / "run-word")]),
@@ -163,8 +191,11 @@ def bench_size(tokens: int, workdir: Path, cpu: int) -> dict[str, Result]:
     me = [sys.executable, str(Path(__file__).resolve()), "child"]
     _, wall, _ = measure(me + ["synthesise", str(corpus), str(tokens)], cpu=cpu, env=env, log=work / "synthesise.log")
     words = int((work / "synthesise.log").read_text().split("words ")[-1])
-    print(f"\n{corpus}: {words:,} tokens, {corpus.stat().st_size / 2**20:,.0f} MiB, sha256 {sha256(corpus)}, "
-          f"written in {wall:.0f} s", file=sys.stderr)
+    print(
+        f"\n{corpus}: {words:,} tokens, {corpus.stat().st_size / 2**20:,.0f} MiB, sha256 {sha256(corpus)}, "
+        f"written in {wall:.0f} s",
+        file=sys.stderr,
+    )
     results = {}
     for name, command in steps(corpus, work):
         log = work / f"{name.replace(' ', '-').replace(',', '')}.log"
@@ -183,13 +214,20 @@ def bench_size(tokens: int, workdir: Path, cpu: int) -> dict[str, Result]:
 
 def table(sizes: list[int], results: list[dict[str, Result]]) -> str:
     label = [f"{s / 1e6:g}M" for s in sizes]
-    rows = ["| step | " + " | ".join(f"peak RSS {x}" for x in label) + f" | {label[-1]} / {label[0]} | "
-            + " | ".join(f"wall (CPU) {x}" for x in label) + f" | per CPU second, {label[-1]} |",
-            "|" + "---|" * (2 * len(sizes) + 3)]
+    rows = [
+        "| step | "
+        + " | ".join(f"peak RSS {x}" for x in label)
+        + f" | {label[-1]} / {label[0]} | "
+        + " | ".join(f"wall (CPU) {x}" for x in label)
+        + f" | per CPU second, {label[-1]} |",
+        "|" + "---|" * (2 * len(sizes) + 3),
+    ]
     for name in results[0]:
         peaks = " | ".join(f"{r[name][0]:,.0f} MiB" for r in results)
         times = " | ".join(f"{r[name][1]:,.1f} s ({r[name][2]:,.1f} s)" for r in results)
-        rows.append(f"| {name} | {peaks} | {results[-1][name][0] / results[0][name][0]:.2f} | {times} | {results[-1][name][3]} |")
+        rows.append(
+            f"| {name} | {peaks} | {results[-1][name][0] / results[0][name][0]:.2f} | {times} | {results[-1][name][3]} |"
+        )
     return "\n".join(rows)
 
 
@@ -217,8 +255,11 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(args.workdir, ignore_errors=True)
     print(table(sizes, results))
-    print(f"(this measuring process peaked at {peak_of_this_process():.0f} MiB, below every step: "
-          "a forked child starts from its parent's size)", file=sys.stderr)
+    print(
+        f"(this measuring process peaked at {peak_of_this_process():.0f} MiB, below every step: "
+        "a forked child starts from its parent's size)",
+        file=sys.stderr,
+    )
     print(json.dumps({"sizes": sizes, "results": results}), file=sys.stderr)
 
 

@@ -36,7 +36,9 @@ from pathlib import Path
 from common import REPO, data_file, machine, sha256
 
 NLM = Path(sys.executable).with_name("nlm")
-EPOCH_LINE = re.compile(r"end of epoch\s+(\d+)\s+\|\s+time:\s+([\d.]+)s\s+\|\s+valid loss\s+([\d.]+)\s+\|\s+valid ppl\s+([\d.]+)")
+EPOCH_LINE = re.compile(
+    r"end of epoch\s+(\d+)\s+\|\s+time:\s+([\d.]+)s\s+\|\s+valid loss\s+([\d.]+)\s+\|\s+valid ppl\s+([\d.]+)"
+)
 
 
 def _env() -> dict[str, str]:
@@ -78,8 +80,12 @@ def main() -> None:
     parser.add_argument("--example", type=Path, required=True, help="pytorch/examples' word_language_model folder")
     parser.add_argument("--minutes", type=float, default=25.0)
     parser.add_argument("--recipe", default="ptb-25min")
-    parser.add_argument("--epoch-seconds", type=float, default=238.0,
-                        help="the example's seconds per epoch (training and validation) on one core of this machine")
+    parser.add_argument(
+        "--epoch-seconds",
+        type=float,
+        default=238.0,
+        help="the example's seconds per epoch (training and validation) on one core of this machine",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "equal-time")
     args = parser.parse_args()
     main_py = args.example / "main.py"
@@ -94,18 +100,57 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         data = example_data(Path(scratch))
         run = args.out / args.recipe
-        with (args.out / "example.log").open("w") as example_log, (args.out / f"{args.recipe}.log").open("w") as nlm_log:
+        with (
+            (args.out / "example.log").open("w") as example_log,
+            (args.out / f"{args.recipe}.log").open("w") as nlm_log,
+        ):
             start = time.monotonic()
             example = subprocess.Popen(
-                ["taskset", "-c", "0", sys.executable, str(main_py), "--data", str(data), "--epochs", str(epochs),
-                 "--save", str(Path(scratch) / "model.pt")],
-                cwd=args.example, env=_env(), stdout=example_log, stderr=subprocess.STDOUT)
+                [
+                    "taskset",
+                    "-c",
+                    "0",
+                    sys.executable,
+                    str(main_py),
+                    "--data",
+                    str(data),
+                    "--epochs",
+                    str(epochs),
+                    "--save",
+                    str(Path(scratch) / "model.pt"),
+                ],
+                cwd=args.example,
+                env=_env(),
+                stdout=example_log,
+                stderr=subprocess.STDOUT,
+            )
             try:
                 ours = subprocess.run(
-                    ["taskset", "-c", "1", str(NLM), "--threads", "1", "train", "--recipe", args.recipe,
-                     "--train", str(data_file("ptb/ptb.train.txt")), "--valid", str(data_file("ptb/ptb.valid.txt")),
-                     "-o", str(run), "--force", "--max-time", str(seconds), "-q"],
-                    env=_env(), stderr=nlm_log, timeout=seconds + 900)
+                    [
+                        "taskset",
+                        "-c",
+                        "1",
+                        str(NLM),
+                        "--threads",
+                        "1",
+                        "train",
+                        "--recipe",
+                        args.recipe,
+                        "--train",
+                        str(data_file("ptb/ptb.train.txt")),
+                        "--valid",
+                        str(data_file("ptb/ptb.valid.txt")),
+                        "-o",
+                        str(run),
+                        "--force",
+                        "--max-time",
+                        str(seconds),
+                        "-q",
+                    ],
+                    env=_env(),
+                    stderr=nlm_log,
+                    timeout=seconds + 900,
+                )
                 ours_wall = time.monotonic() - start
                 if ours.returncode == 0:
                     example.wait(timeout=seconds + 900)
@@ -120,10 +165,14 @@ def main() -> None:
     nlm_ppl, nlm_epochs, nlm_steps, nlm_train = nlm_figure(run)
     print("\n| run | epochs | training time | wall | best validation perplexity |")
     print("|---|---:|---:|---:|---:|")
-    print(f"| pytorch/examples main.py, defaults, --epochs {epochs} | {ex_epochs} | {ex_train / 60:.1f} min | "
-          f"{example_wall / 60:.1f} min | {ex_ppl:.2f} |")
-    print(f"| nlm train --recipe {args.recipe} --max-time {seconds:g} | {nlm_epochs:.2f} ({nlm_steps:,} steps) | "
-          f"{nlm_train / 60:.1f} min | {ours_wall / 60:.1f} min | {nlm_ppl:.2f} |")
+    print(
+        f"| pytorch/examples main.py, defaults, --epochs {epochs} | {ex_epochs} | {ex_train / 60:.1f} min | "
+        f"{example_wall / 60:.1f} min | {ex_ppl:.2f} |"
+    )
+    print(
+        f"| nlm train --recipe {args.recipe} --max-time {seconds:g} | {nlm_epochs:.2f} ({nlm_steps:,} steps) | "
+        f"{nlm_train / 60:.1f} min | {ours_wall / 60:.1f} min | {nlm_ppl:.2f} |"
+    )
     print(f"\nnlm / example perplexity: {nlm_ppl / ex_ppl:.3f} ({(nlm_ppl / ex_ppl - 1) * 100:+.1f}%)")
 
 

@@ -38,8 +38,13 @@ print(json.dumps({"seconds": time.perf_counter() - start, "logprob": float(score
 
 
 def run(tokens: int, vocab: int, budget: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(tokens), str(vocab), str(budget)], capture_output=True,
-                          text=True, timeout=1800, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tokens), str(vocab), str(budget)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -56,8 +61,10 @@ def main() -> None:
     windowed = run(args.tokens, args.vocab, args.budget)
     one_pass = run(args.tokens, args.vocab, (args.tokens + 1) * args.vocab)
     for name, r in (("windowed", windowed), ("one pass", one_pass)):
-        print(f"{name:9} peak RSS {r['peak_rss_mb']:7,.0f} MB (ids alone {r['rss_before_mb']:,.0f} MB), "
-              f"{r['seconds']:.1f} s, log-prob {r['logprob']:.4f}")
+        print(
+            f"{name:9} peak RSS {r['peak_rss_mb']:7,.0f} MB (ids alone {r['rss_before_mb']:,.0f} MB), "
+            f"{r['seconds']:.1f} s, log-prob {r['logprob']:.4f}"
+        )
     agree = abs(windowed["logprob"] - one_pass["logprob"]) <= 1e-5 * args.tokens
     print(f"log-probs agree to 1e-5 per token: {'yes' if agree else 'NO'}; wall {time.perf_counter() - started:.0f} s")
     sys.exit(0 if agree else 1)

@@ -36,8 +36,10 @@ def measured(run_dir: Path) -> str:
     """The best validation figure in metrics.jsonl: perplexity, and bits per token for character data."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     best = min(rows, key=lambda m: m["loss"])
-    return (f"valid ppl {math.exp(best['loss']):.2f}, {best['loss'] / math.log(2):.4f} bits/token "
-            f"(epoch {best['epoch']} of {rows[-1]['epoch']}, step {best['step']})")
+    return (
+        f"valid ppl {math.exp(best['loss']):.2f}, {best['loss'] / math.log(2):.4f} bits/token "
+        f"(epoch {best['epoch']} of {rows[-1]['epoch']}, step {best['step']})"
+    )
 
 
 def main() -> None:
@@ -48,13 +50,27 @@ def main() -> None:
     parser.add_argument("--no-finetune", action="store_true", help="skip the fine-tuning of an NT-ASGD recipe")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
-    args, extra = parser.parse_args(argv[:cut]), argv[cut + 1:]  # after --: options for nlm train
+    args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]  # after --: options for nlm train
     recipe, nlm = RECIPES[args.recipe], [sys.executable, "-m", "nlm"]
     args.out.mkdir(parents=True, exist_ok=True)
     run_dir = args.out / recipe.name
     train, valid = (str(data_file(f)) for f in recipe.files)
-    command = [*nlm, "train", "--recipe", recipe.name, "--train", train, "--valid", valid, "-o", str(run_dir), "--force",
-               "--device", args.device, *extra]
+    command = [
+        *nlm,
+        "train",
+        "--recipe",
+        recipe.name,
+        "--train",
+        train,
+        "--valid",
+        valid,
+        "-o",
+        str(run_dir),
+        "--force",
+        "--device",
+        args.device,
+        *extra,
+    ]
     wall = run(command, args.out / f"{recipe.name}.log")
     print(f"{recipe.name}: {measured(run_dir)}; {wall / 60:.1f} min", flush=True)
     if recipe.options.get("optimizer") == "ntasgd" and not args.no_finetune:

@@ -68,7 +68,10 @@ class ExampleLSTM(nn.Module):
 
     def init_hidden(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         weight = next(self.parameters())
-        return (weight.new_zeros(self.layers, batch_size, self.hidden), weight.new_zeros(self.layers, batch_size, self.hidden))
+        return (
+            weight.new_zeros(self.layers, batch_size, self.hidden),
+            weight.new_zeros(self.layers, batch_size, self.hidden),
+        )
 
 
 def detached(hidden):
@@ -76,7 +79,9 @@ def detached(hidden):
     return hidden.detach() if isinstance(hidden, torch.Tensor) else tuple(detached(h) for h in hidden)
 
 
-def train_steps(model: ExampleLSTM, data: torch.Tensor, *, steps: int, lr: float, clip: float, bptt: int) -> tuple[int, float, float]:
+def train_steps(
+    model: ExampleLSTM, data: torch.Tensor, *, steps: int, lr: float, clip: float, bptt: int
+) -> tuple[int, float, float]:
     """`steps` training windows from the start of `data` [L, B]: (tokens, seconds, mean loss)."""
     model.train()
     total_loss, tokens, done = 0.0, 0, 0
@@ -113,9 +118,22 @@ def main() -> None:
     ids, vocab_size = read_ids(args.data)
     s = SETTINGS
     model = ExampleLSTM(vocab_size, emb=s["emb"], hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"])
-    tokens, seconds, loss = train_steps(model, columns(ids, s["batch_size"]), steps=args.steps, lr=s["lr"], clip=s["clip"], bptt=s["bptt"])
-    print(json.dumps({"path": "bare", "steps": args.steps, "tokens": tokens, "seconds": round(seconds, 4),
-                      "tokens_per_s": round(tokens / seconds, 1), "loss": round(loss, 4), "vocab": vocab_size}))
+    tokens, seconds, loss = train_steps(
+        model, columns(ids, s["batch_size"]), steps=args.steps, lr=s["lr"], clip=s["clip"], bptt=s["bptt"]
+    )
+    print(
+        json.dumps(
+            {
+                "path": "bare",
+                "steps": args.steps,
+                "tokens": tokens,
+                "seconds": round(seconds, 4),
+                "tokens_per_s": round(tokens / seconds, 1),
+                "loss": round(loss, 4),
+                "vocab": vocab_size,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

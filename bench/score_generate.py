@@ -76,16 +76,22 @@ def main() -> int:
         return e.exit_code
     config = lm.model_config
     print(f"model {lm.signature}: {config.cell} {config.layers}x{config.hidden}, vocabulary {len(lm.vocab):,}")
-    print(f"device {lm.device}, {args.threads} torch thread(s), {platform.processor() or platform.machine()}, torch {torch.__version__}")
+    print(
+        f"device {lm.device}, {args.threads} torch thread(s), {platform.processor() or platform.machine()}, torch {torch.__version__}"
+    )
     print(f"text {args.text}: {len(lines):,} sentences\n")
     print(f"{'scoring':<24}{'seconds':>10}{'sentences/s':>14}{'tokens/s':>12}")
     timings = {}
     for batch_size in (1, args.batch_size):
         seconds, scores, tokens = time_scoring(lm, lines, batch_size)
         timings[batch_size] = scores
-        print(f"{f'--batch-size {batch_size}':<24}{seconds:>10.2f}{len(lines) / seconds:>14,.0f}{tokens / seconds:>12,.0f}")
+        print(
+            f"{f'--batch-size {batch_size}':<24}{seconds:>10.2f}{len(lines) / seconds:>14,.0f}{tokens / seconds:>12,.0f}"
+        )
     difference = float(np.abs(timings[1] - timings[args.batch_size]).max())
-    print(f"max |batched - one at a time| = {difference:.2e} nats ({'agree' if difference <= 1e-4 else 'DISAGREE'} to 1e-4)\n")
+    print(
+        f"max |batched - one at a time| = {difference:.2e} nats ({'agree' if difference <= 1e-4 else 'DISAGREE'} to 1e-4)\n"
+    )
     print(f"{'generation':<24}{'tokens/s':>10}{'ms/step, first 100':>20}{'last 100':>10}")
     for length, repeats in ((100, 10), (1000, 1)):
         rate, first, last = time_generation(lm, length, repeats)

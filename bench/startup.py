@@ -51,8 +51,11 @@ def medians(runs: int, commands: dict[str, tuple[list[str], bytes]]) -> dict[str
 def small_model(folder: Path) -> Path:
     train = data_file("ptb/ptb.train.txt")
     run = folder / "ptb-1-step"
-    subprocess.run([NLM, "train", "--train", str(train), "-o", str(run), "--max-steps", "1", "-q", "--cache-dir", str(folder)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [NLM, "train", "--train", str(train), "-o", str(run), "--max-steps", "1", "-q", "--cache-dir", str(folder)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return run
 
 
@@ -63,21 +66,28 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nlm-startup-") as folder:
         model = args.model or small_model(Path(folder))
-        print(f"machine: {machine()}\nmodel: {model} ({os.path.getsize(model / 'best.pt' if model.is_dir() else model):,} bytes)")
-        rows = medians(args.runs, {
-            "python -c pass": ([PYTHON, "-c", "pass"], b""),
-            "python -c 'import torch'": ([PYTHON, "-c", "import torch"], b""),
-            "  the same, no collection at exit": ([PYTHON, "-c", FROZEN_TORCH], b""),
-            "nlm --help": ([NLM, "--help"], b""),
-            'echo "w1 w2" | nlm score -m RUN': ([NLM, "score", "-m", str(model)], b"w1 w2\n"),
-        })
+        print(
+            f"machine: {machine()}\nmodel: {model} ({os.path.getsize(model / 'best.pt' if model.is_dir() else model):,} bytes)"
+        )
+        rows = medians(
+            args.runs,
+            {
+                "python -c pass": ([PYTHON, "-c", "pass"], b""),
+                "python -c 'import torch'": ([PYTHON, "-c", "import torch"], b""),
+                "  the same, no collection at exit": ([PYTHON, "-c", FROZEN_TORCH], b""),
+                "nlm --help": ([NLM, "--help"], b""),
+                'echo "w1 w2" | nlm score -m RUN': ([NLM, "score", "-m", str(model)], b"w1 w2\n"),
+            },
+        )
     print(f"\n{'command':<34}{'wall s':>8}{'cpu s':>8}   (median of {args.runs})")
     for name, (wall, cpu) in rows.items():
         print(f"{name:<34}{wall:>8.2f}{cpu:>8.2f}")
     score = rows['echo "w1 w2" | nlm score -m RUN']
     for name in ("python -c 'import torch'", "  the same, no collection at exit"):
         torch_alone = rows[name]
-        print(f"nlm score beyond {name.strip()!r}: {score[0] - torch_alone[0]:+.2f} s wall, {score[1] - torch_alone[1]:+.2f} s cpu")
+        print(
+            f"nlm score beyond {name.strip()!r}: {score[0] - torch_alone[0]:+.2f} s wall, {score[1] - torch_alone[1]:+.2f} s cpu"
+        )
 
 
 if __name__ == "__main__":

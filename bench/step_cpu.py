@@ -33,7 +33,10 @@ def usage() -> tuple[float, float, int]:
 
 def report(path: str, start: tuple, end: tuple, steps: int) -> None:
     cpu, system, faults = ((b - a) / steps for a, b in zip(start, end))
-    print(f"{path:<5} {cpu * 1e3:6.1f} ms/step CPU  (system {system * 1e3:4.1f} ms, {faults:6.0f} page faults)", flush=True)
+    print(
+        f"{path:<5} {cpu * 1e3:6.1f} ms/step CPU  (system {system * 1e3:4.1f} ms, {faults:6.0f} page faults)",
+        flush=True,
+    )
 
 
 def bare(train: Path, steps: int) -> None:
@@ -77,12 +80,24 @@ def nlm(train: Path, steps: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="nlm-step-cpu-"))
     vocab, _ = build_vocab(read_lines(train), config=VocabConfig())
     torch.manual_seed(1)
-    task = LMTask(model=RNNLM(RNNConfig(vocab_size=len(vocab))), vocab=vocab, train=encode_corpus(train, vocab, cache_dir=work),
-                  valid=None, data=LMDataConfig(), device=torch.device("cpu"), seed=1)
+    task = LMTask(
+        model=RNNLM(RNNConfig(vocab_size=len(vocab))),
+        vocab=vocab,
+        train=encode_corpus(train, vocab, cache_dir=work),
+        valid=None,
+        data=LMDataConfig(),
+        device=torch.device("cpu"),
+        seed=1,
+    )
     config = TrainConfig(lr=20.0, max_steps=WARMUP + steps)
     with RunFolder.create(work / "run", force=True) as folder:
-        callbacks = [DivergenceGuard(task.uniform_loss), LRSchedule(config), CheckpointCallback(folder),
-                     ProgressCallback(Console(file=io.StringIO()), describe=task.describe), Clock()]
+        callbacks = [
+            DivergenceGuard(task.uniform_loss),
+            LRSchedule(config),
+            CheckpointCallback(folder),
+            ProgressCallback(Console(file=io.StringIO()), describe=task.describe),
+            Clock(),
+        ]
         Trainer(task, config, device=torch.device("cpu"), callbacks=callbacks).fit()
 
 
@@ -101,8 +116,11 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for _ in range(args.pairs):
         for path in ("bare", "nlm"):
-            subprocess.run(["taskset", "-c", str(args.core), sys.executable, __file__, "--path", path, "--steps", str(args.steps)],
-                           check=True, env=env)
+            subprocess.run(
+                ["taskset", "-c", str(args.core), sys.executable, __file__, "--path", path, "--steps", str(args.steps)],
+                check=True,
+                env=env,
+            )
 
 
 if __name__ == "__main__":

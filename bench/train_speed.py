@@ -42,12 +42,30 @@ def _pinned(core: int, command: list[str]) -> list[str]:
 
 
 def bare_command(core: int, train: Path, steps: int) -> list[str]:
-    return _pinned(core, [sys.executable, str(REFERENCE), "--data", str(train), "--steps", str(steps), "--threads", "1"])
+    return _pinned(
+        core, [sys.executable, str(REFERENCE), "--data", str(train), "--steps", str(steps), "--threads", "1"]
+    )
 
 
 def nlm_command(core: int, train: Path, steps: int, run: Path, cache: Path) -> list[str]:
-    return _pinned(core, [str(NLM), "--threads", "1", "train", "--train", str(train), "-o", str(run), "--force",
-                          "--max-steps", str(steps), "--cache-dir", str(cache)])
+    return _pinned(
+        core,
+        [
+            str(NLM),
+            "--threads",
+            "1",
+            "train",
+            "--train",
+            str(train),
+            "-o",
+            str(run),
+            "--force",
+            "--max-steps",
+            str(steps),
+            "--cache-dir",
+            str(cache),
+        ],
+    )
 
 
 def _env() -> dict[str, str]:
@@ -77,10 +95,16 @@ def one_round(k: int, cores: list[int], train: Path, steps: int, work: Path) -> 
 
     def start(path: str) -> subprocess.Popen:
         if path == "bare":
-            return subprocess.Popen(bare_command(bare_core, train, steps), stdout=subprocess.PIPE, text=True, env=_env())
+            return subprocess.Popen(
+                bare_command(bare_core, train, steps), stdout=subprocess.PIPE, text=True, env=_env()
+            )
         with log.open("w") as stderr:
-            return subprocess.Popen(nlm_command(nlm_core, train, steps, run, work / "cache"), stdout=subprocess.DEVNULL,
-                                    stderr=stderr, env=_env())
+            return subprocess.Popen(
+                nlm_command(nlm_core, train, steps, run, work / "cache"),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env=_env(),
+            )
 
     def rate(path: str, process: subprocess.Popen) -> float:
         return bare_rate(process) if path == "bare" else nlm_rate(process, run, log)
@@ -98,7 +122,9 @@ def one_round(k: int, cores: list[int], train: Path, steps: int, work: Path) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=300, help="training steps per measurement (under one PTB epoch: 1,327)")
+    parser.add_argument(
+        "--steps", type=int, default=300, help="training steps per measurement (under one PTB epoch: 1,327)"
+    )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--cores", default="0", help="one core (one after the other) or two (side by side)")
     args = parser.parse_args()
@@ -118,7 +144,9 @@ def main() -> None:
             bare, nlm, where = one_round(k, cores, train, args.steps, Path(work))
             ratios.append(nlm / bare)
             print(f"{k + 1:<7}{bare:>12,.0f}{nlm:>12,.0f}{nlm / bare:>12.3f}   {where}", flush=True)
-    print(f"\nmedian ratio nlm / bare: {statistics.median(ratios):.3f} (rounds: {', '.join(f'{r:.3f}' for r in ratios)})")
+    print(
+        f"\nmedian ratio nlm / bare: {statistics.median(ratios):.3f} (rounds: {', '.join(f'{r:.3f}' for r in ratios)})"
+    )
 
 
 if __name__ == "__main__":

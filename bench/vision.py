@@ -53,8 +53,10 @@ def mnist_split(folder: Path) -> tuple[ImageSet, ImageSet]:
     """(first 55,000, last 5,000) of MNIST's training split; exits with a message if it is not there."""
     images = folder / "train-images-idx3-ubyte.gz"
     if not images.is_file() or not (folder / "train-labels-idx1-ubyte.gz").is_file():
-        sys.exit(f"bench/vision.py: MNIST is not in {folder} (train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz); "
-                 "pass --mnist FOLDER")
+        sys.exit(
+            f"bench/vision.py: MNIST is not in {folder} (train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz); "
+            "pass --mnist FOLDER"
+        )
     data = load_idx(images)
     n = len(data)
     return data.subset(torch.arange(n - HOLDOUT)), data.subset(torch.arange(n - HOLDOUT, n))
@@ -67,11 +69,22 @@ def epoch_seconds(run_dir: Path) -> list[float]:
 
 
 def bench_cnn(train: ImageSet, valid: ImageSet, args, out: Path) -> dict:
-    config = TrainConfig(optimizer="adam", lr=args.lr, clip=0.0, epochs=args.epochs, schedule="none", device=args.device, seed=1)
-    job = ClassifierJob(arch="cnn", model=classifier_config("cnn"), data=ClassifyConfig(batch_size=args.batch_size), images=(train, valid))
+    config = TrainConfig(
+        optimizer="adam", lr=args.lr, clip=0.0, epochs=args.epochs, schedule="none", device=args.device, seed=1
+    )
+    job = ClassifierJob(
+        arch="cnn",
+        model=classifier_config("cnn"),
+        data=ClassifyConfig(batch_size=args.batch_size),
+        images=(train, valid),
+    )
     result = train_classifier(job=job, output=out / "lenet", force=True, train=config, console=console)
     seconds = epoch_seconds(result.run_dir)
-    return {"valid_accuracy": result.metrics["accuracy"], "seconds_per_epoch": sum(seconds) / len(seconds), "epochs": len(seconds)}
+    return {
+        "valid_accuracy": result.metrics["accuracy"],
+        "seconds_per_epoch": sum(seconds) / len(seconds),
+        "epochs": len(seconds),
+    }
 
 
 def pca_error(train: ImageSet, valid: ImageSet, k: int) -> float:
@@ -86,9 +99,19 @@ def pca_error(train: ImageSet, valid: ImageSet, k: int) -> float:
 
 
 def bench_autoencoder(train: ImageSet, valid: ImageSet, args, out: Path) -> dict:
-    model = autoencoder_config("undercomplete", hidden=(args.code,), code_activation=args.activation, output_activation="sigmoid")
-    config = TrainConfig(optimizer="adam", lr=args.ae_lr, clip=0.0, epochs=args.ae_epochs, schedule="plateau", lr_factor=0.5,
-                         device=args.device, seed=1)
+    model = autoencoder_config(
+        "undercomplete", hidden=(args.code,), code_activation=args.activation, output_activation="sigmoid"
+    )
+    config = TrainConfig(
+        optimizer="adam",
+        lr=args.ae_lr,
+        clip=0.0,
+        epochs=args.ae_epochs,
+        schedule="plateau",
+        lr_factor=0.5,
+        device=args.device,
+        seed=1,
+    )
     job = AutoencoderJob(model=model, data=ReconstructConfig(batch_size=args.batch_size), images=(train, valid))
     result = train_autoencoder(job=job, output=out / "autoencoder", force=True, train=config, console=console)
     _, _, error = reconstruct(load_autoencoder(result.run_dir / "best.pt"), valid)
@@ -108,7 +131,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads [default: torch's choice]")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=None, help="where the two run folders go [default: a temporary folder]")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where the two run folders go [default: a temporary folder]"
+    )
     parser.add_argument("--skip-cnn", action="store_true", help="only the autoencoder and PCA")
     parser.add_argument("--skip-ae", action="store_true", help="only the CNN")
     args = parser.parse_args()
@@ -118,18 +143,26 @@ def main() -> None:
     started = time.monotonic()
     train, valid = mnist_split(args.mnist)
     console.print(f"MNIST: {len(train):,} training and {len(valid):,} held-out images; runs in {out}")
-    print(f"hardware: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, device {args.device}, "
-          f"torch {torch.__version__}")
+    print(
+        f"hardware: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, device {args.device}, "
+        f"torch {torch.__version__}"
+    )
     if not args.skip_cnn:
         cnn = bench_cnn(train, valid, args, out)
-        print(f"LeNet CNN: valid accuracy {cnn['valid_accuracy']:.4f} after {cnn['epochs']} epoch(s), "
-              f"{cnn['seconds_per_epoch']:.1f} s per epoch (train + validate)")
+        print(
+            f"LeNet CNN: valid accuracy {cnn['valid_accuracy']:.4f} after {cnn['epochs']} epoch(s), "
+            f"{cnn['seconds_per_epoch']:.1f} s per epoch (train + validate)"
+        )
     if not args.skip_ae:
         ae = bench_autoencoder(train, valid, args, out)
         pca = pca_error(train, valid, args.code)
-        print(f"autoencoder 784-{args.code}-784 ({args.activation} code, sigmoid output): valid MSE {ae['valid_mse']:.5f} "
-              f"per pixel after {ae['epochs']} epochs, {ae['seconds_per_epoch']:.1f} s per epoch")
-        print(f"PCA, {args.code} components (exact): valid MSE {pca:.5f} per pixel; autoencoder / PCA = {ae['valid_mse'] / pca:.3f}")
+        print(
+            f"autoencoder 784-{args.code}-784 ({args.activation} code, sigmoid output): valid MSE {ae['valid_mse']:.5f} "
+            f"per pixel after {ae['epochs']} epochs, {ae['seconds_per_epoch']:.1f} s per epoch"
+        )
+        print(
+            f"PCA, {args.code} components (exact): valid MSE {pca:.5f} per pixel; autoencoder / PCA = {ae['valid_mse'] / pca:.3f}"
+        )
     print(f"wall time {time.monotonic() - started:.0f} s")
 
 

@@ -34,20 +34,43 @@ def write_corpus(folder: Path, lines: int = 300, seed: int = 0) -> tuple[Path, P
     return train, valid
 
 
-def train_tiny_lm(root: Path, name: str, *, level: str = "word", mode: str = "stream", size: int | None = None,
-                  steps: int = 30, hidden: int = 16, train_file: Path | None = None, valid_file: Path | None = None,
-                  lr: float = 0.02, epochs: int = 50, softmax: str = "full", cutoffs: tuple[int, ...] = ()) -> Path:
+def train_tiny_lm(
+    root: Path,
+    name: str,
+    *,
+    level: str = "word",
+    mode: str = "stream",
+    size: int | None = None,
+    steps: int = 30,
+    hidden: int = 16,
+    train_file: Path | None = None,
+    valid_file: Path | None = None,
+    lr: float = 0.02,
+    epochs: int = 50,
+    softmax: str = "full",
+    cutoffs: tuple[int, ...] = (),
+) -> Path:
     """Train (or reuse) a one-layer LSTM into root/name and return the run folder."""
     run_dir = root / name
     if (run_dir / "best.pt").exists():
         return run_dir
     if train_file is None:
         train_file, valid_file = write_corpus(root / "corpus")
-    job = LMJob(train=str(train_file), valid=str(valid_file) if valid_file else None, cache_dir=root / "cache",
-                vocab_config=VocabConfig(level=level, size=size), data=LMDataConfig(mode=mode, batch_size=8, bptt=12, eval_batch_size=4),
-                model=RNNConfig(emb=hidden, hidden=hidden, layers=1, dropout=0.0, softmax=softmax, cutoffs=cutoffs))
-    train_language_model(job=job, output=run_dir, console=Console(file=io.StringIO()), quiet=True,
-                         train=TrainConfig(optimizer="adam", lr=lr, max_steps=steps, epochs=epochs, device="cpu", seed=3))
+    job = LMJob(
+        train=str(train_file),
+        valid=str(valid_file) if valid_file else None,
+        cache_dir=root / "cache",
+        vocab_config=VocabConfig(level=level, size=size),
+        data=LMDataConfig(mode=mode, batch_size=8, bptt=12, eval_batch_size=4),
+        model=RNNConfig(emb=hidden, hidden=hidden, layers=1, dropout=0.0, softmax=softmax, cutoffs=cutoffs),
+    )
+    train_language_model(
+        job=job,
+        output=run_dir,
+        console=Console(file=io.StringIO()),
+        quiet=True,
+        train=TrainConfig(optimizer="adam", lr=lr, max_steps=steps, epochs=epochs, device="cpu", seed=3),
+    )
     return run_dir
 
 

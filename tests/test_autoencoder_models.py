@@ -92,7 +92,9 @@ def test_sparsity_penalty_is_part_of_the_loss():
 @pytest.mark.parametrize("corruption, noise", [("mask", 0.5), ("gaussian", 0.3)])
 def test_denoising_corrupts_the_input_but_not_the_target(corruption, noise):
     torch.manual_seed(0)
-    ae = Autoencoder(AutoencoderConfig(kind="denoising", input_size=64, hidden=(32,), corruption=corruption, noise=noise))
+    ae = Autoencoder(
+        AutoencoderConfig(kind="denoising", input_size=64, hidden=(32,), corruption=corruption, noise=noise)
+    )
     x = torch.rand(8, 64)
     before = x.clone()
     noisy = ae.corrupt(x, torch.Generator().manual_seed(1))
@@ -108,7 +110,12 @@ def test_denoising_corrupts_the_input_but_not_the_target(corruption, noise):
 def test_encoder_state_keys():
     ae = Autoencoder(AutoencoderConfig(kind="stacked", input_size=64, hidden=(32, 8)))
     state = ae.encoder_state()
-    assert {k: tuple(v.shape) for k, v in state.items()} == {"0.weight": (32, 64), "0.bias": (32,), "1.weight": (8, 32), "1.bias": (8,)}
+    assert {k: tuple(v.shape) for k, v in state.items()} == {
+        "0.weight": (32, 64),
+        "0.bias": (32,),
+        "1.weight": (8, 32),
+        "1.bias": (8,),
+    }
 
 
 def test_stacked_layerwise_pretraining_then_fine_tuning(digits):
@@ -122,7 +129,12 @@ def test_stacked_layerwise_pretraining_then_fine_tuning(digits):
         first, last = adam_steps(lambda: ae.layer_loss(digits, k, noise), ae.layer_parameters(k), steps=40, lr=1e-2)
         assert last < 0.7 * first
         changed = {name for name, p in ae.named_parameters() if not torch.equal(p, others[name])}
-        assert changed == {f"encoder.{k}.weight", f"encoder.{k}.bias", f"decoder.{1 - k}.weight", f"decoder.{1 - k}.bias"}
+        assert changed == {
+            f"encoder.{k}.weight",
+            f"encoder.{k}.bias",
+            f"decoder.{1 - k}.weight",
+            f"decoder.{1 - k}.bias",
+        }
     ae.eval()
     pretrained = ae.loss(digits)[0].item()
     ae.train()

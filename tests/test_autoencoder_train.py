@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from rich.console import Console
+from test_autoencoder_models import captured
 
 from nlm.autoencode.inference import encode_images, load_autoencoder, reconstruct, write_codes
 from nlm.autoencode.task import ReconstructConfig
@@ -21,14 +22,15 @@ from nlm.models.autoencoder import Autoencoder
 from nlm.models.classifiers import build_classifier
 from nlm.runtime import seed_everything
 from nlm.train.config import TrainConfig
-from test_autoencoder_models import captured
 
 QUIET = Console(stderr=True, quiet=True)
 
 
 def fit(tmp_path, name, model, *, images=None, sources=None, data=None, **train):
     train = {"optimizer": "adam", "lr": 3e-3, "clip": 0.0, "device": "cpu", "epochs": 10, **train}
-    job = AutoencoderJob(model=model, data=data or ReconstructConfig(batch_size=50), sources=sources or ImageSources(), images=images)
+    job = AutoencoderJob(
+        model=model, data=data or ReconstructConfig(batch_size=50), sources=sources or ImageSources(), images=images
+    )
     return train_autoencoder(job=job, output=tmp_path / name, train=TrainConfig(**train), console=QUIET, quiet=True)
 
 
@@ -54,7 +56,9 @@ def test_linear_autoencoder_reaches_the_error_of_pca(tmp_path, digits):
     loaded = load_autoencoder(result.run_dir / "last.pt")
     _, _, error = reconstruct(loaded, digits[0])
     assert error < 1.02 * pca_error, error / pca_error  # within 2% of the best rank-k linear reconstruction ...
-    assert captured(loaded.model.decoder[0].weight, vh[:6].T).min() > 0.97  # ... by finding the leading principal directions
+    assert (
+        captured(loaded.model.decoder[0].weight, vh[:6].T).min() > 0.97
+    )  # ... by finding the leading principal directions
 
 
 @pytest.mark.slow
@@ -63,7 +67,9 @@ def test_denoising_autoencoder_reconstructs_corrupted_inputs_better(tmp_path, di
     for name, noise in [("plain", 0.0), ("denoising", 0.5)]:
         model = autoencoder_config("denoising", hidden=(64,), code_activation="relu", corruption="mask", noise=noise)
         fit(tmp_path, name, model, images=digits, epochs=8)
-        errors[name] = reconstruct(load_autoencoder(tmp_path / name), digits[1], corruption="mask", noise=0.5, seed=3)[2]
+        errors[name] = reconstruct(load_autoencoder(tmp_path / name), digits[1], corruption="mask", noise=0.5, seed=3)[
+            2
+        ]
     assert errors["denoising"] < 0.97 * errors["plain"], errors
 
 
@@ -71,13 +77,22 @@ STACKED = dict(hidden=(48, 12), code_activation="relu", noise=0.2)
 
 
 def test_stacked_pretraining_runs_layer_by_layer_then_fine_tunes(tmp_path, digits):
-    result = fit(tmp_path, "stacked", autoencoder_config("stacked", **STACKED), images=digits, epochs=2,
-                 data=ReconstructConfig(batch_size=50, pretrain_epochs=2))
+    result = fit(
+        tmp_path,
+        "stacked",
+        autoencoder_config("stacked", **STACKED),
+        images=digits,
+        epochs=2,
+        data=ReconstructConfig(batch_size=50, pretrain_epochs=2),
+    )
     phases = [m["phase"] for m in metrics(result.run_dir)]
     assert phases == ["layer 1/2"] * 2 + ["layer 2/2"] * 2 + ["fine-tune"] * 2
     losses = {phase: [m["loss"] for m in metrics(result.run_dir) if m["phase"] == phase] for phase in phases}
     assert all(later < first for first, later in losses.values()), losses
-    assert result.stop_reason == "finished" and torch.load(result.run_dir / "best.pt", weights_only=True)["trainer"]["task"]["phase"] == 2
+    assert (
+        result.stop_reason == "finished"
+        and torch.load(result.run_dir / "best.pt", weights_only=True)["trainer"]["task"]["phase"] == 2
+    )
 
 
 def test_the_first_phase_trains_only_the_first_layer(tmp_path, digits):
@@ -115,17 +130,30 @@ def test_resume_continues_the_phase_it_stopped_in(tmp_path):
 
 
 def test_a_pretrained_encoder_initialises_a_classifier(tmp_path, digits):
-    fit(tmp_path, "ae", autoencoder_config("stacked", **STACKED), images=digits, epochs=1,
-        data=ReconstructConfig(batch_size=50, pretrain_epochs=1))
+    fit(
+        tmp_path,
+        "ae",
+        autoencoder_config("stacked", **STACKED),
+        images=digits,
+        epochs=1,
+        data=ReconstructConfig(batch_size=50, pretrain_epochs=1),
+    )
     config = classifier_config("mlp", init_from=str(tmp_path / "ae"))
     assert config.hidden == (48, 12) and config.activation == "relu"
     network = build_classifier("mlp", config.replace(input_shape=(1, 14, 14)))
     assert initialise_from_encoder(network, tmp_path / "ae").startswith("initialised 2 hidden layer(s)")
     encoder = load_autoencoder(tmp_path / "ae").model.encoder
     assert all(torch.equal(network.dense.hidden[k].weight, encoder[k].weight) for k in range(2))
-    job = ClassifierJob(arch="mlp", model=config, data=ClassifyConfig(batch_size=50), init_from=str(tmp_path / "ae"), images=digits)
-    result = train_classifier(job=job, output=tmp_path / "classifier", console=QUIET, quiet=True,
-                              train=TrainConfig(optimizer="adam", lr=1e-3, clip=0.0, epochs=1, device="cpu"))
+    job = ClassifierJob(
+        arch="mlp", model=config, data=ClassifyConfig(batch_size=50), init_from=str(tmp_path / "ae"), images=digits
+    )
+    result = train_classifier(
+        job=job,
+        output=tmp_path / "classifier",
+        console=QUIET,
+        quiet=True,
+        train=TrainConfig(optimizer="adam", lr=1e-3, clip=0.0, epochs=1, device="cpu"),
+    )
     assert json.loads((result.run_dir / "config.json").read_text())["init_from"] == str(tmp_path / "ae")
     # After an epoch of fine-tuning the first layer is still near the encoder, far from a fresh start.
     trained = load_classifier(result.run_dir).model.dense.hidden[0].weight

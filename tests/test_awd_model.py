@@ -18,8 +18,21 @@ from nlm.text.batches import Window
 from nlm.text.build import VocabConfig, build_vocab
 from nlm.text.corpus import EncodedCorpus
 
-AWD = dict(vocab_size=30, emb=6, hidden=10, last_hidden=6, layers=3, dropout_input=0.4, dropout_hidden=0.3,
-           dropout_output=0.2, locked_dropout=True, emb_dropout=0.1, weight_drop=0.5, ar=2.0, tar=1.0)
+AWD = dict(
+    vocab_size=30,
+    emb=6,
+    hidden=10,
+    last_hidden=6,
+    layers=3,
+    dropout_input=0.4,
+    dropout_hidden=0.3,
+    dropout_output=0.2,
+    locked_dropout=True,
+    emb_dropout=0.1,
+    weight_drop=0.5,
+    ar=2.0,
+    tar=1.0,
+)
 
 
 def test_default_models_keep_the_fused_module_and_its_parameter_names():
@@ -30,7 +43,16 @@ def test_default_models_keep_the_fused_module_and_its_parameter_names():
         + [f"rnn.{kind}_l{layer}" for layer in (0, 1) for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
     )
     # A config stored before these options existed loads, meaning what it meant.
-    old = {"vocab_size": 30, "cell": "gru", "layers": 2, "emb": 8, "hidden": 12, "dropout": 0.3, "tie": False, "init_range": 0.1}
+    old = {
+        "vocab_size": 30,
+        "cell": "gru",
+        "layers": 2,
+        "emb": 8,
+        "hidden": 12,
+        "dropout": 0.3,
+        "tie": False,
+        "init_range": 0.1,
+    }
     config = RNNConfig.from_dict(old)
     assert not config.per_layer and config.dropout_rates() == (0.3, 0.3, 0.3) and config.feature_size == 12
 
@@ -46,14 +68,17 @@ def test_awd_sizes_and_options_build_a_per_layer_stack():
         assert RNNConfig(**options).per_layer, options
 
 
-@pytest.mark.parametrize("options, words", [
-    (dict(emb=6, hidden=10, last_hidden=8, tie=True), "--tie needs --emb equal to --last-hidden"),
-    (dict(layers=1, hidden=10, last_hidden=6), "--last-hidden needs --layers 2"),
-    (dict(weight_drop=1.0), "--weight-drop must be in [0, 1)"),
-    (dict(dropout_input=-0.1), "--dropout-input must be in [0, 1)"),
-    (dict(ar=-1.0), "--ar and --tar must be >= 0"),
-    (dict(rnn_init="xavier"), "--rnn-init must be one of"),
-])
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        (dict(emb=6, hidden=10, last_hidden=8, tie=True), "--tie needs --emb equal to --last-hidden"),
+        (dict(layers=1, hidden=10, last_hidden=6), "--last-hidden needs --layers 2"),
+        (dict(weight_drop=1.0), "--weight-drop must be in [0, 1)"),
+        (dict(dropout_input=-0.1), "--dropout-input must be in [0, 1)"),
+        (dict(ar=-1.0), "--ar and --tar must be >= 0"),
+        (dict(rnn_init="xavier"), "--rnn-init must be one of"),
+    ],
+)
 def test_bad_settings_are_config_errors(options, words):
     with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace(")", r"\)")):
         RNNConfig(**options)
@@ -64,7 +89,7 @@ def test_pytorch_init_gives_each_recurrent_layer_the_range_of_its_size():
     uniform = RNNLM(RNNConfig(**AWD, init_range=0.5))
     pytorch = RNNLM(RNNConfig(**AWD, init_range=0.5, rnn_init="pytorch"))
     for wide, own in zip(uniform.stack.layers, pytorch.stack.layers):
-        bound = own.hidden_size ** -0.5  # 0.32 for the 10-unit layers, 0.41 for the last (6 units)
+        bound = own.hidden_size**-0.5  # 0.32 for the 10-unit layers, 0.41 for the last (6 units)
         assert wide.weight_hh_l0.abs().max() > bound >= own.weight_hh_l0.abs().max()
         assert own.weight_ih_l0.abs().max() <= bound
     assert pytorch.embedding.weight.abs().max() > 0.45  # the embedding keeps +-init_range
@@ -91,8 +116,12 @@ def test_greedy_generation_with_a_per_layer_model_equals_rerunning_the_whole_pre
     torch.manual_seed(2)
     model = RNNLM(RNNConfig(**AWD)).eval()
     prefix = [3, 7, 9]
-    (ids, _), *others = generate_ids(model, prefix, config=SamplingConfig(greedy=True, max_tokens=6, num=2, stop_at_eos=False),
-                                     generator=torch.Generator())
+    (ids, _), *others = generate_ids(
+        model,
+        prefix,
+        config=SamplingConfig(greedy=True, max_tokens=6, num=2, stop_at_eos=False),
+        generator=torch.Generator(),
+    )
     expected = list(prefix)
     with torch.inference_mode():
         for _ in range(6):
@@ -125,7 +154,9 @@ def test_the_training_loss_adds_alpha_ar_plus_beta_tar_of_the_last_layer():
     nll = model.nll(features, window.targets).mean()
     by_hand = 2.0 * features.pow(2).mean() + 1.0 * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
     assert count == window.targets.numel()
-    assert torch.allclose(loss, nll + by_hand) and torch.allclose(activation_penalty(features, raw, ar=2, tar=1), by_hand)
+    assert torch.allclose(loss, nll + by_hand) and torch.allclose(
+        activation_penalty(features, raw, ar=2, tar=1), by_hand
+    )
     model.eval()
     model(window.inputs)
     assert model.last_raw_output is None  # nothing is kept outside training

@@ -44,7 +44,10 @@ def test_variable_window_lengths_follow_the_awd_draw_and_come_back_from_seed_and
     assert abs(np.std(np.array(lengths)[~short]) - 5.0) < 0.3
     again = variable_bptt_lengths(200_000, 70, seed=1, epoch=0)[:-1]
     assert again == lengths
-    assert variable_bptt_lengths(2_000, 70, seed=1, epoch=1) != lengths[: len(variable_bptt_lengths(2_000, 70, seed=1, epoch=1))]
+    assert (
+        variable_bptt_lengths(2_000, 70, seed=1, epoch=1)
+        != lengths[: len(variable_bptt_lengths(2_000, 70, seed=1, epoch=1))]
+    )
 
 
 def _setup(tmp_path, model: RNNConfig, data: LMDataConfig, **train):
@@ -60,8 +63,20 @@ def _setup(tmp_path, model: RNNConfig, data: LMDataConfig, **train):
     return task, Trainer(task, config, device=CPU, callbacks=[])
 
 
-EVERYTHING = RNNConfig(emb=12, hidden=24, last_hidden=12, layers=3, dropout_input=0.2, dropout_hidden=0.1, dropout_output=0.2,
-                       locked_dropout=True, emb_dropout=0.1, weight_drop=0.3, ar=1.0, tar=1.0)
+EVERYTHING = RNNConfig(
+    emb=12,
+    hidden=24,
+    last_hidden=12,
+    layers=3,
+    dropout_input=0.2,
+    dropout_hidden=0.1,
+    dropout_output=0.2,
+    locked_dropout=True,
+    emb_dropout=0.1,
+    weight_drop=0.3,
+    ar=1.0,
+    tar=1.0,
+)
 VARIABLE = LMDataConfig(batch_size=8, bptt=10, variable_bptt=True)
 
 
@@ -72,7 +87,9 @@ def test_a_mid_epoch_position_continues_with_the_same_windows(tmp_path):
     other, _ = _setup(tmp_path, EVERYTHING, VARIABLE)
     tail = list(other.train_batches(1, 5))
     assert len(tail) == len(full) - 5 and all(torch.equal(a.inputs, b.inputs) for a, b in zip(tail, full[5:]))
-    assert [w.inputs.size(1) for w in task.train_batches(2, 0)] != [w.inputs.size(1) for w in full]  # new cuts each epoch
+    assert [w.inputs.size(1) for w in task.train_batches(2, 0)] != [
+        w.inputs.size(1) for w in full
+    ]  # new cuts each epoch
 
 
 def _valid_loss(task: LMTask) -> float:

@@ -59,17 +59,24 @@ def test_windows_with_the_carried_state_equal_one_pass_over_the_sequence():
 
 
 def test_the_hidden_state_starts_from_zero_at_each_epoch_and_carries_within_it(tiny_corpus):
+    from nlm.io.text import read_lines
     from nlm.lm.config import LMDataConfig
     from nlm.lm.task import LMTask
     from nlm.text.build import VocabConfig, build_vocab
     from nlm.text.corpus import encode_corpus
-    from nlm.io.text import read_lines
 
     vocab, _ = build_vocab(read_lines(tiny_corpus[0]), config=VocabConfig())
     torch.manual_seed(0)
     model = RNNLM(RNNConfig(vocab_size=len(vocab), emb=8, hidden=8, layers=1, dropout=0.0)).eval()
-    task = LMTask(model=model, vocab=vocab, train=encode_corpus(tiny_corpus[0], vocab), valid=None,
-                  data=LMDataConfig(batch_size=4, bptt=6), device=torch.device("cpu"), seed=1)
+    task = LMTask(
+        model=model,
+        vocab=vocab,
+        train=encode_corpus(tiny_corpus[0], vocab),
+        valid=None,
+        data=LMDataConfig(batch_size=4, bptt=6),
+        device=torch.device("cpu"),
+        seed=1,
+    )
     with torch.no_grad():
         windows = task.train_batches(0, 0)
         task.training_step(next(windows))

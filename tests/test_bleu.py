@@ -20,12 +20,21 @@ CASES = {
     "disjoint": (["alpha beta gamma delta"], [["one two three four"]]),
     "short hypothesis": (["the cat sat on the mat"], [["the cat sat on the mat today"]]),
     "two sentences, two references": (
-        ["It is a guide to action which ensures that the military always obeys the commands of the party.",
-         "he read the book because he was interested in world history"],
-        [["It is a guide to action that ensures that the military will forever heed Party commands.",
-          "he was interested in world history because he read the book"],
-         ["It is the guiding principle which guarantees the military forces always being under the command of the Party.",
-          "he read the book because he was interested in world history"]]),
+        [
+            "It is a guide to action which ensures that the military always obeys the commands of the party.",
+            "he read the book because he was interested in world history",
+        ],
+        [
+            [
+                "It is a guide to action that ensures that the military will forever heed Party commands.",
+                "he was interested in world history because he read the book",
+            ],
+            [
+                "It is the guiding principle which guarantees the military forces always being under the command of the Party.",
+                "he read the book because he was interested in world history",
+            ],
+        ],
+    ),
     "punctuation and case": (["Hello, World! It's fine."], [["hello , world ! it 's fine ."]]),
 }
 
@@ -44,17 +53,20 @@ def test_corpus_bleu_and_chrf_equal_sacrebleu(name, tokenize, lowercase):
 
 
 def test_modified_unigram_precision_is_two_sevenths():
-    bleu, = corpus_scores(*CASES["modified precision"])
+    (bleu,) = corpus_scores(*CASES["modified precision"])
     assert bleu.details["counts"][0] / bleu.details["totals"][0] == pytest.approx(2 / 7)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("perfect", 100.0),
-    ("disjoint", 0.0),
-    ("short hypothesis", 100 * math.exp(1 - 7 / 6)),  # every n-gram matches; brevity penalty exp(1 - r/c)
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("perfect", 100.0),
+        ("disjoint", 0.0),
+        ("short hypothesis", 100 * math.exp(1 - 7 / 6)),  # every n-gram matches; brevity penalty exp(1 - r/c)
+    ],
+)
 def test_bleu_from_its_definition(name, expected):
-    bleu, = corpus_scores(*CASES[name])
+    (bleu,) = corpus_scores(*CASES[name])
     assert bleu.score == pytest.approx(expected, abs=1e-9)
 
 

@@ -35,6 +35,7 @@ def test_same_seed_same_files_and_held_out_files_do_not_move_with_lines(tmp_path
     nlm("corpus", "recall", "-o", tmp_path / "a", "--lag", 4, "--lines", 50, "--eval-lines", 20)
     nlm("corpus", "recall", "-o", tmp_path / "b", "--lag", 4, "--lines", 50, "--eval-lines", 20)
     nlm("corpus", "recall", "-o", tmp_path / "c", "--lag", 4, "--lines", 90, "--eval-lines", 20)
+
     def read(folder: str, split: str) -> str:
         return (tmp_path / folder / f"{split}.txt").read_text()
 
@@ -56,12 +57,15 @@ def test_markov_writes_the_corpus_and_reports_its_exact_entropy(tmp_path):
     assert (tmp_path / "train.txt").read_text().splitlines() == source.sample(30, seed=train_seed)
 
 
-@pytest.mark.parametrize("args, code, words", [
-    (["copy", "--lag", 0], 2, "--lag must be at least 1"),
-    (["recall", "--symbols", 1], 2, "--symbols must be between 2"),
-    (["copy", "--lines", 0], 2, "--lines must be at least 1"),
-    (["markov", "--mean-length", 0.5], 2, "mean_length must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["copy", "--lag", 0], 2, "--lag must be at least 1"),
+        (["recall", "--symbols", 1], 2, "--symbols must be between 2"),
+        (["copy", "--lines", 0], 2, "--lines must be at least 1"),
+        (["markov", "--mean-length", 0.5], 2, "mean_length must be >= 1"),
+    ],
+)
 def test_nonsense_settings_are_one_line_errors(tmp_path, args, code, words):
     one_line_error(nlm("corpus", args[0], "-o", tmp_path / "out", *args[1:]), code, words)
 

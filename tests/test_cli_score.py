@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import killed_after
 import torch
+from conftest import killed_after
 from lm_helpers import SOURCE, session_root, train_tiny_lm, write_corpus
 from typer.testing import CliRunner
 
@@ -66,8 +66,14 @@ def test_score_reads_stdin_and_equals_the_file_run_at_any_batch_size(run_dir, te
 
 def test_jsonl_with_text_and_base_two(run_dir, text):
     path, lines = text
-    natural = [json.loads(r) for r in nlm("score", "-m", str(run_dir), str(path), "--format", "jsonl", "--with-text").stdout.splitlines()]
-    bits = [json.loads(r) for r in nlm("score", "-m", str(run_dir), str(path), "--format", "jsonl", "--base", "2").stdout.splitlines()]
+    natural = [
+        json.loads(r)
+        for r in nlm("score", "-m", str(run_dir), str(path), "--format", "jsonl", "--with-text").stdout.splitlines()
+    ]
+    bits = [
+        json.loads(r)
+        for r in nlm("score", "-m", str(run_dir), str(path), "--format", "jsonl", "--base", "2").stdout.splitlines()
+    ]
     assert [r["text"] for r in natural] == lines
     assert set(bits[0]) == {"logprob", "tokens", "oovs", "ppl"}
     for n, b in zip(natural, bits):
@@ -80,7 +86,9 @@ def test_jsonl_with_text_and_base_two(run_dir, text):
 def test_per_token_rows_add_up_to_the_sentence_rows(run_dir, text):
     path, lines = text
     sentences = [float(r.split("\t")[0]) for r in nlm("score", "-m", str(run_dir), str(path), "-q").stdout.splitlines()]
-    tokens = [r.split("\t") for r in nlm("score", "-m", str(run_dir), str(path), "-q", "--per-token").stdout.splitlines()]
+    tokens = [
+        r.split("\t") for r in nlm("score", "-m", str(run_dir), str(path), "-q", "--per-token").stdout.splitlines()
+    ]
     assert len(tokens) == sum(len(line.split()) + 1 for line in lines)
     assert tokens[0][:3] == ["1", "1", lines[0].split()[0]]
     totals = [0.0] * len(lines)
@@ -92,8 +100,14 @@ def test_per_token_rows_add_up_to_the_sentence_rows(run_dir, text):
 
 def test_unbuffered_streams_each_answer_before_the_input_ends(run_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "nlm", "score", "-m", str(run_dir), "--unbuffered", "-q"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nlm", "score", "-m", str(run_dir), "--unbuffered", "-q"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     with killed_after(process, 120):
         process.stdin.write(SOURCE.words[0] + "\n")
         process.stdin.flush()

@@ -27,7 +27,9 @@ def test_vocab_build_reports_coverage_and_oov_rate(tiny_corpus, tmp_path):
 
 
 def test_vocab_build_reads_stdin(tmp_path):
-    result = runner.invoke(app, ["vocab", "build", "-o", str(tmp_path / "v.txt"), "--level", "char"], input="ab\nba c\n")
+    result = runner.invoke(
+        app, ["vocab", "build", "-o", str(tmp_path / "v.txt"), "--level", "char"], input="ab\nba c\n"
+    )
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "v.txt").read_text().splitlines()[4:] == ["a\t2", "b\t2", " \t1", "c\t1"]
 
@@ -36,7 +38,14 @@ def test_train_writes_a_complete_run_folder(tiny_corpus, tmp_path):
     train, valid = tiny_corpus
     result = nlm("train", "--train", train, "--valid", valid, "-o", tmp_path / "run", "--epochs", "2", *SMALL)
     assert result.exit_code == 0, result.stderr
-    assert {p.name for p in (tmp_path / "run").iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", "meta.json", "config.json", ".lock"}
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {
+        "best.pt",
+        "last.pt",
+        "metrics.jsonl",
+        "meta.json",
+        "config.json",
+        ".lock",
+    }
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2] and all(m["ppl"] > 1 for m in metrics)
     again = nlm("train", "--train", train, "-o", tmp_path / "run", *SMALL)
@@ -51,8 +60,30 @@ def test_adaptive_softmax_and_awd_regularisers_train_and_score_from_the_cli(tiny
     common = ["train", "--train", train, "--valid", valid, "--epochs", "1", "--batch-size", "4", "--bptt", "8", "-q"]
     runs = {
         "adaptive": ["--hidden", "16", "--layers", "1", "--softmax", "adaptive", "--cutoffs", "7,11"],
-        "awd": ["--emb", "8", "--hidden", "16", "--last-hidden", "8", "--layers", "2", "--locked-dropout", "--weight-drop", "0.3",
-                "--emb-dropout", "0.1", "--dropout-input", "0.3", "--ar", "1", "--tar", "1", "--variable-bptt", "--rnn-init", "pytorch"],
+        "awd": [
+            "--emb",
+            "8",
+            "--hidden",
+            "16",
+            "--last-hidden",
+            "8",
+            "--layers",
+            "2",
+            "--locked-dropout",
+            "--weight-drop",
+            "0.3",
+            "--emb-dropout",
+            "0.1",
+            "--dropout-input",
+            "0.3",
+            "--ar",
+            "1",
+            "--tar",
+            "1",
+            "--variable-bptt",
+            "--rnn-init",
+            "pytorch",
+        ],
     }
     for name, options in runs.items():
         result = nlm(*common, "-o", tmp_path / name, *options)
@@ -60,7 +91,9 @@ def test_adaptive_softmax_and_awd_regularisers_train_and_score_from_the_cli(tiny
         model = json.loads((tmp_path / name / "config.json").read_text())["model"]
         scored = nlm("score", "-m", tmp_path / name, valid, "-q")
         assert scored.exit_code == 0, scored.stderr
-        assert len(scored.stdout.splitlines()) == 60 and all(float(row.split("\t")[0]) < 0 for row in scored.stdout.splitlines())
+        assert len(scored.stdout.splitlines()) == 60 and all(
+            float(row.split("\t")[0]) < 0 for row in scored.stdout.splitlines()
+        )
     assert model["weight_drop"] == 0.3 and model["last_hidden"] == 8 and model["tie"] is True
     refused = nlm("train", "--train", train, "-o", tmp_path / "bad", "--softmax", "adaptive", "--cutoffs", "2000", "-q")
     assert refused.exit_code == 2 and "below the vocabulary size" in refused.stderr and not (tmp_path / "bad").exists()

@@ -55,9 +55,23 @@ def test_streamed_subword_vocabulary_equals_sentencepiece_trained_on_all_lines_i
     # the reference: sentencepiece given every line at once, as nlm called it before it streamed
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=model, model_type=level, vocab_size=34, character_coverage=0.9995,
-        normalization_rule_name="nmt_nfkc", pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, pad_piece=SPECIALS[PAD],
-        unk_piece=SPECIALS[UNK], bos_piece=SPECIALS[BOS], eos_piece=SPECIALS[EOS], num_threads=1, minloglevel=2)
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        model_type=level,
+        vocab_size=34,
+        character_coverage=0.9995,
+        normalization_rule_name="nmt_nfkc",
+        pad_id=PAD,
+        unk_id=UNK,
+        bos_id=BOS,
+        eos_id=EOS,
+        pad_piece=SPECIALS[PAD],
+        unk_piece=SPECIALS[UNK],
+        bos_piece=SPECIALS[BOS],
+        eos_piece=SPECIALS[EOS],
+        num_threads=1,
+        minloglevel=2,
+    )
     reference = spm.SentencePieceProcessor(model_proto=model.getvalue())
     expected = [(reference.id_to_piece(i), reference.get_score(i)) for i in range(reference.get_piece_size())]
     from_files, report = build_vocab(TextFiles((str(path),)), config=config)
@@ -95,12 +109,16 @@ def line_by_line_coverage(vocab, lines: list[str]) -> tuple[int, int, int, int, 
     return tokens, oov, len(types), len(oov_types), len(lines)
 
 
-@pytest.mark.parametrize("level, lowercase", [("word", False), ("word", True), ("char", False), ("bpe", False), ("unigram", True)])
+@pytest.mark.parametrize(
+    "level, lowercase", [("word", False), ("word", True), ("char", False), ("bpe", False), ("unigram", True)]
+)
 def test_coverage_read_in_batches_equals_the_line_by_line_count(level, lowercase):
     train = sentences(300)
     check = sentences(2500, seed=1) + ["The Zebra <unk> river ü", "", "quokka quokka ZEBRA"]  # more than one batch
     size = 30 if level in ("bpe", "unigram") else 8
-    vocab, _ = build_vocab(train, config=VocabConfig(level=level, size=size, lowercase=lowercase, character_coverage=1.0))
+    vocab, _ = build_vocab(
+        train, config=VocabConfig(level=level, size=size, lowercase=lowercase, character_coverage=1.0)
+    )
     c = measure_coverage(vocab, check)
     assert (c.tokens, c.oov_tokens, c.types, c.oov_types, c.lines) == line_by_line_coverage(vocab, check)
     assert c.oov_tokens > 0
@@ -109,12 +127,24 @@ def test_coverage_read_in_batches_equals_the_line_by_line_count(level, lowercase
 def test_vocab_build_check_reports_the_counted_figures(tmp_path):
     write(tmp_path / "train.txt", ["a b c", "a b"])
     write(tmp_path / "valid.txt", ["a d d", "<unk> b"])
-    result = CliRunner().invoke(app, ["vocab", "build", str(tmp_path / "train.txt"), "-o", str(tmp_path / "v.txt"),
-                                      "--check", str(tmp_path / "valid.txt")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "vocab",
+            "build",
+            str(tmp_path / "train.txt"),
+            "-o",
+            str(tmp_path / "v.txt"),
+            "--check",
+            str(tmp_path / "valid.txt"),
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     # 5 tokens; d, d and the literal <unk> are OOVs of 2 types
-    assert (f"{tmp_path / 'valid.txt'}: 5 tokens without <eos> (7 with one <eos> per line, as train counts), "
-            "OOV rate 60.00% (3 tokens of 2 types), coverage 40.00%") in " ".join(result.stderr.split())
+    assert (
+        f"{tmp_path / 'valid.txt'}: 5 tokens without <eos> (7 with one <eos> per line, as train counts), "
+        "OOV rate 60.00% (3 tokens of 2 types), coverage 40.00%"
+    ) in " ".join(result.stderr.split())
 
 
 def test_subword_vocabulary_from_stdin_equals_the_one_from_the_file(tmp_path):
@@ -125,13 +155,27 @@ def test_subword_vocabulary_from_stdin_equals_the_one_from_the_file(tmp_path):
     from_stdin = runner.invoke(app, args + [str(tmp_path / "stdin.model")], input=path.read_text())
     assert from_file.exit_code == from_stdin.exit_code == 0, from_stdin.stderr
     assert (tmp_path / "file.model").read_bytes() == (tmp_path / "stdin.model").read_bytes()
-    assert from_file.stderr.replace("file.model", "v") == from_stdin.stderr.replace("stdin.model", "v")  # the same figures
+    assert from_file.stderr.replace("file.model", "v") == from_stdin.stderr.replace(
+        "stdin.model", "v"
+    )  # the same figures
 
 
 def test_undecodable_text_is_a_data_error_while_sentencepiece_streams_it(tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"good line one\ngood line two\nbad \xff line\n")
-    result = CliRunner().invoke(app, ["vocab", "build", str(tmp_path / "bad.txt"), "--level", "bpe", "--size", "10",
-                                      "-o", str(tmp_path / "v.model")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "vocab",
+            "build",
+            str(tmp_path / "bad.txt"),
+            "--level",
+            "bpe",
+            "--size",
+            "10",
+            "-o",
+            str(tmp_path / "v.model"),
+        ],
+    )
     assert result.exit_code == 65 and "bad.txt:3: not valid UTF-8" in result.stderr
     assert not (tmp_path / "v.model").exists()
 
@@ -150,7 +194,7 @@ def test_encoding_a_corpus_holds_one_batch_of_lines_not_every_id(tmp_path):
     # two bytes per token: every id as int32 would take 4 (a list of them 8), and the line ends 8 per line more
     assert corpus.tokens > 400_000 and peak < 2 * corpus.tokens
     expected = [i for line in lines[:400] for i in vocab.encode(line) + [EOS]]
-    assert corpus.ids[: len(expected)].tolist() == expected and corpus.ids[-len(expected):].tolist() == expected
+    assert corpus.ids[: len(expected)].tolist() == expected and corpus.ids[-len(expected) :].tolist() == expected
     assert corpus.lines == 50_000 and corpus.line_ends[-1] == corpus.tokens
     assert corpus.oovs == 125 * expected.count(UNK) > 0
 

@@ -38,7 +38,9 @@ def hand_bptt(model: RNNLM, windows: torch.Tensor) -> list[float]:
     h, hs = torch.zeros(len(windows), model.config.hidden, dtype=torch.float64), []
     for t in range(inputs.shape[1]):
         x = p["embedding.weight"][inputs[:, t]]
-        h = torch.tanh(x @ p["rnn.weight_ih_l0"].T + p["rnn.bias_ih_l0"] + h @ p["rnn.weight_hh_l0"].T + p["rnn.bias_hh_l0"])
+        h = torch.tanh(
+            x @ p["rnn.weight_ih_l0"].T + p["rnn.bias_ih_l0"] + h @ p["rnn.weight_hh_l0"].T + p["rnn.bias_hh_l0"]
+        )
         hs.append(h)
     logits = hs[-1] @ p["decoder.weight"].T + p["decoder.bias"]
     grad = (logits.softmax(1) - torch.nn.functional.one_hot(target, logits.shape[1])) @ p["decoder.weight"]
@@ -77,9 +79,16 @@ def test_forget_bias_sets_the_forget_gate_of_every_layer_and_nothing_else():
             assert torch.equal(kept, torch.cat([model.rnn.get_parameter(name)[:3], model.rnn.get_parameter(name)[6:]]))
 
 
-@pytest.mark.parametrize("name, part", [("embedding.weight", "embedding"), ("rnn.weight_hh_l0", "rnn layer 1"),
-                                        ("rnn.bias_ih_l2_reverse", "rnn layer 3"), ("stack.layers.1.weight_hh_l0", "rnn layer 2"),
-                                        ("decoder.bias", "decoder")])
+@pytest.mark.parametrize(
+    "name, part",
+    [
+        ("embedding.weight", "embedding"),
+        ("rnn.weight_hh_l0", "rnn layer 1"),
+        ("rnn.bias_ih_l2_reverse", "rnn layer 3"),
+        ("stack.layers.1.weight_hh_l0", "rnn layer 2"),
+        ("decoder.bias", "decoder"),
+    ],
+)
 def test_parameters_are_grouped_by_layer(name, part):
     assert layer_name(name) == part
 
@@ -87,8 +96,23 @@ def test_parameters_are_grouped_by_layer(name, part):
 def test_an_untrained_tanh_rnn_loses_its_gradient_orders_of_magnitude_faster_than_an_lstm(random_text, tmp_path):
     """Same random text, same windows, hidden 64, init +-0.1, seed 1; the LSTM's forget-gate bias is 1."""
     plot = tmp_path / "flow.png"
-    result = nlm("diagnose", "gradients", random_text, "--cell", "rnn-tanh", "--cell", "lstm", "--forget-bias", 1,
-                 "--lags", 50, "--seed", 1, "--plot", plot)
+    result = nlm(
+        "diagnose",
+        "gradients",
+        random_text,
+        "--cell",
+        "rnn-tanh",
+        "--cell",
+        "lstm",
+        "--forget-bias",
+        1,
+        "--lags",
+        50,
+        "--seed",
+        1,
+        "--plot",
+        plot,
+    )
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "lag\trnn-tanh\tlstm" and len(lines) == 52
@@ -113,7 +137,9 @@ def test_checkpoints_and_fresh_models_share_one_table(tmp_path_factory):
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "lag\tword\tword-2\tlstm" and len(lines) == 6
-    assert all(row.split("\t")[1] == row.split("\t")[2] for row in lines[1:])  # the folder and its best.pt are one model
+    assert all(
+        row.split("\t")[1] == row.split("\t")[2] for row in lines[1:]
+    )  # the folder and its best.pt are one model
 
 
 def test_clipping_rescales_every_layer_by_the_same_factor(random_text):
@@ -150,18 +176,23 @@ def test_training_steps_lower_the_loss_on_the_text(tiny_corpus):
     assert loss() < untrained / 2  # the grammar is far from uniform
 
 
-@pytest.mark.parametrize("args, code, words", [
-    (["--lags", 5], 2, "give a model to look at"),
-    (["--lags", 5000, "--cell", "gru"], 65, "fewer than the 5002 a window needs"),
-    (["--lags", 5, "--cell", "gru", "--forget-bias", 1], 2, "--forget-bias applies to --cell lstm only"),
-    (["--lags", 5, "-m", "no-such-run"], 66, "no-such-run"),
-])
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["--lags", 5], 2, "give a model to look at"),
+        (["--lags", 5000, "--cell", "gru"], 65, "fewer than the 5002 a window needs"),
+        (["--lags", 5, "--cell", "gru", "--forget-bias", 1], 2, "--forget-bias applies to --cell lstm only"),
+        (["--lags", 5, "-m", "no-such-run"], 66, "no-such-run"),
+    ],
+)
 def test_bad_input_is_one_line_and_an_exit_code(random_text, args, code, words):
     one_line_error(nlm("diagnose", "gradients", random_text, *args), code, words)
 
 
 def test_a_missing_text_is_one_line_and_66(tmp_path):
-    one_line_error(nlm("diagnose", "gradients", tmp_path / "none.txt", "--cell", "lstm", "--lags", 3), 66, "no such file")
+    one_line_error(
+        nlm("diagnose", "gradients", tmp_path / "none.txt", "--cell", "lstm", "--lags", 3), 66, "no such file"
+    )
 
 
 def test_forget_bias_is_a_model_setting_that_training_starts_from():
@@ -169,5 +200,7 @@ def test_forget_bias_is_a_model_setting_that_training_starts_from():
     for layer in range(2):
         assert torch.equal(model.rnn.get_parameter(f"bias_ih_l{layer}")[3:6], torch.ones(3))
     stacked = RNNLM(RNNConfig(vocab_size=10, emb=4, hidden=3, layers=2, last_hidden=4, forget_bias=2.0, tie=True))
-    assert all(torch.equal(layer.bias_ih_l0[layer.hidden_size:2 * layer.hidden_size], torch.full((layer.hidden_size,), 2.0))
-               for layer in stacked.stack.layers)
+    assert all(
+        torch.equal(layer.bias_ih_l0[layer.hidden_size : 2 * layer.hidden_size], torch.full((layer.hidden_size,), 2.0))
+        for layer in stacked.stack.layers
+    )

@@ -28,8 +28,27 @@ from nlm.cli import app
 from nlm.train.shard import Shard
 
 TIMEOUT = 240  # generous for a busy machine: a hang still fails
-LM = ["--emb", "16", "--hidden", "16", "--layers", "1", "--dropout", "0", "--batch-size", "5", "--bptt", "8",
-      "--optimizer", "adam", "--lr", "0.01", "--device", "cpu", "-q"]
+LM = [
+    "--emb",
+    "16",
+    "--hidden",
+    "16",
+    "--layers",
+    "1",
+    "--dropout",
+    "0",
+    "--batch-size",
+    "5",
+    "--bptt",
+    "8",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.01",
+    "--device",
+    "cpu",
+    "-q",
+]
 MLP = ["--arch", "mlp", "--hidden", "16", "--batch-size", "25", "--optimizer", "adam", "--device", "cpu", "-q"]
 
 
@@ -44,8 +63,14 @@ def _free_port() -> int:
 
 
 def _rank(rank: int, world: int, port: int, argv: list[str], queue) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     result = CliRunner().invoke(app, argv)
     queue.put((rank, result.exit_code, result.stderr))
 
@@ -54,7 +79,9 @@ def ranks(*args, world: int = 2) -> list[tuple[int, str]]:
     """`nlm ARGS` in `world` processes forked from this one, with the environment torchrun gives them: (exit code, stderr) per rank."""
     context = multiprocessing.get_context("fork")
     queue, port = context.Queue(), _free_port()
-    processes = [context.Process(target=_rank, args=(r, world, port, [str(a) for a in args], queue)) for r in range(world)]
+    processes = [
+        context.Process(target=_rank, args=(r, world, port, [str(a) for a in args], queue)) for r in range(world)
+    ]
     for process in processes:
         process.start()
     results, deadline = {}, time.monotonic() + TIMEOUT
@@ -72,7 +99,17 @@ def ranks(*args, world: int = 2) -> list[tuple[int, str]]:
 
 def torchrun(*args, **popen) -> subprocess.Popen:
     """The real launcher: `torchrun --standalone --nproc-per-node 2 -m nlm ARGS`."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "nlm", *map(str, args)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "nlm",
+        *map(str, args),
+    ]
     return subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True, **popen)
 
 
@@ -110,7 +147,13 @@ def test_blocks_cover_every_batch_once_and_weights_restore_the_batch_mean():
             assert sum(blocks, []) == list(range(n)) and max(map(len, blocks)) - min(map(len, blocks)) <= 1
             losses = torch.rand(n, dtype=torch.float64)
             # what DDP differentiates: the mean over ranks of each rank's weighted mean loss
-            ranks_mean = sum(Shard(r, world).weight(losses[Shard(r, world).block(n)].mean(), len(b), n) for r, b in enumerate(blocks)) / world
+            ranks_mean = (
+                sum(
+                    Shard(r, world).weight(losses[Shard(r, world).block(n)].mean(), len(b), n)
+                    for r, b in enumerate(blocks)
+                )
+                / world
+            )
             assert ranks_mean.item() == pytest.approx(losses.mean().item(), rel=1e-12)
 
 
@@ -119,7 +162,11 @@ def lm_runs(tmp_path_factory):
     """{variant: (run on one process, run on two)}, 20 steps each with a global batch of 5 lines or rows (blocks of 2 and 3)."""
     root = tmp_path_factory.mktemp("ddp-lm")
     train, valid = write_grammar_corpus(root, 300)
-    variants = {"stream": [], "sentence": ["--mode", "sentence"], "adaptive": ["--softmax", "adaptive", "--cutoffs", "10,20"]}
+    variants = {
+        "stream": [],
+        "sentence": ["--mode", "sentence"],
+        "adaptive": ["--softmax", "adaptive", "--cutoffs", "10,20"],
+    }
     runs = {}
     for name, options in variants.items():
         args = ["train", "--train", train, "--valid", valid, *LM, *options, "--max-steps", "20"]
@@ -139,7 +186,10 @@ def test_two_processes_take_the_steps_of_one(lm_runs, variant):
     assert json.loads((two / "config.json").read_text())["world_size"] == 2
     assert torch.load(two / "last.pt", weights_only=True)["config"]["world_size"] == 2
     one_metrics, two_metrics = (json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]) for run in (one, two))
-    assert two_metrics["loss"] == pytest.approx(one_metrics["loss"], abs=1e-5) and two_metrics["tokens"] == one_metrics["tokens"]
+    assert (
+        two_metrics["loss"] == pytest.approx(one_metrics["loss"], abs=1e-5)
+        and two_metrics["tokens"] == one_metrics["tokens"]
+    )
 
 
 def test_a_run_resumes_only_on_as_many_processes_as_trained_it(lm_runs):
@@ -154,14 +204,27 @@ def test_a_run_resumes_only_on_as_many_processes_as_trained_it(lm_runs):
     assert step_of(one) == step_of(two) == 20
 
 
-@pytest.mark.parametrize("options, words, follower_code", [
-    (["--train", "-", "--batch-size", "4"], "--train - (stdin) cannot be read by several processes", 1),  # rank 0's check; rank 1 follows
-    (["--train", "{train}", "--batch-size", "1"], "--batch-size 1 is smaller than the 2 processes", 2),  # every rank's check
-])
+@pytest.mark.parametrize(
+    "options, words, follower_code",
+    [
+        (
+            ["--train", "-", "--batch-size", "4"],
+            "--train - (stdin) cannot be read by several processes",
+            1,
+        ),  # rank 0's check; rank 1 follows
+        (
+            ["--train", "{train}", "--batch-size", "1"],
+            "--batch-size 1 is smaller than the 2 processes",
+            2,
+        ),  # every rank's check
+    ],
+)
 def test_what_two_processes_cannot_share_is_one_line_from_rank_0(tmp_path, options, words, follower_code):
     train, _ = write_grammar_corpus(tmp_path, 50)
     options = [o.format(train=train) for o in options]
-    (code0, err0), (code1, err1) = ranks("train", *options, "-o", tmp_path / "run", "--hidden", "8", "--emb", "8", "--device", "cpu", "-q")
+    (code0, err0), (code1, err1) = ranks(
+        "train", *options, "-o", tmp_path / "run", "--hidden", "8", "--emb", "8", "--device", "cpu", "-q"
+    )
     assert (code0, code1) == (2, follower_code) and err0.startswith("nlm: error: ") and err0.count("\n") == 1, err0
     assert words in err0 and err1 == ""
     assert not (tmp_path / "run").exists()
@@ -204,21 +267,64 @@ def test_sigterm_to_torchrun_stops_every_rank_rank_0_saves_and_resume_continues_
 
 
 def test_an_adversarially_trained_classifier_under_torchrun_matches_one_process(tmp_path):
-    args = ["vision", "train", "--data", "generated:300:1", "--holdout", "60", *MLP, "--adversarial", "--max-steps", "12"]
+    args = [
+        "vision",
+        "train",
+        "--data",
+        "generated:300:1",
+        "--holdout",
+        "60",
+        *MLP,
+        "--adversarial",
+        "--max-steps",
+        "12",
+    ]
     one, two = alone_and_under_torchrun(tmp_path, args)
     assert step_of(two) == 12 and largest_difference(one, two) < 1e-5
     assert json.loads((two / "config.json").read_text())["world_size"] == 2
 
 
 def test_autoencoders_train_in_two_processes_through_every_phase(tmp_path):
-    plain = ["autoencoder", "train", "--data", "generated:200:1", "--hidden", "16", "--batch-size", "30", "--device", "cpu",
-             "--optimizer", "adam", "-q", "--max-steps", "10"]
+    plain = [
+        "autoencoder",
+        "train",
+        "--data",
+        "generated:200:1",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "30",
+        "--device",
+        "cpu",
+        "--optimizer",
+        "adam",
+        "-q",
+        "--max-steps",
+        "10",
+    ]
     alone = nlm(*plain, "-o", tmp_path / "one")
     assert alone.exit_code == 0, alone.stderr
     assert [code for code, _ in ranks(*plain, "-o", tmp_path / "two")] == [0, 0]
     assert largest_difference(tmp_path / "one", tmp_path / "two") < 1e-5
-    stacked = ["autoencoder", "train", "--data", "generated:200:1", "--kind", "stacked", "--hidden", "24,8", "--batch-size", "30",
-               "--pretrain-epochs", "1", "--epochs", "1", "--device", "cpu", "-q"]
+    stacked = [
+        "autoencoder",
+        "train",
+        "--data",
+        "generated:200:1",
+        "--kind",
+        "stacked",
+        "--hidden",
+        "24,8",
+        "--batch-size",
+        "30",
+        "--pretrain-epochs",
+        "1",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "-q",
+    ]
     assert [code for code, _ in ranks(*stacked, "-o", tmp_path / "stacked")] == [0, 0]
     checkpoint = torch.load(tmp_path / "stacked" / "last.pt", weights_only=True)
     assert checkpoint["trainer"]["task"]["phase"] == 2 and checkpoint["config"]["world_size"] == 2

@@ -10,7 +10,16 @@ import torch
 from lm_helpers import HEADS, SOURCE, session_root, tiny_word_lm, train_tiny_lm
 
 from nlm.errors import ConfigError, DataError
-from nlm.lm.generation import SamplingConfig, continuation_text, evaluate_generation, filter_logits, generate, generate_ids, pick_next, reference_continuation
+from nlm.lm.generation import (
+    SamplingConfig,
+    continuation_text,
+    evaluate_generation,
+    filter_logits,
+    generate,
+    generate_ids,
+    pick_next,
+    reference_continuation,
+)
 from nlm.lm.loading import load_language_model
 from nlm.lm.scoring import CorpusSummary, score_sentences
 from nlm.text.symbols import BOS, EOS, PAD
@@ -42,7 +51,7 @@ def test_greedy_is_deterministic_and_equals_rerunning_the_whole_prefix(word_lm):
             last = word_lm.model.log_probs(features[0, -1])
             last[[PAD, BOS]] = -math.inf
             sequence.append(int(last.argmax()))
-    assert first[0][0] == sequence[len(prefix):]
+    assert first[0][0] == sequence[len(prefix) :]
 
 
 def test_each_step_feeds_one_token_with_the_carried_state(word_lm):
@@ -50,7 +59,12 @@ def test_each_step_feeds_one_token_with_the_carried_state(word_lm):
     hook = word_lm.model.register_forward_pre_hook(lambda module, args: widths.append(args[0].shape))
     try:
         config = SamplingConfig(max_tokens=30, num=3, seed=1, stop_at_eos=False)
-        generate_ids(word_lm.model, prompt_ids(word_lm, SOURCE.words[0]), config=config, generator=torch.Generator().manual_seed(1))
+        generate_ids(
+            word_lm.model,
+            prompt_ids(word_lm, SOURCE.words[0]),
+            config=config,
+            generator=torch.Generator().manual_seed(1),
+        )
     finally:
         hook.remove()
     assert widths[0] == (1, 2)  # the prefix once, in one row
@@ -59,7 +73,9 @@ def test_each_step_feeds_one_token_with_the_carried_state(word_lm):
 
 def test_sampling_with_a_seed_reproduces_and_another_seed_differs(word_lm):
     prompts = [SOURCE.words[0], "", SOURCE.words[3]]
-    run = lambda seed: [s.text for s in generate(word_lm, prompts, config=SamplingConfig(num=4, seed=seed, max_tokens=20))]
+    run = lambda seed: [
+        s.text for s in generate(word_lm, prompts, config=SamplingConfig(num=4, seed=seed, max_tokens=20))
+    ]
     assert run(5) == run(5)
     assert run(5) != run(6)
 
@@ -67,7 +83,10 @@ def test_sampling_with_a_seed_reproduces_and_another_seed_differs(word_lm):
 def test_top_k_one_and_temperature_zero_equal_greedy(word_lm):
     prompts = [SOURCE.words[1], SOURCE.words[2] + " " + SOURCE.words[4]]
     greedy = [s.text for s in generate(word_lm, prompts, config=SamplingConfig(greedy=True, max_tokens=20))]
-    top1 = [s.text for s in generate(word_lm, prompts, config=SamplingConfig(top_k=1, temperature=2.0, seed=3, max_tokens=20))]
+    top1 = [
+        s.text
+        for s in generate(word_lm, prompts, config=SamplingConfig(top_k=1, temperature=2.0, seed=3, max_tokens=20))
+    ]
     cold = [s.text for s in generate(word_lm, prompts, config=SamplingConfig(temperature=0.0, max_tokens=20))]
     assert greedy == top1 == cold
 
@@ -104,7 +123,7 @@ def test_samples_stop_at_eos_and_respect_max_tokens_and_order(word_lm):
 
 
 def test_unknown_prompt_symbols_become_unk_and_are_counted(word_lm):
-    sample, = generate(word_lm, [f"{SOURCE.words[0]} blorp zint"], config=SamplingConfig(greedy=True, max_tokens=3))
+    (sample,) = generate(word_lm, [f"{SOURCE.words[0]} blorp zint"], config=SamplingConfig(greedy=True, max_tokens=3))
     assert sample.prompt_oovs == 2
     assert sample.text.startswith(f"{SOURCE.words[0]} blorp zint")
 
@@ -114,18 +133,28 @@ def test_char_and_subword_continuations_are_detokenized(tmp_path_factory):
     words = SOURCE.words
     char = load_language_model(train_tiny_lm(root, "char", level="char"))
     head = char.vocab.encode(f"{words[0]} {words[1][:2]}")
-    assert continuation_text(char.vocab, head, char.vocab.encode(f"{words[1][2:]} {words[2]}")) == f"{words[1][2:]} {words[2]}"
+    assert (
+        continuation_text(char.vocab, head, char.vocab.encode(f"{words[1][2:]} {words[2]}"))
+        == f"{words[1][2:]} {words[2]}"
+    )
     bpe = load_language_model(train_tiny_lm(root, "bpe", level="bpe", size=30))
     full = bpe.vocab.encode(f"{words[0]} {words[1]} {words[2]}")
     for cut in range(1, len(full)):
         text = f"{words[0]} {words[1]} {words[2]}"
         assert bpe.vocab.decode(full[:cut]) + continuation_text(bpe.vocab, full[:cut], full[cut:]) == text
-    sample, = generate(bpe, [words[0]], config=SamplingConfig(seed=1, max_tokens=10))
+    (sample,) = generate(bpe, [words[0]], config=SamplingConfig(seed=1, max_tokens=10))
     assert sample.text == bpe.vocab.decode(bpe.vocab.encode(words[0]) + list(sample.ids))
 
 
 def test_bad_sampling_settings_are_config_errors():
-    for bad in [dict(max_tokens=0), dict(temperature=-1), dict(top_k=-1), dict(top_p=0.0), dict(top_p=1.5), dict(num=0)]:
+    for bad in [
+        dict(max_tokens=0),
+        dict(temperature=-1),
+        dict(top_k=-1),
+        dict(top_p=0.0),
+        dict(top_p=1.5),
+        dict(num=0),
+    ]:
         with pytest.raises(ConfigError):
             SamplingConfig(**bad)
 
@@ -143,8 +172,10 @@ def test_evaluation_reports_sacrebleu_numbers_and_the_references_perplexity(word
     result = evaluate_generation(word_lm, prompts, references, config=config, metrics=["bleu", "chrf"])
     hyps = [s.continuation.strip() for s in generate(word_lm, prompts, config=config)]
     targets = [reference_continuation(p, r) for p, r in zip(prompts, references)]
-    assert [m.score for m in result.metrics] == [sacrebleu.corpus_bleu(hyps, [targets]).score,
-                                                 sacrebleu.corpus_chrf(hyps, [targets]).score]
+    assert [m.score for m in result.metrics] == [
+        sacrebleu.corpus_bleu(hyps, [targets]).score,
+        sacrebleu.corpus_chrf(hyps, [targets]).score,
+    ]
     summary = CorpusSummary()
     for s in score_sentences(word_lm, references):
         summary.add(s)

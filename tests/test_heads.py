@@ -43,7 +43,9 @@ def test_log_probs_are_normalised_and_nll_reads_the_same_distribution(kind, tie)
         nll = model.nll(features, targets)
     assert log_probs.shape == (3, 9, VOCAB) and log_probs.dtype == nll.dtype == torch.float32
     assert nll.shape == targets.shape
-    torch.testing.assert_close(log_probs.double().exp().sum(-1), torch.ones(3, 9, dtype=torch.float64), rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        log_probs.double().exp().sum(-1), torch.ones(3, 9, dtype=torch.float64), rtol=0, atol=1e-5
+    )
     torch.testing.assert_close(nll, -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1), rtol=0, atol=1e-5)
     one = model.log_probs(features[1, 4])  # a single position [H] gives [V]
     torch.testing.assert_close(one, log_probs[1, 4])
@@ -81,7 +83,10 @@ def test_tying_shares_the_embedding_with_the_whole_full_layer_and_the_adaptive_s
 def test_the_full_head_keeps_its_parameter_names_so_old_checkpoints_load():
     model = tiny_model("full", tie=False)
     assert [n for n in model.state_dict() if n.startswith("decoder.")] == ["decoder.weight", "decoder.bias"]
-    assert RNNConfig.from_dict({k: v for k, v in model.config.to_dict().items() if k not in ("softmax", "cutoffs")}) == model.config
+    assert (
+        RNNConfig.from_dict({k: v for k, v in model.config.to_dict().items() if k not in ("softmax", "cutoffs")})
+        == model.config
+    )
     adaptive = tiny_model("adaptive", tie=False)
     again = RNNLM(RNNConfig.from_dict(adaptive.config.to_dict()))  # cutoffs come back from JSON as a list
     again.load_state_dict(adaptive.state_dict())
@@ -96,7 +101,9 @@ def test_full_nll_and_its_gradients_equal_a_plain_linear_and_cross_entropy(vocab
     features = torch.randn(4, 7, 16, requires_grad=True)
     targets = torch.randint(0, vocab, (4, 7))
     weights = torch.rand(4, 7)  # a weighted sum, as a masked or averaged loss back-propagates
-    plain = F.cross_entropy(F.linear(features, head.weight, head.bias).reshape(-1, vocab), targets.reshape(-1), reduction="none")
+    plain = F.cross_entropy(
+        F.linear(features, head.weight, head.bias).reshape(-1, vocab), targets.reshape(-1), reduction="none"
+    )
     nll = head.nll(features, targets)
     expected = torch.autograd.grad((plain.view(4, 7) * weights).sum(), (features, head.weight, head.bias))
     got = torch.autograd.grad((nll * weights).sum(), (features, head.weight, head.bias))
@@ -132,19 +139,24 @@ def test_adaptive_nll_is_float32_under_bf16_autocast():
         features, _ = model(inputs)
         nll, log_probs = model.nll(features, inputs), model.log_probs(features)
     assert nll.dtype == log_probs.dtype == torch.float32
-    torch.testing.assert_close(log_probs.double().exp().sum(-1), torch.ones(2, 5, dtype=torch.float64), rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        log_probs.double().exp().sum(-1), torch.ones(2, 5, dtype=torch.float64), rtol=0, atol=1e-5
+    )
 
 
-@pytest.mark.parametrize("settings, message", [
-    (dict(softmax="adaptive"), "needs --cutoffs"),
-    (dict(softmax="adaptive", cutoffs=(25, 10)), "must increase"),
-    (dict(softmax="adaptive", cutoffs=(10, 10)), "must increase"),
-    (dict(softmax="adaptive", cutoffs=(0, 10)), "positive"),
-    (dict(softmax="adaptive", cutoffs=(10, 60)), "below the vocabulary size"),
-    (dict(softmax="adaptive", cutoffs=(5, 10, 20)), "too small for 3 tail clusters"),
-    (dict(cutoffs=(10,)), "applies to --softmax adaptive only"),
-    (dict(softmax="hierarchical"), "--softmax must be one of full, adaptive"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(softmax="adaptive"), "needs --cutoffs"),
+        (dict(softmax="adaptive", cutoffs=(25, 10)), "must increase"),
+        (dict(softmax="adaptive", cutoffs=(10, 10)), "must increase"),
+        (dict(softmax="adaptive", cutoffs=(0, 10)), "positive"),
+        (dict(softmax="adaptive", cutoffs=(10, 60)), "below the vocabulary size"),
+        (dict(softmax="adaptive", cutoffs=(5, 10, 20)), "too small for 3 tail clusters"),
+        (dict(cutoffs=(10,)), "applies to --softmax adaptive only"),
+        (dict(softmax="hierarchical"), "--softmax must be one of full, adaptive"),
+    ],
+)
 def test_bad_heads_are_one_sentence_config_errors(settings, message):
     with pytest.raises(ConfigError, match=message):
         RNNConfig(vocab_size=VOCAB, emb=8, hidden=8, **settings)

@@ -86,7 +86,18 @@ def corpus(tmp_path):
 @pytest.fixture
 def finished_run(corpus):
     """A two-epoch run in corpus/run, and a snapshot of its files."""
-    result = nlm("train", "--train", corpus / "train.txt", "--valid", corpus / "valid.txt", "-o", corpus / "run", "--epochs", "2", *TINY)
+    result = nlm(
+        "train",
+        "--train",
+        corpus / "train.txt",
+        "--valid",
+        corpus / "valid.txt",
+        "-o",
+        corpus / "run",
+        "--epochs",
+        "2",
+        *TINY,
+    )
     assert result.exit_code == 0, result.stderr
     return corpus / "run", snapshot(corpus / "run")
 
@@ -179,12 +190,19 @@ def test_a_run_that_fails_to_start_leaves_no_folder(corpus, monkeypatch, args, c
 def test_two_runs_in_one_folder_at_once_the_second_gets_73_naming_the_first(corpus):
     run, big = corpus / "busy", corpus / "big.txt"
     big.write_text(tiny_text(3000, seed=3))
-    first = child(["train", "--train", big, "-o", run, "--epochs", "100", "--save-every", "1", *TINY],
-                  cwd=corpus, stderr=subprocess.PIPE, preexec_fn=default_sigint)
+    first = child(
+        ["train", "--train", big, "-o", run, "--epochs", "100", "--save-every", "1", *TINY],
+        cwd=corpus,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+    )
     try:
         wait_for(lambda: (run / "last.pt").exists() or first.poll() is not None, "the first run's first checkpoint")
-        for args in (["--train", corpus / "train.txt", "-o", run, *TINY], ["--train", corpus / "train.txt", "-o", run, "--force", *TINY],
-                     ["--resume", run]):
+        for args in (
+            ["--train", corpus / "train.txt", "-o", run, *TINY],
+            ["--train", corpus / "train.txt", "-o", run, "--force", *TINY],
+            ["--resume", run],
+        ):
             one_line(nlm("train", *args), 73, f"is in use by another nlm process (pid {first.pid})")
     finally:
         first.send_signal(signal.SIGTERM)
@@ -206,9 +224,15 @@ def _train_lm(corpus: Path, output: Path, **options):
     from nlm.models.rnn import RNNConfig
     from nlm.train.config import TrainConfig
 
-    job = LMJob(train=str(corpus / "train.txt"), valid=str(corpus / "valid.txt"), data=LMDataConfig(batch_size=4, bptt=8),
-                model=RNNConfig(emb=16, hidden=16, layers=1, dropout=0.3))
-    return train_language_model(job=job, output=output, train=TrainConfig(device="cpu", **options), console=Console(quiet=True), quiet=True)
+    job = LMJob(
+        train=str(corpus / "train.txt"),
+        valid=str(corpus / "valid.txt"),
+        data=LMDataConfig(batch_size=4, bptt=8),
+        model=RNNConfig(emb=16, hidden=16, layers=1, dropout=0.3),
+    )
+    return train_language_model(
+        job=job, output=output, train=TrainConfig(device="cpu", **options), console=Console(quiet=True), quiet=True
+    )
 
 
 def test_save_every_writes_a_mid_epoch_checkpoint_that_resumes_exactly(corpus, monkeypatch):
@@ -254,7 +278,9 @@ def test_resume_removes_temporary_files_and_metrics_logged_after_last_pt(finishe
 # -- 3. resume --------------------------------------------------------------------------------------
 def test_a_run_resumes_from_anywhere_and_names_a_missing_file(corpus, monkeypatch, tmp_path_factory):
     monkeypatch.chdir(corpus)
-    assert nlm("train", "--train", "train.txt", "--valid", "valid.txt", "-o", "run", *TINY, "--epochs", "1").exit_code == 0
+    assert (
+        nlm("train", "--train", "train.txt", "--valid", "valid.txt", "-o", "run", *TINY, "--epochs", "1").exit_code == 0
+    )
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
     assert nlm("train", "--resume", corpus / "run", "--epochs", "2", "-q").exit_code == 0
     moved = corpus / "moved.txt"
@@ -299,8 +325,23 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_74(corpus):
         default_sigint()
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    process = child(["train", "--train", corpus / "train.txt", "-o", corpus / "run", "--epochs", "1", "-q",
-                     "--cache-dir", corpus / "cache"], cwd=corpus, stderr=subprocess.PIPE, preexec_fn=small_files)
+    process = child(
+        [
+            "train",
+            "--train",
+            corpus / "train.txt",
+            "-o",
+            corpus / "run",
+            "--epochs",
+            "1",
+            "-q",
+            "--cache-dir",
+            corpus / "cache",
+        ],
+        cwd=corpus,
+        stderr=subprocess.PIPE,
+        preexec_fn=small_files,
+    )
     _, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 74, stderr
     assert b"cannot write" in stderr and b"File too large" in stderr and b"Traceback" not in stderr
@@ -317,12 +358,27 @@ def test_score_to_a_full_disk_is_one_line_and_74(finished_run, corpus):
 
 
 def test_an_output_folder_under_a_file_is_one_line_and_73(corpus):
-    one_line(nlm("train", "--train", corpus / "train.txt", "-o", corpus / "train.txt" / "run", *TINY), 73, "cannot create")
+    one_line(
+        nlm("train", "--train", corpus / "train.txt", "-o", corpus / "train.txt" / "run", *TINY), 73, "cannot create"
+    )
 
 
 # -- 5. messages a user reads -------------------------------------------------------------------------
 def test_unequal_sizes_train_untied_unless_tying_is_asked_for(corpus):
-    common = ["train", "--train", corpus / "train.txt", "--emb", "8", "--hidden", "16", "--layers", "1", "--epochs", "1", "-q"]
+    common = [
+        "train",
+        "--train",
+        corpus / "train.txt",
+        "--emb",
+        "8",
+        "--hidden",
+        "16",
+        "--layers",
+        "1",
+        "--epochs",
+        "1",
+        "-q",
+    ]
     assert nlm(*common, "-o", corpus / "untied").exit_code == 0
     assert json.loads((corpus / "untied" / "config.json").read_text())["model"]["tie"] is False
     one_line(nlm(*common, "-o", corpus / "tied", "--tie"), 2, "--tie needs --emb equal to --hidden")
@@ -352,9 +408,23 @@ def test_without_validation_the_progress_says_train_loss(corpus):
 
 
 def test_a_subword_build_reports_pieces_the_same_way_in_vocab_and_train(corpus):
-    built = nlm("vocab", "build", corpus / "train.txt", "-o", corpus / "v.model", "--level", "bpe", "--vocab-size", "40")
-    trained = nlm("train", "--train", corpus / "train.txt", "-o", corpus / "run", "--level", "bpe", "--vocab-size", "40",
-                  "--epochs", "1", *TINY[:-1])
+    built = nlm(
+        "vocab", "build", corpus / "train.txt", "-o", corpus / "v.model", "--level", "bpe", "--vocab-size", "40"
+    )
+    trained = nlm(
+        "train",
+        "--train",
+        corpus / "train.txt",
+        "-o",
+        corpus / "run",
+        "--level",
+        "bpe",
+        "--vocab-size",
+        "40",
+        "--epochs",
+        "1",
+        *TINY[:-1],
+    )
     assert built.exit_code == trained.exit_code == 0, trained.stderr
     described = built.stderr.split(": ", 1)[1].strip()
     assert f"vocabulary: {described}" in trained.stderr and "40 pieces," in described
@@ -366,8 +436,29 @@ def test_version():
 
 
 def test_an_interrupted_image_run_names_its_own_resume_command(tmp_path):
-    process = child(["vision", "train", "--data", "generated:3000", "-o", tmp_path / "run", "--epochs", "200", "--batch-size", "8",
-                     "--arch", "mlp", "--hidden", "8", "--save-every", "1"], cwd=tmp_path, stderr=subprocess.PIPE, preexec_fn=default_sigint)
+    process = child(
+        [
+            "vision",
+            "train",
+            "--data",
+            "generated:3000",
+            "-o",
+            tmp_path / "run",
+            "--epochs",
+            "200",
+            "--batch-size",
+            "8",
+            "--arch",
+            "mlp",
+            "--hidden",
+            "8",
+            "--save-every",
+            "1",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+    )
     wait_for(lambda: (tmp_path / "run" / "last.pt").exists() or process.poll() is not None, "training to be under way")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=TIMEOUT)
@@ -379,9 +470,15 @@ def test_an_interrupted_image_run_names_its_own_resume_command(tmp_path):
 def test_ctrl_c_saves_a_mid_epoch_checkpoint_and_exits_130_even_from_a_background_suite(corpus):
     text = corpus / "long.txt"
     text.write_text("the quick brown fox jumps over the lazy dog\n" * 3000)
-    process = child(["train", "--train", text, "-o", corpus / "run", "--epochs", "50"], cwd=corpus, stderr=subprocess.PIPE,
-                    preexec_fn=default_sigint)
-    wait_for(lambda: (corpus / "run" / "metrics.jsonl").exists() or process.poll() is not None, "the first epoch to end")
+    process = child(
+        ["train", "--train", text, "-o", corpus / "run", "--epochs", "50"],
+        cwd=corpus,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+    )
+    wait_for(
+        lambda: (corpus / "run" / "metrics.jsonl").exists() or process.poll() is not None, "the first epoch to end"
+    )
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 130, stderr
@@ -393,8 +490,14 @@ def test_ctrl_c_saves_a_mid_epoch_checkpoint_and_exits_130_even_from_a_backgroun
 
 def test_ctrl_c_in_score_is_a_plain_line_and_130(finished_run, corpus):
     run, _ = finished_run
-    process = child(["score", "-m", run, "-u", "-"], cwd=corpus, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, preexec_fn=default_sigint)
+    process = child(
+        ["score", "-m", run, "-u", "-"],
+        cwd=corpus,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+    )
     with killed_after(process, TIMEOUT):
         process.stdin.write(b"the cat sees the river .\n")
         process.stdin.flush()
@@ -416,8 +519,13 @@ def invoke(*args, env: dict | None = None):
 
 def nlm_child(*args, preexec_fn=None, timeout: int = 120) -> subprocess.CompletedProcess:
     """`python -m nlm ARGS` in a child process, for what CliRunner cannot fake."""
-    return subprocess.run([sys.executable, "-m", "nlm", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, preexec_fn=preexec_fn)
+    return subprocess.run(
+        [sys.executable, "-m", "nlm", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+    )
 
 
 def says_one_line(stderr: str, *words: str) -> None:
@@ -447,8 +555,21 @@ def markov_corpus(tmp_path_factory) -> tuple[Path, Path]:
 def ae_run(tmp_path_factory) -> Path:
     """A one-step autoencoder with a 32-value code."""
     run = tmp_path_factory.mktemp("hostile-ae") / "ae"
-    result = invoke("autoencoder", "train", "--data", "generated:64", "--max-steps", "1", "--hidden", "32", "-o", run,
-                 "--device", "cpu", "-q")
+    result = invoke(
+        "autoencoder",
+        "train",
+        "--data",
+        "generated:64",
+        "--max-steps",
+        "1",
+        "--hidden",
+        "32",
+        "-o",
+        run,
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert result.exit_code == 0, result.stderr
     return run
 
@@ -463,6 +584,7 @@ def images(tmp_path_factory) -> Path:
 
 # -- 1. a very long line is scored in windows, exactly, in bounded memory ------------------------
 
+
 def _forward_shapes(model: torch.nn.Module) -> tuple[list[tuple[int, int]], object]:
     shapes: list[tuple[int, int]] = []
     handle = model.register_forward_hook(lambda module, args, output: shapes.append(tuple(args[0].shape)))
@@ -473,10 +595,10 @@ def test_a_long_line_scored_in_small_windows_equals_one_pass(lm_run):
     lm = load_language_model(lm_run)
     line = " ".join(SOURCE.sample(600, seed=5))  # about 3,600 tokens
     tokens = len(lm.vocab.encode(line)) + 1
-    whole, = score_sentences(lm, [line], per_token=True)
+    (whole,) = score_sentences(lm, [line], per_token=True)
     shapes, handle = _forward_shapes(lm.model)
     try:
-        windowed, = score_sentences(lm, [line], per_token=True, logit_budget=64 * len(lm.vocab))
+        (windowed,) = score_sentences(lm, [line], per_token=True, logit_budget=64 * len(lm.vocab))
     finally:
         handle.remove()
     assert max(rows * steps for rows, steps in shapes) == 64  # 64 steps of one row per forward pass
@@ -493,7 +615,7 @@ def test_no_forward_pass_exceeds_the_logit_budget_whatever_the_line_length():
     ids = torch.randint(4, 1 << 15, (2500,)).tolist()
     shapes, handle = _forward_shapes(model)
     try:
-        scores, = score_ids(model, [ids], start_id=EOS)
+        (scores,) = score_ids(model, [ids], start_id=EOS)
     finally:
         handle.remove()
     assert max(rows * steps for rows, steps in shapes) * (1 << 15) <= LOGIT_BUDGET
@@ -503,8 +625,12 @@ def test_no_forward_pass_exceeds_the_logit_budget_whatever_the_line_length():
 
 # -- 2. a closed stdin ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [["score", "-m", "RUN", "-"], ["perplexity", "-m", "RUN", "-"],
-                                     ["vocab", "build", "-o", "OUT"]], ids=["score", "perplexity", "vocab build"])
+
+@pytest.mark.parametrize(
+    "command",
+    [["score", "-m", "RUN", "-"], ["perplexity", "-m", "RUN", "-"], ["vocab", "build", "-o", "OUT"]],
+    ids=["score", "perplexity", "vocab build"],
+)
 def test_a_closed_stdin_is_one_line_and_exit_66(command, lm_run, tmp_path):
     out = tmp_path / "v.txt"
     args = [lm_run if a == "RUN" else out if a == "OUT" else a for a in command]
@@ -517,10 +643,14 @@ def test_a_closed_stdin_is_one_line_and_exit_66(command, lm_run, tmp_path):
 # -- 3. inf and nan as options -------------------------------------------------------------------
 
 NON_FINITE = [
-    (["train", *SMALL_LM], "--lr", "inf"), (["train", *SMALL_LM], "--lr", "nan"),
-    (["train", *SMALL_LM], "--init-range", "inf"), (["train", *SMALL_LM], "--dropout", "nan"),
-    (["train", *SMALL_LM], "--clip", "inf"), (["train", *SMALL_LM], "--max-time", "inf"),
-    (["generate"], "--temperature", "inf"), (["generate"], "--top-p", "nan"),
+    (["train", *SMALL_LM], "--lr", "inf"),
+    (["train", *SMALL_LM], "--lr", "nan"),
+    (["train", *SMALL_LM], "--init-range", "inf"),
+    (["train", *SMALL_LM], "--dropout", "nan"),
+    (["train", *SMALL_LM], "--clip", "inf"),
+    (["train", *SMALL_LM], "--max-time", "inf"),
+    (["generate"], "--temperature", "inf"),
+    (["generate"], "--top-p", "nan"),
     (["vision", "train", "--data", "generated:64", "-q"], "--lr", "inf"),
     (["vision", "train", "--data", "generated:64", "--adversarial", "-q"], "--epsilon", "inf"),
     (["vision", "train", "--data", "generated:64", "--arch", "mlp", "-q"], "--dropout", "nan"),
@@ -530,7 +660,11 @@ NON_FINITE = [
 ]
 
 
-@pytest.mark.parametrize("command, option, value", NON_FINITE, ids=[" ".join([*(w for w in c[:2] if not w.startswith("-")), o, v]) for c, o, v in NON_FINITE])
+@pytest.mark.parametrize(
+    "command, option, value",
+    NON_FINITE,
+    ids=[" ".join([*(w for w in c[:2] if not w.startswith("-")), o, v]) for c, o, v in NON_FINITE],
+)
 def test_a_non_finite_option_is_refused_before_any_work(command, option, value, lm_run, markov_corpus, tmp_path):
     run = tmp_path / "run"
     if command[0] == "generate":
@@ -545,6 +679,7 @@ def test_a_non_finite_option_is_refused_before_any_work(command, option, value, 
 
 # -- 4. a file that is not a checkpoint ------------------------------------------------------------
 
+
 class _Opener:
     """Unpickled, this would create a file: weights_only must refuse it before anything runs."""
 
@@ -556,7 +691,9 @@ class _Opener:
 
 
 def _not_checkpoints(folder: Path, real: Path) -> dict[str, Path]:
-    files = {name: folder / f"{name}.pt" for name in ("text", "random", "empty", "truncated", "objects", "pickle", "tensors")}
+    files = {
+        name: folder / f"{name}.pt" for name in ("text", "random", "empty", "truncated", "objects", "pickle", "tensors")
+    }
     files["text"].write_text("this is a text file\n")
     files["random"].write_bytes(random.Random(0).randbytes(4096))
     files["empty"].write_bytes(b"")
@@ -581,8 +718,10 @@ NOT_CHECKPOINTS = [
 @pytest.mark.parametrize("name, words", NOT_CHECKPOINTS, ids=[n for n, _ in NOT_CHECKPOINTS])
 def test_a_file_that_is_not_a_checkpoint_says_what_it_is(name, words, lm_run, markov_corpus, tmp_path):
     path = _not_checkpoints(tmp_path, lm_run / "best.pt")[name]
-    for command in (["score", "-m", path, markov_corpus[1]], ["autoencoder", "encode", "-m", path, "--data", "generated:4",
-                                                       "-o", tmp_path / "codes.npy"]):
+    for command in (
+        ["score", "-m", path, markov_corpus[1]],
+        ["autoencoder", "encode", "-m", path, "--data", "generated:4", "-o", tmp_path / "codes.npy"],
+    ):
         result = invoke(*command)
         assert result.exit_code == 65, result.stderr
         says_one_line(result.stderr, f"{path.name} {words}")
@@ -592,9 +731,12 @@ def test_a_file_that_is_not_a_checkpoint_says_what_it_is(name, words, lm_run, ma
 
 # -- 5. a missing file named as such -------------------------------------------------------------
 
+
 def test_a_missing_training_file_with_a_vocabulary_is_named(markov_corpus, tmp_path):
     assert invoke("vocab", "build", markov_corpus[0], "-o", tmp_path / "v.txt").exit_code == 0
-    result = invoke("train", "--train", tmp_path / "gone.txt", "--vocab", tmp_path / "v.txt", "-o", tmp_path / "run", *SMALL_LM)
+    result = invoke(
+        "train", "--train", tmp_path / "gone.txt", "--vocab", tmp_path / "v.txt", "-o", tmp_path / "run", *SMALL_LM
+    )
     assert result.exit_code == 66, result.stderr
     says_one_line(result.stderr, "gone.txt: no such file")
     with pytest.raises(InputMissingError, match="gone.txt: no such file"):
@@ -603,13 +745,25 @@ def test_a_missing_training_file_with_a_vocabulary_is_named(markov_corpus, tmp_p
 
 # -- 6. a corpus cache nlm cannot write ------------------------------------------------------------
 
+
 def test_an_unwritable_cache_names_the_folder_and_the_way_out(lm_run, markov_corpus, tmp_path):
     blocked = tmp_path / "a-file" / "cache"  # under a regular file: ENOTDIR, which root cannot override
     (tmp_path / "a-file").write_text("")
     result = invoke("perplexity", "-m", lm_run, markov_corpus[1], env={"NLM_CACHE_DIR": str(blocked)})
     assert result.exit_code == 73, result.stderr
     says_one_line(result.stderr, f"corpus cache {blocked}", "--cache-dir", "NLM_CACHE_DIR")
-    result = invoke("train", "--train", markov_corpus[0], "-o", tmp_path / "run", "--cache-dir", blocked, "--device", "cpu", *SMALL_LM)
+    result = invoke(
+        "train",
+        "--train",
+        markov_corpus[0],
+        "-o",
+        tmp_path / "run",
+        "--cache-dir",
+        blocked,
+        "--device",
+        "cpu",
+        *SMALL_LM,
+    )
     assert result.exit_code == 73, result.stderr
     says_one_line(result.stderr, f"corpus cache {blocked}", "--cache-dir")
     assert (tmp_path / "a-file").read_text() == ""
@@ -631,6 +785,7 @@ def test_a_read_only_cache_names_the_folder(lm_run, markov_corpus, tmp_path):
 
 # -- 7. full disks and file-size limits ------------------------------------------------------------
 
+
 @pytest.fixture
 def full_device_link(tmp_path) -> Path:
     """A symbolic link to /dev/full: nlm must write through it (ENOSPC), never replace the link or the device."""
@@ -644,9 +799,11 @@ def full_device_link(tmp_path) -> Path:
 
 @pytest.mark.parametrize("command", ["vocab build", "autoencoder encode", "autoencoder reconstruct"])
 def test_a_full_disk_is_one_line_and_exit_74(command, full_device_link, markov_corpus, ae_run):
-    args = {"vocab build": ["vocab", "build", markov_corpus[0]],
-            "autoencoder encode": ["autoencoder", "encode", "-m", ae_run, "--data", "generated:8"],
-            "autoencoder reconstruct": ["autoencoder", "reconstruct", "-m", ae_run, "--data", "generated:8"]}[command]
+    args = {
+        "vocab build": ["vocab", "build", markov_corpus[0]],
+        "autoencoder encode": ["autoencoder", "encode", "-m", ae_run, "--data", "generated:8"],
+        "autoencoder reconstruct": ["autoencoder", "reconstruct", "-m", ae_run, "--data", "generated:8"],
+    }[command]
     result = invoke(*args, "-o", full_device_link)
     assert result.exit_code == 74, result.stderr
     says_one_line(result.stderr, f"cannot write {full_device_link}", "No space left on device")
@@ -680,14 +837,26 @@ def test_a_file_size_limit_keeps_the_previous_vocabulary(tmp_path):
 def test_a_file_size_limit_keeps_the_previous_codes(ae_run, images, tmp_path):
     out = tmp_path / "codes.npy"
     out.write_bytes(b"the previous codes")
-    done = nlm_child("autoencoder", "encode", "-m", ae_run, "--data", images, "-o", out, "--device", "cpu",
-                     preexec_fn=_limit_file_size(16 << 10))
+    done = nlm_child(
+        "autoencoder",
+        "encode",
+        "-m",
+        ae_run,
+        "--data",
+        images,
+        "-o",
+        out,
+        "--device",
+        "cpu",
+        preexec_fn=_limit_file_size(16 << 10),
+    )
     assert done.returncode == 74, done.stderr
     says_one_line(done.stderr, f"cannot write {out}", "File too large")
     assert out.read_bytes() == b"the previous codes" and leftovers(tmp_path) == []
 
 
 # -- 8. a folder as the output file ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("command", ["encode", "reconstruct"])
 def test_a_folder_as_the_output_is_one_line_and_exit_73(command, ae_run, tmp_path):
@@ -702,13 +871,19 @@ def test_a_folder_as_the_output_is_one_line_and_exit_73(command, ae_run, tmp_pat
 
 # -- 9. an output that is one of the inputs ----------------------------------------------------------
 
+
 def test_vocab_build_refuses_to_overwrite_its_input(markov_corpus, tmp_path):
     train = tmp_path / "train.txt"
     train.write_bytes(markov_corpus[0].read_bytes())
     (tmp_path / "hard-link.txt").hardlink_to(train)
     (tmp_path / "soft-link.txt").symlink_to(train)
-    for output, extra in [(train, []), (tmp_path / "." / "train.txt", []), (tmp_path / "hard-link.txt", []),
-                          (tmp_path / "soft-link.txt", []), (tmp_path / "valid.txt", ["--check", tmp_path / "valid.txt"])]:
+    for output, extra in [
+        (train, []),
+        (tmp_path / "." / "train.txt", []),
+        (tmp_path / "hard-link.txt", []),
+        (tmp_path / "soft-link.txt", []),
+        (tmp_path / "valid.txt", ["--check", tmp_path / "valid.txt"]),
+    ]:
         if extra:
             output.write_text("the validation text\n")
         before = output.read_bytes()
@@ -723,8 +898,14 @@ def test_check_distinct_compares_files_not_names(tmp_path, monkeypatch):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("a")
     b.write_text("b")
-    for output, inputs in [(a, [b]), ("-", ["-", a]), (None, [a]), (a, [None, "-", "generated:10"]),
-                           (tmp_path / "new.txt", [a]), (os.devnull, [os.devnull])]:
+    for output, inputs in [
+        (a, [b]),
+        ("-", ["-", a]),
+        (None, [a]),
+        (a, [None, "-", "generated:10"]),
+        (tmp_path / "new.txt", [a]),
+        (os.devnull, [os.devnull]),
+    ]:
         check_distinct(output, inputs)  # distinct: no error
     monkeypatch.chdir(tmp_path)
     for output, inputs in [(a, [b, a]), ("a.txt", [a]), (a, ["./a.txt"]), (tmp_path / "new.txt", ["new.txt"])]:
@@ -744,8 +925,14 @@ def test_codes_and_hypotheses_never_overwrite_an_input(ae_run, lm_run, images, t
     refs.write_text("".join(s + "\n" for s in SOURCE.sample(3, seed=1)))
     lines = refs.read_text().splitlines()
     with pytest.raises(OutputExistsError, match="refs.txt is also an input"):
-        evaluate_generation(load_language_model(lm_run), lines, lines, config=SamplingConfig(greedy=True, max_tokens=3),
-                            names=(str(refs), str(refs)), hyps=refs)
+        evaluate_generation(
+            load_language_model(lm_run),
+            lines,
+            lines,
+            config=SamplingConfig(greedy=True, max_tokens=3),
+            names=(str(refs), str(refs)),
+            hyps=refs,
+        )
     assert refs.read_text().splitlines() == lines
 
 
@@ -770,6 +957,7 @@ def test_the_cli_refuses_an_output_that_is_an_input(case, ae_run, lm_run, images
 
 # -- 10. images that hold NaN ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("command", ["vision train", "autoencoder train", "autoencoder encode"])
 def test_images_holding_nan_are_refused(command, ae_run, tmp_path):
     x = np.full((16, 28, 28), 0.5, dtype=np.float32)
@@ -788,6 +976,7 @@ def test_images_holding_nan_are_refused(command, ae_run, tmp_path):
 
 # -- 11. every token count says what it counts -------------------------------------------------------
 
+
 def test_token_counts_say_what_they_count_and_add_up(lm_run, markov_corpus, tmp_path):
     train, valid = markov_corpus
     lines = valid.read_text().splitlines()
@@ -805,13 +994,20 @@ def test_token_counts_say_what_they_count_and_add_up(lm_run, markov_corpus, tmp_
     assert f"the first token of each of the {rows} rows" in stream.stdout
     assert (f"the {tail}-token tail that fills no row" in stream.stdout) == (tail > 0)
     sentence = invoke("perplexity", "-m", lm_run, valid, "--protocol", "sentence")
-    assert f"{text_tokens:,} predicted tokens" in sentence.stdout and "every token predicted, one <eos> per line" in sentence.stdout
+    assert (
+        f"{text_tokens:,} predicted tokens" in sentence.stdout
+        and "every token predicted, one <eos> per line" in sentence.stdout
+    )
 
 
 # -- 12. an empty input: nothing to score ------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [["score"], ["perplexity"], ["perplexity", "--protocol", "sentence"]],
-                         ids=["score", "perplexity stream", "perplexity sentence"])
+
+@pytest.mark.parametrize(
+    "command",
+    [["score"], ["perplexity"], ["perplexity", "--protocol", "sentence"]],
+    ids=["score", "perplexity stream", "perplexity sentence"],
+)
 def test_an_empty_input_is_an_error_and_empty_lines_are_sentences(command, lm_run, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
@@ -837,7 +1033,11 @@ AVERAGING_REFUSED = [
     (["--milestones", "3,5"], 2, "--milestones applies to --schedule steps"),
     (["--schedule", "steps", "--milestones", "5,3"], 2, "--milestones must be increasing epochs >= 1, not 5,3"),
     (["--finetune"], 2, "--finetune continues a finished NT-ASGD run: give it with --resume"),
-    (["--recipe", "awd-lstm"], 2, "--recipe 'awd-lstm' is not a recipe; choose one of example, ptb-25min, zaremba-small"),
+    (
+        ["--recipe", "awd-lstm"],
+        2,
+        "--recipe 'awd-lstm' is not a recipe; choose one of example, ptb-25min, zaremba-small",
+    ),
 ]
 
 
@@ -848,10 +1048,17 @@ def test_averaging_options_that_cannot_apply_are_one_line_and_2(corpus, monkeypa
     assert not (corpus / "run").exists()
 
 
-@pytest.mark.parametrize("options, phrase", [
-    (["--finetune"], "--finetune restarts the averaging of an NT-ASGD run (--optimizer ntasgd); this run used sgd"),
-    (["--recipe", "awd-ptb"], "--recipe starts a new run from a preset; a resumed run keeps the configuration it has"),
-], ids=["finetune-sgd", "recipe"])
+@pytest.mark.parametrize(
+    "options, phrase",
+    [
+        (["--finetune"], "--finetune restarts the averaging of an NT-ASGD run (--optimizer ntasgd); this run used sgd"),
+        (
+            ["--recipe", "awd-ptb"],
+            "--recipe starts a new run from a preset; a resumed run keeps the configuration it has",
+        ),
+    ],
+    ids=["finetune-sgd", "recipe"],
+)
 def test_resume_refuses_finetuning_another_optimizer_and_a_recipe(finished_run, options, phrase):
     run, before = finished_run
     one_line(nlm("train", "--resume", run, *options), 2, phrase)
@@ -874,5 +1081,9 @@ def test_finetuning_a_run_without_best_pt_is_one_line_and_66(corpus, monkeypatch
         _train_lm(corpus, corpus / "killed", optimizer="ntasgd", lr=1.0, save_every=2)
     monkeypatch.setattr(LMTask, "training_step", step)
     before = snapshot(corpus / "killed")
-    one_line(nlm("train", "--resume", corpus / "killed", "--finetune"), 66, "has no best.pt, the weights --finetune starts from")
+    one_line(
+        nlm("train", "--resume", corpus / "killed", "--finetune"),
+        66,
+        "has no best.pt, the weights --finetune starts from",
+    )
     assert snapshot(corpus / "killed") == before

@@ -115,22 +115,32 @@ def test_importing_the_cli_loads_no_torch():
 
 
 def test_modules_stay_short():
-    long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
     assert long == {}
     assert len((PACKAGE / "train" / "trainer.py").read_text().splitlines()) <= MAX_TRAINER_LINES
 
 
 def test_commands_pass_their_options_by_name():
     """No `dict(locals())`: a command hands its library function each option by name, so a reader sees what it passes."""
-    calls = {f"{p.relative_to(REPO)}:{node.lineno}" for p in PACKAGE.rglob("*.py") for node in ast.walk(ast.parse(p.read_text()))
-             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("locals", "vars") and not node.args}
+    calls = {
+        f"{p.relative_to(REPO)}:{node.lineno}"
+        for p in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("locals", "vars") and not node.args
+    }
     assert calls == set()
 
 
 def test_loading_and_scoring_a_language_model_imports_only_what_they_use():
     """`nlm score` in a pipeline pays for torch and nothing it does not need (start-up, bench/startup.py)."""
-    code = ("import sys, nlm.lm.loading, nlm.lm.scoring, nlm.lm.perplexity, nlm.lm.generation; "
-            "print(sorted(m for m in ('sentencepiece', 'sacrebleu', 'rich', 'matplotlib', 'PIL') if m in sys.modules))")
+    code = (
+        "import sys, nlm.lm.loading, nlm.lm.scoring, nlm.lm.perplexity, nlm.lm.generation; "
+        "print(sorted(m for m in ('sentencepiece', 'sacrebleu', 'rich', 'matplotlib', 'PIL') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

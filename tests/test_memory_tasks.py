@@ -24,12 +24,15 @@ def vocab_of(level: str, symbols: list[str]) -> SymbolVocab:
     return SymbolVocab(level=level, symbols=[*SPECIALS, *symbols], counts=[0] * (len(SPECIALS) + len(symbols)))
 
 
-@pytest.mark.parametrize("level, symbols, line, spelled", [
-    ("word", ["a7", "x", "?"], "a7 x x ? a7", ["a7"]),
-    ("word", ["a1", "a2", "?"], "a1 ? a2 ? a1", ["a2", "a1"]),
-    ("char", list("a7x? "), "a7 x ? a7", ["a7"]),
-    ("char", list("a7x? "), "x ? a7 x", ["a7 "]),  # a word inside a line ends with the space the model must predict
-])
+@pytest.mark.parametrize(
+    "level, symbols, line, spelled",
+    [
+        ("word", ["a7", "x", "?"], "a7 x x ? a7", ["a7"]),
+        ("word", ["a1", "a2", "?"], "a1 ? a2 ? a1", ["a2", "a1"]),
+        ("char", list("a7x? "), "a7 x ? a7", ["a7"]),
+        ("char", list("a7x? "), "x ? a7 x", ["a7 "]),  # a word inside a line ends with the space the model must predict
+    ],
+)
 def test_marked_spans_cover_exactly_the_tokens_of_each_word_after_the_mark(level, symbols, line, spelled):
     vocab = vocab_of(level, symbols)
     ids = vocab.encode(line)
@@ -43,8 +46,13 @@ def test_marked_spans_cover_exactly_the_tokens_of_each_word_after_the_mark(level
 def copy_task(tmp_path_factory):
     folder = tmp_path_factory.mktemp("copy")
     write_memory_corpus(MemoryTask(kind="copy", lag=3, symbols=4, lines=300, eval_lines=40, seed=5), folder)
-    run = train_tiny_lm(session_root(tmp_path_factory), "copy-lag3", train_file=folder / "train.txt",
-                        valid_file=folder / "valid.txt", steps=60)
+    run = train_tiny_lm(
+        session_root(tmp_path_factory),
+        "copy-lag3",
+        train_file=folder / "train.txt",
+        valid_file=folder / "valid.txt",
+        steps=60,
+    )
     return folder, load_language_model(run)
 
 
@@ -86,14 +94,47 @@ def test_a_plain_file_works_and_a_file_without_marks_is_a_data_error(copy_task, 
 # `a_i x x ... x ? a_i` with the symbol read 40 steps before the mark, 8 symbols, one layer of 64 units.
 # Weights start uniform in [-1, 1]: at the default +-0.1 the gates start half shut (0.5^40 of the memory
 # survives 40 steps) and no cell learns the task in this budget; with +-1 some units start open.
-TRAIN = ["--mode", "sentence", "--layers", 1, "--hidden", 64, "--dropout", 0, "--init-range", 1.0, "--optimizer", "adam",
-         "--lr", 0.005, "--clip", 1, "--batch-size", 32, "--max-steps", 300, "--epochs", 1000, "--schedule", "none",
-         "--device", "cpu", "--seed", 1, "-q"]
+TRAIN = [
+    "--mode",
+    "sentence",
+    "--layers",
+    1,
+    "--hidden",
+    64,
+    "--dropout",
+    0,
+    "--init-range",
+    1.0,
+    "--optimizer",
+    "adam",
+    "--lr",
+    0.005,
+    "--clip",
+    1,
+    "--batch-size",
+    32,
+    "--max-steps",
+    300,
+    "--epochs",
+    1000,
+    "--schedule",
+    "none",
+    "--device",
+    "cpu",
+    "--seed",
+    1,
+    "-q",
+]
 
 
 @pytest.mark.slow
 def test_lstm_and_gru_remember_over_40_steps_while_a_tanh_rnn_stays_near_chance(tmp_path):
-    assert nlm("corpus", "copy", "-o", tmp_path, "--lag", 40, "--symbols", 8, "--lines", 1000, "--eval-lines", 200).exit_code == 0
+    assert (
+        nlm(
+            "corpus", "copy", "-o", tmp_path, "--lag", 40, "--symbols", 8, "--lines", 1000, "--eval-lines", 200
+        ).exit_code
+        == 0
+    )
     accuracy = {}
     for cell in ("lstm", "gru", "rnn-tanh"):
         result = nlm("train", "--train", tmp_path / "train.txt", "-o", tmp_path / cell, "--cell", cell, *TRAIN)

@@ -14,8 +14,31 @@ from nlm.lm.neighbours import nearest_words
 
 torch.set_num_threads(1)
 
-TRAIN = ["--hidden", 16, "--layers", 1, "--dropout", 0, "--optimizer", "adam", "--lr", 0.01, "--max-steps", 150,
-         "--epochs", 100, "--batch-size", 8, "--bptt", 12, "--device", "cpu", "--seed", 1, "-q"]
+TRAIN = [
+    "--hidden",
+    16,
+    "--layers",
+    1,
+    "--dropout",
+    0,
+    "--optimizer",
+    "adam",
+    "--lr",
+    0.01,
+    "--max-steps",
+    150,
+    "--epochs",
+    100,
+    "--batch-size",
+    8,
+    "--bptt",
+    12,
+    "--device",
+    "cpu",
+    "--seed",
+    1,
+    "-q",
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +46,19 @@ def runs(tmp_path_factory):
     """`the cat|dog VERB a ADJ NOUN .`: cat and dog are drawn from one slot, so their contexts are identical."""
     root = tmp_path_factory.mktemp("neighbours")
     rng = random.Random(0)
-    slots = [["cat", "dog"], ["sees", "likes", "finds", "paints"], ["red", "old", "small"], ["river", "house", "market", "boat", "hill"]]
+    slots = [
+        ["cat", "dog"],
+        ["sees", "likes", "finds", "paints"],
+        ["red", "old", "small"],
+        ["river", "house", "market", "boat", "hill"],
+    ]
     text = root / "train.txt"
-    text.write_text("".join(f"the {rng.choice(slots[0])} {rng.choice(slots[1])} a {rng.choice(slots[2])} {rng.choice(slots[3])} .\n"
-                            for _ in range(400)))
+    text.write_text(
+        "".join(
+            f"the {rng.choice(slots[0])} {rng.choice(slots[1])} a {rng.choice(slots[2])} {rng.choice(slots[3])} .\n"
+            for _ in range(400)
+        )
+    )
     folders = {}
     for level, extra in [("word", []), ("bpe", ["--vocab-size", 60])]:
         folders[level] = root / level

@@ -140,10 +140,45 @@ def test_a_schedule_goes_on_with_the_optimizer_that_replaced_sgd(schedule, extra
 
 
 # -- a tiny AWD-LSTM through the CLI: resume across the switch, best.pt, fine-tuning ---------------------
-AWD = ["--emb", "8", "--hidden", "16", "--last-hidden", "8", "--layers", "2", "--locked-dropout", "--weight-drop", "0.3",
-       "--emb-dropout", "0.1", "--dropout-input", "0.3", "--ar", "1", "--tar", "1", "--variable-bptt", "--rnn-init", "pytorch",
-       "--batch-size", "4", "--bptt", "8", "--optimizer", "ntasgd", "--nonmono", "1", "--lr", "20", "--epochs", "6",
-       "--device", "cpu", "-q"]
+AWD = [
+    "--emb",
+    "8",
+    "--hidden",
+    "16",
+    "--last-hidden",
+    "8",
+    "--layers",
+    "2",
+    "--locked-dropout",
+    "--weight-drop",
+    "0.3",
+    "--emb-dropout",
+    "0.1",
+    "--dropout-input",
+    "0.3",
+    "--ar",
+    "1",
+    "--tar",
+    "1",
+    "--variable-bptt",
+    "--rnn-init",
+    "pytorch",
+    "--batch-size",
+    "4",
+    "--bptt",
+    "8",
+    "--optimizer",
+    "ntasgd",
+    "--nonmono",
+    "1",
+    "--lr",
+    "20",
+    "--epochs",
+    "6",
+    "--device",
+    "cpu",
+    "-q",
+]
 
 
 def metrics(run: Path) -> list[dict]:
@@ -174,9 +209,13 @@ def test_a_run_stopped_before_or_after_the_switch_resumes_to_the_same_weights(st
     switch_step = metrics(straight)[2]["step"]
     assert (stop_at < switch_step) == (stop_at == 70)  # mid-epoch 3 (SGD), or mid-epoch 4 (ASGD)
     run = tmp_path / "run"
-    first = nlm("train", "--train", root / "train.txt", "--valid", root / "valid.txt", "-o", run, *AWD, "--max-steps", stop_at)
+    first = nlm(
+        "train", "--train", root / "train.txt", "--valid", root / "valid.txt", "-o", run, *AWD, "--max-steps", stop_at
+    )
     assert first.exit_code == 0, first.stderr
-    assert ("t0" in checkpoint(run, "last")["trainer"]["optimizer"]["param_groups"][0]) == (stop_at == 95)  # ASGD's groups
+    assert ("t0" in checkpoint(run, "last")["trainer"]["optimizer"]["param_groups"][0]) == (
+        stop_at == 95
+    )  # ASGD's groups
     resumed = nlm("train", "--resume", run, "--max-steps", 10_000, "-q")
     assert resumed.exit_code == 0, resumed.stderr
     expected, got = checkpoint(straight, "last"), checkpoint(run, "last")
@@ -184,7 +223,9 @@ def test_a_run_stopped_before_or_after_the_switch_resumes_to_the_same_weights(st
     assert all(torch.equal(expected["model"][k], got["model"][k]) for k in expected["model"])
     saved, state = expected["trainer"]["optimizer"]["state"], got["trainer"]["optimizer"]["state"]
     assert saved.keys() == state.keys() and all(torch.equal(saved[i]["ax"], state[i]["ax"]) for i in saved)
-    steps = {m["step"] for m in metrics(straight)}  # the evaluation at the stop, mid-epoch, is the interrupted run's own
+    steps = {
+        m["step"] for m in metrics(straight)
+    }  # the evaluation at the stop, mid-epoch, is the interrupted run's own
     assert epoch_ends(run, steps) == epoch_ends(straight, steps)
 
 
@@ -205,10 +246,14 @@ def test_best_pt_holds_the_averages_and_scores_the_logged_validation_loss(straig
     for index, name in enumerate(parameter_names(last["config"])):
         assert torch.equal(best["model"][name], averages[index]["ax"]), name
         assert not torch.equal(last["model"][name], best["model"][name]), name  # last.pt: the raw weights
-    scored = nlm("perplexity", straight.parent / "valid.txt", "-m", straight / "best.pt", "--format", "json", "--device", "cpu")
+    scored = nlm(
+        "perplexity", straight.parent / "valid.txt", "-m", straight / "best.pt", "--format", "json", "--device", "cpu"
+    )
     assert scored.exit_code == 0, scored.stderr
     assert json.loads(scored.stdout)["loss"] == pytest.approx(logged["loss"], abs=1e-6)
-    raw = nlm("perplexity", straight.parent / "valid.txt", "-m", straight / "last.pt", "--format", "json", "--device", "cpu")
+    raw = nlm(
+        "perplexity", straight.parent / "valid.txt", "-m", straight / "last.pt", "--format", "json", "--device", "cpu"
+    )
     assert abs(json.loads(raw.stdout)["loss"] - logged["loss"]) > 1e-3
 
 

@@ -11,7 +11,19 @@ from lm_helpers import session_root, train_tiny_lm
 
 from nlm.io.curves import run_series
 
-IMAGES = ["--data", "generated:200:1", "--valid", "generated:60:2", "--epochs", 2, "--batch-size", 50, "--device", "cpu", "-q"]
+IMAGES = [
+    "--data",
+    "generated:200:1",
+    "--valid",
+    "generated:60:2",
+    "--epochs",
+    2,
+    "--batch-size",
+    50,
+    "--device",
+    "cpu",
+    "-q",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +47,15 @@ def test_series_are_the_numbers_of_metrics_jsonl(runs):
     assert list(accuracy.x) == [1.0, 2.0] and all(0 <= a <= 1 for a in accuracy.y)
 
 
-@pytest.mark.parametrize("kind, options", [
-    ("lm", ["--y", "ppl", "--log"]),
-    ("lm", ["--x", "time"]),
-    ("vision", ["--x", "epoch", "--y", "accuracy"]),
-    ("autoencoder", ["--y", "mse"]),
-])
+@pytest.mark.parametrize(
+    "kind, options",
+    [
+        ("lm", ["--y", "ppl", "--log"]),
+        ("lm", ["--x", "time"]),
+        ("vision", ["--x", "epoch", "--y", "accuracy"]),
+        ("autoencoder", ["--y", "mse"]),
+    ],
+)
 def test_each_kind_of_run_draws_a_png(runs, tmp_path, kind, options):
     out = tmp_path / "curves.png"
     result = nlm("plot", runs[kind], "-o", out, *options)

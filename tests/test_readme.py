@@ -45,7 +45,9 @@ def test_the_tour_is_found_and_every_command_in_it_is_an_nlm_command():
     commands = [line for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")]
     assert len(blocks) >= 5 and len(commands) >= 25
     shell = ("for ", "done")  # a loop over nlm commands
-    assert all("nlm " in line or line.startswith((" ", "\t", *shell)) or line.rstrip().endswith("\\") for line in commands)
+    assert all(
+        "nlm " in line or line.startswith((" ", "\t", *shell)) or line.rstrip().endswith("\\") for line in commands
+    )
 
 
 @pytest.mark.slow
@@ -55,8 +57,12 @@ def test_every_block_of_the_tour_runs(tmp_path):
     (work / "corpora").symlink_to(REPO / "corpora")
     if SHARED_DATA.is_dir():
         (tmp_path / "shared").symlink_to(SHARED_DATA.parent)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
-           "NLM_CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1",
+        "NLM_CACHE_DIR": str(tmp_path / "cache"),
+    }
     for number, block in enumerate(tour_blocks(README.read_text()), start=1):
         if "../shared/data" in block and not SHARED_DATA.is_dir():
             continue

@@ -46,17 +46,54 @@ def test_recipe_list_shows_every_recipe_with_its_published_figure_and_source():
 def test_a_recipe_fills_what_the_command_line_leaves_and_config_json_records_it(tiny_corpus, tmp_path):
     train, valid = tiny_corpus
     run = tmp_path / "run"
-    result = nlm("train", "--recipe", "zaremba-small", "--train", train, "--valid", valid, "-o", run,
-                 "--emb", "16", "--hidden", "16", "--max-steps", "2", "--device", "cpu")
+    result = nlm(
+        "train",
+        "--recipe",
+        "zaremba-small",
+        "--train",
+        train,
+        "--valid",
+        valid,
+        "-o",
+        run,
+        "--emb",
+        "16",
+        "--hidden",
+        "16",
+        "--max-steps",
+        "2",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.stderr
-    assert "recipe zaremba-small: " in result.stderr and "--lr 20.0" in result.stderr and "given: --emb --hidden" in result.stderr
+    assert (
+        "recipe zaremba-small: " in result.stderr
+        and "--lr 20.0" in result.stderr
+        and "given: --emb --hidden" in result.stderr
+    )
     config = json.loads((run / "config.json").read_text())
     model, data, training = config["model"], config["data"], config["train"]
     assert (model["emb"], model["hidden"]) == (16, 16)  # given on the command line
-    assert (model["layers"], model["tie"], model["dropout"], model["init_range"], model["rnn_init"]) == (2, False, 0.0, 0.1, "uniform")
+    assert (model["layers"], model["tie"], model["dropout"], model["init_range"], model["rnn_init"]) == (
+        2,
+        False,
+        0.0,
+        0.1,
+        "uniform",
+    )
     assert (data["bptt"], data["batch_size"], data["variable_bptt"]) == (20, 20, False)
-    assert (training["optimizer"], training["lr"], training["clip"], training["schedule"]) == ("sgd", 20.0, 0.25, "decay")
-    assert (training["lr_factor"], training["decay_start"], training["epochs"], training["max_steps"]) == (0.5, 4, 13, 2)
+    assert (training["optimizer"], training["lr"], training["clip"], training["schedule"]) == (
+        "sgd",
+        20.0,
+        0.25,
+        "decay",
+    )
+    assert (training["lr_factor"], training["decay_start"], training["epochs"], training["max_steps"]) == (
+        0.5,
+        4,
+        13,
+        2,
+    )
     assert training["recipe"] == "zaremba-small"
     assert torch.load(run / "last.pt", weights_only=True)["config"]["train"]["recipe"] == "zaremba-small"
 
@@ -64,11 +101,36 @@ def test_a_recipe_fills_what_the_command_line_leaves_and_config_json_records_it(
 def test_an_ntasgd_recipe_reaches_the_optimizer_and_its_schedule(tiny_corpus, tmp_path):
     train, valid = tiny_corpus
     run = tmp_path / "run"
-    small = ["--emb", "8", "--hidden", "16", "--last-hidden", "8", "--batch-size", "4", "--bptt", "8", "--max-steps", "3"]
-    result = nlm("train", "--recipe", "awd-ptb", "--train", train, "--valid", valid, "-o", run, *small, "--device", "cpu", "-q")
+    small = [
+        "--emb",
+        "8",
+        "--hidden",
+        "16",
+        "--last-hidden",
+        "8",
+        "--batch-size",
+        "4",
+        "--bptt",
+        "8",
+        "--max-steps",
+        "3",
+    ]
+    result = nlm(
+        "train", "--recipe", "awd-ptb", "--train", train, "--valid", valid, "-o", run, *small, "--device", "cpu", "-q"
+    )
     assert result.exit_code == 0, result.stderr
     config = json.loads((run / "config.json").read_text())
-    assert (config["train"]["optimizer"], config["train"]["schedule"], config["train"]["nonmono"]) == ("ntasgd", "none", 5)
+    assert (config["train"]["optimizer"], config["train"]["schedule"], config["train"]["nonmono"]) == (
+        "ntasgd",
+        "none",
+        5,
+    )
     assert (config["train"]["lr"], config["train"]["weight_decay"], config["train"]["seed"]) == (30.0, 1.2e-6, 141)
-    assert config["model"]["weight_drop"] == 0.5 and config["model"]["locked_dropout"] and config["data"]["variable_bptt"]
-    assert (config["model"]["dropout_input"], config["model"]["dropout_hidden"], config["model"]["dropout_output"]) == (0.4, 0.25, 0.4)
+    assert (
+        config["model"]["weight_drop"] == 0.5 and config["model"]["locked_dropout"] and config["data"]["variable_bptt"]
+    )
+    assert (config["model"]["dropout_input"], config["model"]["dropout_hidden"], config["model"]["dropout_output"]) == (
+        0.4,
+        0.25,
+        0.4,
+    )

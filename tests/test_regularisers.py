@@ -24,8 +24,12 @@ def test_locked_dropout_shares_one_mask_over_time_and_draws_one_per_sequence():
     mask = y != 0
     assert torch.allclose(y[mask], x[mask] / 0.75)  # what is kept is scaled by 1 / (1 - p)
     assert torch.equal(mask, mask[:, :1].expand_as(mask))  # equal at every time step
-    assert not torch.equal(mask[0, 0], mask[1, 0]) and not torch.equal(mask[2, 0], mask[3, 0])  # differs between sequences
-    assert torch.equal(locked_dropout(x, 0.25, training=False), x) and torch.equal(locked_dropout(x, 0.0, training=True), x)
+    assert not torch.equal(mask[0, 0], mask[1, 0]) and not torch.equal(
+        mask[2, 0], mask[3, 0]
+    )  # differs between sequences
+    assert torch.equal(locked_dropout(x, 0.25, training=False), x) and torch.equal(
+        locked_dropout(x, 0.0, training=True), x
+    )
 
 
 def test_embedding_dropout_drops_whole_word_types_and_scales_the_rest():
@@ -148,8 +152,18 @@ def test_weight_drop_runs_and_trains_under_cudnn(monkeypatch):
     one, _ = stack(x)
     two, _ = stack(x)
     assert torch.equal(one[:, 0], two[:, 0]) and not torch.allclose(one[:, 1:], two[:, 1:])
-    config = RNNConfig(vocab_size=40, emb=8, hidden=16, last_hidden=8, layers=3, locked_dropout=True, weight_drop=0.5,
-                       emb_dropout=0.1, ar=2.0, tar=1.0)
+    config = RNNConfig(
+        vocab_size=40,
+        emb=8,
+        hidden=16,
+        last_hidden=8,
+        layers=3,
+        locked_dropout=True,
+        weight_drop=0.5,
+        emb_dropout=0.1,
+        ar=2.0,
+        tar=1.0,
+    )
     model = RNNLM(config).cuda()
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     tokens = torch.randint(4, 40, (4, 13), device="cuda")

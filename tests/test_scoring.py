@@ -93,14 +93,14 @@ def test_the_same_sentence_gets_the_same_score_wherever_it_stands(word_lm, sente
 
 
 def test_empty_line_is_the_end_symbol_alone(word_lm):
-    empty, = score_sentences(word_lm, [""])
+    (empty,) = score_sentences(word_lm, [""])
     assert (empty.tokens, empty.oovs) == (1, 0)
     assert empty.logprob == pytest.approx(stepwise_logprobs(word_lm.model, [], word_lm.start_id)[0], abs=1e-5)
 
 
 def test_oovs_are_unk_counted_and_excluded_the_kenlm_way(word_lm):
     line = f"{SOURCE.words[0]} qqq {SOURCE.words[1]} rrr"
-    result, = score_sentences(word_lm, [line], per_token=True)
+    (result,) = score_sentences(word_lm, [line], per_token=True)
     assert result.token_ids[1] == result.token_ids[3] == UNK
     assert result.oovs == 2 and result.tokens == 5
     assert result.oov_logprob == pytest.approx(result.token_logprobs[1] + result.token_logprobs[3])
@@ -125,7 +125,7 @@ def test_corpus_perplexity_is_normalised_by_tokens_not_averaged_over_sentences(w
 def test_without_bos_eos_the_first_word_is_context_and_no_end_is_scored(word_lm):
     words = SOURCE.sample(5, seed=2)
     long = max(words, key=len)
-    result, = score_sentences(word_lm, [long], bos_eos=False, per_token=True)
+    (result,) = score_sentences(word_lm, [long], bos_eos=False, per_token=True)
     ids = word_lm.vocab.encode(long)
     assert result.tokens == len(ids) - 1 and result.token_ids == tuple(ids[1:])
     with torch.no_grad():
@@ -201,8 +201,9 @@ def test_stream_perplexity_is_the_training_validation_number(tmp_path_factory, w
 def test_sentence_protocol_equals_the_training_protocol_of_a_sentence_model(tmp_path_factory, head):
     """For a sentence-trained model both protocols score every line from <bos>: two implementations, one number."""
     root = session_root(tmp_path_factory)
-    lm = load_language_model(train_tiny_lm(root, "sentence" if head == "full" else f"sentence-{head}", mode="sentence",
-                                           **HEADS[head]))
+    lm = load_language_model(
+        train_tiny_lm(root, "sentence" if head == "full" else f"sentence-{head}", mode="sentence", **HEADS[head])
+    )
     assert lm.start_id == BOS
     _, valid = write_corpus(root / "corpus")
     stream = corpus_perplexity(lm, valid, protocol="stream", cache_dir=root / "cache")
@@ -215,9 +216,13 @@ def test_per_word_rows_sum_the_pieces_of_char_and_subword_models(tmp_path_factor
     root = session_root(tmp_path_factory)
     line = " ".join(SOURCE.sample(3, seed=5))
     adaptive = {"softmax": "adaptive", "cutoffs": (12, 24)}
-    for name, level, size, head in [("char", "char", None, {}), ("bpe", "bpe", 30, {}), ("bpe-adaptive", "bpe", 30, adaptive)]:
+    for name, level, size, head in [
+        ("char", "char", None, {}),
+        ("bpe", "bpe", 30, {}),
+        ("bpe-adaptive", "bpe", 30, adaptive),
+    ]:
         lm = load_language_model(train_tiny_lm(root, name, level=level, size=size, **head))
-        result, = score_sentences(lm, [line], per_token=True)
+        (result,) = score_sentences(lm, [line], per_token=True)
         pieces = token_rows(result, lm.vocab)
         words = token_rows(result, lm.vocab, words=True)
         assert len(pieces) == result.tokens > len(words)
@@ -238,8 +243,11 @@ def test_trained_scores_approach_the_true_markov_log_probabilities(tmp_path_fact
     train, valid = root / "train.txt", root / "valid.txt"
     train.write_text("".join(s + "\n" for s in source.sample(4000, seed=1)))
     valid.write_text("".join(s + "\n" for s in source.sample(300, seed=2)))
-    lm = load_language_model(train_tiny_lm(root, "run", train_file=train, valid_file=valid, hidden=32,
-                                           lr=0.01, steps=10_000, epochs=5, **head))
+    lm = load_language_model(
+        train_tiny_lm(
+            root, "run", train_file=train, valid_file=valid, hidden=32, lr=0.01, steps=10_000, epochs=5, **head
+        )
+    )
     held_out = source.sample(400, seed=3)
     results = list(score_sentences(lm, held_out, per_token=True))
     model = np.concatenate([r.token_logprobs for r in results])

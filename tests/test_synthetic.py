@@ -16,14 +16,18 @@ from nlm.errors import ConfigError, DataError, OutputExistsError
 def uniform_source(num_words: int = 3) -> MarkovSource:
     """Every row uniform: start over V words, each word over V words + <eos>."""
     v = num_words
-    return MarkovSource(words=tuple(f"w{'a' * (i + 1)}" for i in range(v)),
-                        start=(1 / v,) * v, trans=(((1 / (v + 1),) * (v + 1)),) * v)
+    return MarkovSource(
+        words=tuple(f"w{'a' * (i + 1)}" for i in range(v)), start=(1 / v,) * v, trans=(((1 / (v + 1),) * (v + 1)),) * v
+    )
 
 
 def deterministic_source() -> MarkovSource:
     """One-hot rows: every sentence is `ab cd`, then `ef` is never used."""
-    return MarkovSource(words=("ab", "cd", "ef"), start=(1.0, 0.0, 0.0),
-                        trans=((0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0, 1.0)))
+    return MarkovSource(
+        words=("ab", "cd", "ef"),
+        start=(1.0, 0.0, 0.0),
+        trans=((0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0, 1.0)),
+    )
 
 
 @pytest.mark.parametrize("seed, concentration, mean_length", [(0, 0.3, 8.0), (1, 0.05, 3.0), (2, 5.0, 20.0)])
@@ -88,10 +92,13 @@ def test_token_logprobs_are_the_matrix_entries_and_sum_to_the_sentence():
 def test_sentence_probabilities_sum_to_one_minus_the_longer_tail():
     source = MarkovSource.random(num_words=3, mean_length=2.0, seed=9)
     max_len = 6
-    total = sum(math.exp(source.sentence_logprob(list(words)))
-                for n in range(1, max_len + 1) for words in itertools.product(source.words, repeat=n))
+    total = sum(
+        math.exp(source.sentence_logprob(list(words)))
+        for n in range(1, max_len + 1)
+        for words in itertools.product(source.words, repeat=n)
+    )
     # The end probability is 1/2 after every word, so P(length > 6) = (1/2)^6.
-    assert total == pytest.approx(1 - 0.5 ** max_len, rel=1e-12)
+    assert total == pytest.approx(1 - 0.5**max_len, rel=1e-12)
 
 
 def test_same_seed_same_sample_and_different_seed_different_sample():
@@ -112,20 +119,31 @@ def test_unknown_or_missing_words_are_data_errors():
         source.token_logprobs("   ")
 
 
-@pytest.mark.parametrize("kwargs", [{"num_words": 0}, {"concentration": 0.0}, {"concentration": math.nan},
-                                    {"mean_length": 0.5}, {"mean_length": math.inf}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_words": 0},
+        {"concentration": 0.0},
+        {"concentration": math.nan},
+        {"mean_length": 0.5},
+        {"mean_length": math.inf},
+    ],
+)
 def test_random_rejects_nonsense_parameters(kwargs):
     with pytest.raises(ConfigError):
         MarkovSource.random(**kwargs)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"words": ("ab", "<eos>")}, "lowercase"),
-    ({"words": ("ab", "ab")}, "distinct"),
-    ({"start": (0.5, 0.6)}, "sums to"),
-    ({"trans": ((1.0, 0.0, 0.0), (0.5, 0.0, 0.5))}, "never reach <eos>"),  # ab loops forever
-    ({"trans": ((0.0, 0.0, 1.0),)}, "rows of 3"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"words": ("ab", "<eos>")}, "lowercase"),
+        ({"words": ("ab", "ab")}, "distinct"),
+        ({"start": (0.5, 0.6)}, "sums to"),
+        ({"trans": ((1.0, 0.0, 0.0), (0.5, 0.0, 0.5))}, "never reach <eos>"),  # ab loops forever
+        ({"trans": ((0.0, 0.0, 1.0),)}, "rows of 3"),
+    ],
+)
 def test_invalid_sources_are_config_errors(change, message):
     valid = {"words": ("ab", "cd"), "start": (0.5, 0.5), "trans": ((0.2, 0.3, 0.5), (0.1, 0.1, 0.8))}
     MarkovSource(**valid)
@@ -147,4 +165,3 @@ def test_write_corpus_round_trips_through_source_json(tmp_path):
     # valid.txt has its own seed stream, so more training lines leave it unchanged.
     source.write_corpus(tmp_path, train_lines=80, valid_lines=10, seed=3, overwrite=True)
     assert (tmp_path / "valid.txt").read_text(encoding="utf-8").splitlines() == valid
-

@@ -11,11 +11,11 @@ import torch
 from conftest import REPO, write_grammar_corpus
 from rich.console import Console
 
+from nlm.corpora.markov import MarkovSource
 from nlm.errors import TrainingDivergedError
 from nlm.lm.config import LMDataConfig
 from nlm.lm.training import DEFAULT_LR, LMJob, resume_language_model, train_language_model
 from nlm.models.rnn import RNNConfig
-from nlm.corpora.markov import MarkovSource
 from nlm.train.config import TrainConfig
 
 QUIET = Console(stderr=True, quiet=True)
@@ -23,8 +23,12 @@ QUIET = Console(stderr=True, quiet=True)
 
 def train(tmp_path, corpus, *, name="run", model=None, data=None, **train_options):
     model = model or RNNConfig(emb=16, hidden=32, layers=1, dropout=0.0, tie=False)
-    job = LMJob(train=str(corpus[0]), valid=str(corpus[1]), model=model, data=data or LMDataConfig(batch_size=8, bptt=10))
-    return train_language_model(job=job, output=tmp_path / name, train=TrainConfig(**train_options), console=QUIET, quiet=True)
+    job = LMJob(
+        train=str(corpus[0]), valid=str(corpus[1]), model=model, data=data or LMDataConfig(batch_size=8, bptt=10)
+    )
+    return train_language_model(
+        job=job, output=tmp_path / name, train=TrainConfig(**train_options), console=QUIET, quiet=True
+    )
 
 
 def vocab_size(run_dir: Path) -> int:
@@ -42,7 +46,12 @@ def grammar_corpus(tmp_path) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize("cell", ["rnn-tanh", "rnn-relu", "lstm", "gru"])
 def test_every_cell_learns_with_its_default_learning_rate(tmp_path, grammar_corpus, cell):
-    result = train(tmp_path, grammar_corpus, model=RNNConfig(cell=cell, emb=16, hidden=32, layers=2, dropout=0.1, tie=False), epochs=3)
+    result = train(
+        tmp_path,
+        grammar_corpus,
+        model=RNNConfig(cell=cell, emb=16, hidden=32, layers=2, dropout=0.1, tie=False),
+        epochs=3,
+    )
     losses = valid_losses(result.run_dir)
     uniform = math.log(vocab_size(result.run_dir))
     assert losses[-1] < losses[0] and losses[-1] < 0.5 * uniform, losses
@@ -61,7 +70,9 @@ def test_a_plain_rnn_diverges_at_the_lstm_learning_rate(tmp_path, grammar_corpus
 
 
 def test_sentence_mode_learns(tmp_path, tiny_corpus):
-    result = train(tmp_path, tiny_corpus, data=LMDataConfig(mode="sentence", batch_size=8), epochs=3, optimizer="adam", lr=0.01)
+    result = train(
+        tmp_path, tiny_corpus, data=LMDataConfig(mode="sentence", batch_size=8), epochs=3, optimizer="adam", lr=0.01
+    )
     losses = valid_losses(result.run_dir)
     assert losses[-1] < losses[0] and losses[-1] < 1.5, losses
 
@@ -70,8 +81,16 @@ def test_sentence_mode_learns(tmp_path, tiny_corpus):
 def test_lstm_reaches_the_entropy_rate_of_a_markov_source(tmp_path):
     source = MarkovSource.load(REPO / "corpora" / "markov" / "source.json")
     corpus = (REPO / "corpora" / "markov" / "train.txt", REPO / "corpora" / "markov" / "valid.txt")
-    result = train(tmp_path, corpus, model=RNNConfig(emb=32, hidden=32, layers=1, dropout=0.0),
-                   data=LMDataConfig(batch_size=16, bptt=20), optimizer="adam", lr=0.01, clip=1.0, epochs=4)
+    result = train(
+        tmp_path,
+        corpus,
+        model=RNNConfig(emb=32, hidden=32, layers=1, dropout=0.0),
+        data=LMDataConfig(batch_size=16, bptt=20),
+        optimizer="adam",
+        lr=0.01,
+        clip=1.0,
+        epochs=4,
+    )
     entropy = source.entropy_rate()
     # The model cannot beat the source (beyond the sampling noise of 9,020 validation tokens) ...
     assert result.progress.best_loss > entropy * 0.98
@@ -109,7 +128,10 @@ def test_checkpoint_is_self_contained_and_loads_with_weights_only(tmp_path, tiny
     assert set(checkpoint) >= {"config", "model", "vocab", "trainer", "rng", "metrics"}
     assert checkpoint["vocab"]["symbols"][:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
     assert set(checkpoint["trainer"]) == {"optimizer", "progress", "task", "callbacks"}
-    assert "ReduceLROnPlateau" not in checkpoint["trainer"]["callbacks"] and checkpoint["trainer"]["callbacks"]["LRSchedule"]["factor"] == 0.25
+    assert (
+        "ReduceLROnPlateau" not in checkpoint["trainer"]["callbacks"]
+        and checkpoint["trainer"]["callbacks"]["LRSchedule"]["factor"] == 0.25
+    )
     assert checkpoint["trainer"]["progress"]["elapsed"] > 0  # the saving session's own time counts
     meta = json.loads((result.run_dir / "meta.json").read_text())
     assert meta["checkpoints"]["best"]["epoch"] == 1

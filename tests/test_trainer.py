@@ -27,8 +27,13 @@ BATCHES = 3
 class FakeTask:
     kind, unit = "fake", "x"
 
-    def __init__(self, valid_losses: list[float] | None = None, train_loss: float | None = None, batches: int = BATCHES,
-                 uniform_loss: float | None = None) -> None:
+    def __init__(
+        self,
+        valid_losses: list[float] | None = None,
+        train_loss: float | None = None,
+        batches: int = BATCHES,
+        uniform_loss: float | None = None,
+    ) -> None:
         self.batches, self.uniform_loss = batches, uniform_loss  # a loss to compare with, for the divergence guard
         self.model = nn.Linear(1, 1, bias=False)
         nn.init.zeros_(self.model.weight)
@@ -71,12 +76,23 @@ class Recorder(Callback):
         self.calls: list[str] = []
         self.lrs: list[float] = []  # the learning rate of every step
 
-    def on_fit_start(self, trainer): self.calls.append("fit_start")  # noqa: E704
-    def on_loss(self, trainer, loss, steps): self.calls.append("loss")  # noqa: E704
-    def on_eval_end(self, trainer, metrics, improved): self.calls.append(f"eval_end:{metrics['epoch']}:{improved}")  # noqa: E704
-    def on_interrupt(self, trainer): self.calls.append("interrupt")  # noqa: E704
-    def on_fit_end(self, trainer): self.calls.append("fit_end")  # noqa: E704
-    def on_exception(self, trainer, error): self.calls.append(f"exception:{type(error).__name__}")  # noqa: E704
+    def on_fit_start(self, trainer):
+        self.calls.append("fit_start")  # noqa: E704
+
+    def on_loss(self, trainer, loss, steps):
+        self.calls.append("loss")  # noqa: E704
+
+    def on_eval_end(self, trainer, metrics, improved):
+        self.calls.append(f"eval_end:{metrics['epoch']}:{improved}")  # noqa: E704
+
+    def on_interrupt(self, trainer):
+        self.calls.append("interrupt")  # noqa: E704
+
+    def on_fit_end(self, trainer):
+        self.calls.append("fit_end")  # noqa: E704
+
+    def on_exception(self, trainer, error):
+        self.calls.append(f"exception:{type(error).__name__}")  # noqa: E704
 
     def on_batch_end(self, trainer):
         self.calls.append("batch_end")
@@ -103,12 +119,15 @@ def test_hooks_run_in_order_and_every_epoch_starts_from_its_first_batch():
     assert trainer.task.model.weight.item() > 0  # it learned something: y = 3x pulls the weight up from 0
 
 
-@pytest.mark.parametrize("options, reason, steps", [
-    ({}, "finished", 2 * BATCHES),
-    ({"max_steps": 4}, "max-steps", 4),
-    ({"max_time": 1e-9}, "max-time", 1),
-    ({"patience": 2, "epochs": 10}, "early-stopping", 3 * BATCHES),
-])
+@pytest.mark.parametrize(
+    "options, reason, steps",
+    [
+        ({}, "finished", 2 * BATCHES),
+        ({"max_steps": 4}, "max-steps", 4),
+        ({"max_time": 1e-9}, "max-time", 1),
+        ({"patience": 2, "epochs": 10}, "early-stopping", 3 * BATCHES),
+    ],
+)
 def test_every_limit_stops_the_run_with_its_reason(options, reason, steps):
     trainer, recorder = fit(FakeTask(valid_losses=[0.5, 0.6, 0.7, 0.3]), **options)
     trainer.fit()
@@ -132,13 +151,19 @@ def test_without_validation_the_training_loss_is_what_is_judged():
     assert metrics["split"] == "train" and metrics["loss"] == metrics["train_loss"] > 0
 
 
-@pytest.mark.parametrize("task, phrase", [
-    (FakeTask(train_loss=math.nan), "the training loss became nan at step 1 (epoch 1)"),
-    # finite, but 50 times a uniform guess for 20 steps in a row, within an epoch of 30
-    (FakeTask(train_loss=50.0, uniform_loss=1.0, batches=30), "the training loss became 50 at step 20 (epoch 1)"),
-    (FakeTask(train_loss=50.0, uniform_loss=1.0), "the train loss is 50 at step 3 (epoch 1)"),  # an epoch too short for 20
-    (FakeTask(valid_losses=[math.inf]), "the valid loss is inf at step 3 (epoch 1)"),
-])
+@pytest.mark.parametrize(
+    "task, phrase",
+    [
+        (FakeTask(train_loss=math.nan), "the training loss became nan at step 1 (epoch 1)"),
+        # finite, but 50 times a uniform guess for 20 steps in a row, within an epoch of 30
+        (FakeTask(train_loss=50.0, uniform_loss=1.0, batches=30), "the training loss became 50 at step 20 (epoch 1)"),
+        (
+            FakeTask(train_loss=50.0, uniform_loss=1.0),
+            "the train loss is 50 at step 3 (epoch 1)",
+        ),  # an epoch too short for 20
+        (FakeTask(valid_losses=[math.inf]), "the valid loss is inf at step 3 (epoch 1)"),
+    ],
+)
 def test_divergence_stops_the_run(task, phrase):
     trainer, recorder = fit(task, epochs=100)
     with pytest.raises(TrainingDivergedError, match=phrase.replace("(", r"\(").replace(")", r"\)")):
@@ -146,14 +171,19 @@ def test_divergence_stops_the_run(task, phrase):
     assert recorder.calls[-1] == "exception:TrainingDivergedError"
 
 
-@pytest.mark.parametrize("schedule, valid_losses, epoch_lrs", [
-    # plateau: x 0.25 after each epoch that does not beat the best so far
-    ("plateau", [1.0, 1.0, 0.5, 0.6, 0.4], [0.01, 0.01, 0.0025, 0.0025, 0.000625]),
-    # decay: x 0.25 after every epoch from decay_start (2) on, whatever the validation says
-    ("decay", [1.0, 0.9, 0.8, 0.7, 0.6], [0.01, 0.01, 0.0025, 0.000625, 0.00015625]),
-])
+@pytest.mark.parametrize(
+    "schedule, valid_losses, epoch_lrs",
+    [
+        # plateau: x 0.25 after each epoch that does not beat the best so far
+        ("plateau", [1.0, 1.0, 0.5, 0.6, 0.4], [0.01, 0.01, 0.0025, 0.0025, 0.000625]),
+        # decay: x 0.25 after every epoch from decay_start (2) on, whatever the validation says
+        ("decay", [1.0, 0.9, 0.8, 0.7, 0.6], [0.01, 0.01, 0.0025, 0.000625, 0.00015625]),
+    ],
+)
 def test_learning_rates_under_both_schedules(schedule, valid_losses, epoch_lrs):
-    trainer, recorder = fit(FakeTask(valid_losses=valid_losses), epochs=5, schedule=schedule, lr_factor=0.25, decay_start=2)
+    trainer, recorder = fit(
+        FakeTask(valid_losses=valid_losses), epochs=5, schedule=schedule, lr_factor=0.25, decay_start=2
+    )
     trainer.fit()
     assert recorder.lrs[::BATCHES] == pytest.approx(epoch_lrs)
 

@@ -121,7 +121,9 @@ def test_npz_layouts(tmp_path, x, shape):
 
 
 def test_npz_class_names_and_unlabelled(tmp_path):
-    np.savez(tmp_path / "named.npz", x=np.zeros((2, 3, 3), np.uint8), y=np.array([1, 0]), classes=np.array(["cat", "dog"]))
+    np.savez(
+        tmp_path / "named.npz", x=np.zeros((2, 3, 3), np.uint8), y=np.array([1, 0]), classes=np.array(["cat", "dog"])
+    )
     assert load_npz(tmp_path / "named.npz").classes == ("cat", "dog")
     np.savez(tmp_path / "bare.npz", x=np.zeros((2, 3, 3), np.uint8))
     assert load_npz(tmp_path / "bare.npz").labels is None

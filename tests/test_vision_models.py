@@ -9,7 +9,17 @@ import torch.nn.functional as F
 from nlm.errors import ConfigError
 from nlm.images.data import generate_digits
 from nlm.models.autoencoder import Autoencoder, AutoencoderConfig
-from nlm.models.classifiers import CLASSIFIERS, CNNClassifier, CNNConfig, MLPClassifier, MLPConfig, build_classifier, conv_output_shapes, format_conv_layers, parse_conv_layers
+from nlm.models.classifiers import (
+    CLASSIFIERS,
+    CNNClassifier,
+    CNNConfig,
+    MLPClassifier,
+    MLPConfig,
+    build_classifier,
+    conv_output_shapes,
+    format_conv_layers,
+    parse_conv_layers,
+)
 
 torch.set_num_threads(1)
 
@@ -21,7 +31,10 @@ def test_parse_conv_layers_round_trip_and_defaults():
     assert format_conv_layers(((32, 3, 1, 1), (64, 3, 2, 1))) == "32:3:1:1,64:3:2:1"
 
 
-@pytest.mark.parametrize("text, words", [("32", "conv layer 1"), ("32:3,x:3", "conv layer 2 'x:3'"), ("1:2:3:4:5", "out:kernel"), ("", "conv layer 1")])
+@pytest.mark.parametrize(
+    "text, words",
+    [("32", "conv layer 1"), ("32:3,x:3", "conv layer 2 'x:3'"), ("1:2:3:4:5", "out:kernel"), ("", "conv layer 1")],
+)
 def test_parse_conv_layers_errors(text, words):
     with pytest.raises(ConfigError, match=words):
         parse_conv_layers(text)
@@ -56,7 +69,10 @@ def test_cnn_shapes(input_shape, conv, pool, pool_size, last):
     [
         ({"conv": "32:7:1:0", "input_shape": (1, 5, 5)}, r"conv layer 1 \(32:7:1:0\) has a 7x7 kernel but gets 5x5"),
         ({"conv": "0:3:1:1"}, r"conv layer 1 \(0:3:1:1\) needs channels"),
-        ({"conv": "8:3:1:1,8:3:1:1,8:3:1:1,8:3:1:1,8:3:1:1"}, r"conv layer 5 .* leaves 1x1, which pooling by 2 shrinks to 0x0"),
+        (
+            {"conv": "8:3:1:1,8:3:1:1,8:3:1:1,8:3:1:1,8:3:1:1"},
+            r"conv layer 5 .* leaves 1x1, which pooling by 2 shrinks to 0x0",
+        ),
         ({"conv": "8:3:0:1"}, "stride"),
         ({"conv": ()}, "at least one conv layer"),
         ({"pool": "median"}, "unknown pooling"),
@@ -112,11 +128,15 @@ def test_init_from_encoder_copies_hidden_layers_only():
 def test_init_from_encoder_mismatches():
     ae = Autoencoder(AutoencoderConfig(input_size=64, hidden=(32,)))
     with pytest.raises(ConfigError, match="use --hidden 32"):
-        MLPClassifier(MLPConfig(input_shape=(1, 8, 8), hidden=(16,), activation="sigmoid")).init_from_encoder(ae.encoder_state())
+        MLPClassifier(MLPConfig(input_shape=(1, 8, 8), hidden=(16,), activation="sigmoid")).init_from_encoder(
+            ae.encoder_state()
+        )
     with pytest.raises(ConfigError, match="on images of 64 values"):
         MLPClassifier(MLPConfig(input_shape=(1, 9, 9), hidden=(32,))).init_from_encoder(ae.encoder_state())
     with pytest.raises(ConfigError, match="--activation sigmoid"):
-        MLPClassifier(MLPConfig(input_shape=(1, 8, 8), hidden=(32,))).init_from_encoder(ae.encoder_state(), activation="sigmoid")
+        MLPClassifier(MLPConfig(input_shape=(1, 8, 8), hidden=(32,))).init_from_encoder(
+            ae.encoder_state(), activation="sigmoid"
+        )
 
 
 def train_classifier(model, x, y, *, steps, lr, batch=64):

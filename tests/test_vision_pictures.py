@@ -7,8 +7,8 @@ import torch
 from cli_helpers import nlm, png_size
 
 from nlm.classify.attack import fgsm
-from nlm.classify.pictures import attack_examples, draw_attack_examples, first_layer, save_classifier_filters
 from nlm.classify.loading import load_classifier
+from nlm.classify.pictures import attack_examples, draw_attack_examples, first_layer, save_classifier_filters
 from nlm.errors import ConfigError
 from nlm.images.data import load_images
 
@@ -32,7 +32,9 @@ def test_attack_examples_are_fgsm_and_lower_the_true_class(classifiers):
     assert examples.clean.shape == examples.adversarial.shape == (8, 1, 28, 28)
     assert torch.equal(examples.adversarial, fgsm(loaded.model, examples.clean, examples.labels, 0.2))
     assert (examples.adversarial - examples.clean).abs().max() <= 0.2 + 1e-6
-    assert torch.allclose(examples.clean_probs.sum(1), torch.ones(8)) and torch.allclose(examples.adversarial_probs.sum(1), torch.ones(8))
+    assert torch.allclose(examples.clean_probs.sum(1), torch.ones(8)) and torch.allclose(
+        examples.adversarial_probs.sum(1), torch.ones(8)
+    )
     true_clean = examples.clean_probs.gather(1, examples.labels[:, None]).mean()
     true_adversarial = examples.adversarial_probs.gather(1, examples.labels[:, None]).mean()
     assert true_adversarial < true_clean - 0.2
@@ -55,17 +57,22 @@ def test_correct_only_skips_the_images_the_model_gets_wrong(classifiers):
 def test_the_attack_picture_has_one_column_per_image(classifiers, tmp_path):
     loaded = classifiers["cnn"]
     for count, width in [(8, 1060), (3, 435)]:
-        examples = attack_examples(loaded.model, loaded.classes, load_images("generated:20:3"), count=count, epsilon=0.1, device=CPU)
+        examples = attack_examples(
+            loaded.model, loaded.classes, load_images("generated:20:3"), count=count, epsilon=0.1, device=CPU
+        )
         assert draw_attack_examples(examples, tmp_path / f"{count}.png") == (width, 440)
         assert png_size(tmp_path / f"{count}.png") == (width, 440)
     with pytest.raises(ConfigError, match="--count must be at least 1"):
         attack_examples(loaded.model, loaded.classes, load_images("generated:20:3"), count=0, device=CPU)
 
 
-@pytest.mark.parametrize("arch, units, shape, size", [
-    ("cnn", 6, (1, 5, 5), (228, 156)),  # 3 x 2 kernels of 5x5, each drawn 12 times as large
-    ("mlp", 16, (1, 28, 28), (234, 234)),  # 4 x 4 units of 28x28 weights, twice as large
-])
+@pytest.mark.parametrize(
+    "arch, units, shape, size",
+    [
+        ("cnn", 6, (1, 5, 5), (228, 156)),  # 3 x 2 kernels of 5x5, each drawn 12 times as large
+        ("mlp", 16, (1, 28, 28), (234, 234)),  # 4 x 4 units of 28x28 weights, twice as large
+    ],
+)
 def test_first_layer_filters_make_a_grid_png(classifiers, tmp_path, arch, units, shape, size):
     model = classifiers[arch].model
     weight, drawn_shape = first_layer(model)

@@ -30,7 +30,9 @@ def fit(tmp_path, name, *, arch="mlp", model=None, data=None, images=None, sourc
     """Train a classifier quietly on the CPU into tmp_path/name; Adam at 3e-3 unless told otherwise."""
     model = model or classifier_config(arch, hidden=(32,))
     train = {"optimizer": "adam", "lr": 3e-3, "clip": 0.0, "device": "cpu", "epochs": 5, **train}
-    job = ClassifierJob(arch=arch, model=model, data=data or ClassifyConfig(), sources=sources or ImageSources(), images=images)
+    job = ClassifierJob(
+        arch=arch, model=model, data=data or ClassifyConfig(), sources=sources or ImageSources(), images=images
+    )
     return train_classifier(job=job, output=tmp_path / name, train=TrainConfig(**train), console=QUIET, quiet=True)
 
 
@@ -57,20 +59,27 @@ def test_confusion_matrix_and_per_class_accuracy():
     with torch.no_grad():
         model.dense.out.weight.zero_()
         model.dense.out.bias.copy_(torch.tensor([0.0, 1.0, 0.0, 0.0]))
-    images = ImageSet(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), torch.tensor([1, 1, 0, 2, 2]), ("a", "b", "c", "d"), "t")
+    images = ImageSet(
+        torch.zeros(5, 1, 2, 2, dtype=torch.uint8), torch.tensor([1, 1, 0, 2, 2]), ("a", "b", "c", "d"), "t"
+    )
     result = evaluate_images(model, images.classes, images, device=CPU)
     assert result.accuracy == pytest.approx(2 / 5) and result.per_class == [0.0, 1.0, 0.0, None]
     expected_loss = -torch.log_softmax(torch.tensor([0.0, 1.0, 0.0, 0.0]), 0)[[1, 1, 0, 2, 2]].mean().item()
     assert result.loss == pytest.approx(expected_loss)
     assert result.to_dict()["confusion"][1] == [0, 2, 0, 0]
-    assert list(predict(model, images.images, device=CPU)) == [(1, pytest.approx(torch.softmax(torch.tensor([0.0, 1, 0, 0]), 0)[1].item()))] * 5
+    assert (
+        list(predict(model, images.images, device=CPU))
+        == [(1, pytest.approx(torch.softmax(torch.tensor([0.0, 1, 0, 0]), 0)[1].item()))] * 5
+    )
 
 
 def test_labels_are_matched_to_the_model_by_class_name():
     images = ImageSet(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 0]), ("dog", "zebra"), "folder")
     assert align_labels(images, ("cat", "dog", "zebra")).tolist() == [1, 2, 1]
     with pytest.raises(DataError, match="classes 'dog' that the model does not know"):
-        align_labels(ImageSet(images.images, images.labels, ("dog", "emu"), "folder").subset(torch.tensor([1])), ("cat", "emu"))
+        align_labels(
+            ImageSet(images.images, images.labels, ("dog", "emu"), "folder").subset(torch.tensor([1])), ("cat", "emu")
+        )
 
 
 def test_fgsm_moves_each_pixel_by_epsilon_along_the_gradient_sign():
@@ -110,9 +119,18 @@ def test_fgsm_accuracy_falls_with_epsilon_and_adversarial_training_resists_it(tm
     epsilons = [0.0, 0.05, 0.1, 0.2]
     accuracies = {}
     for name, epsilon in [("clean", 0.0), ("adversarial", 0.1)]:
-        fit(tmp_path, name, model=classifier_config("mlp", hidden=(64,)), data=ClassifyConfig(epsilon=epsilon), images=images, epochs=3)
+        fit(
+            tmp_path,
+            name,
+            model=classifier_config("mlp", hidden=(64,)),
+            data=ClassifyConfig(epsilon=epsilon),
+            images=images,
+            epochs=3,
+        )
         loaded = load_classifier(tmp_path / name)
-        accuracies[name] = [r.accuracy for r in attack_images(loaded.model, loaded.classes, images[1], epsilons, device=CPU)]
+        accuracies[name] = [
+            r.accuracy for r in attack_images(loaded.model, loaded.classes, images[1], epsilons, device=CPU)
+        ]
     clean, adversarial = accuracies["clean"], accuracies["adversarial"]
     assert clean[0] > 0.75 and clean[0] > clean[1] > clean[2] >= clean[3], clean
     assert adversarial[1] > clean[1] + 0.2 and adversarial[2] > clean[2] + 0.08, accuracies
@@ -124,7 +142,9 @@ def _weights(run_dir):
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     run = dict(data="generated:300:3", valid="generated:100:4")
-    options = dict(model=classifier_config("mlp", hidden=(16,), dropout=0.3), data=ClassifyConfig(batch_size=32, epsilon=0.05))
+    options = dict(
+        model=classifier_config("mlp", hidden=(16,), dropout=0.3), data=ClassifyConfig(batch_size=32, epsilon=0.05)
+    )
     fit(tmp_path, "straight", sources=ImageSources(**run), epochs=2, **options)
     fit(tmp_path, "epochwise", sources=ImageSources(**run), epochs=1, **options)
     resume_classifier(run_dir=tmp_path / "epochwise", changes={"epochs": 2}, console=QUIET, quiet=True)
@@ -139,7 +159,14 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
 def test_checkpoint_rebuilds_the_classifier_and_names_its_kind(tmp_path):
     images = generate_digits(200, size=12, seed=1), generate_digits(50, size=12, seed=2)
-    result = fit(tmp_path, "run", arch="cnn", model=classifier_config("cnn", conv="4:3:1:1", hidden=(8,)), images=images, epochs=1)
+    result = fit(
+        tmp_path,
+        "run",
+        arch="cnn",
+        model=classifier_config("cnn", conv="4:3:1:1", hidden=(8,)),
+        images=images,
+        epochs=1,
+    )
     checkpoint = load_checkpoint(result.run_dir / "best.pt", kind="vision")
     assert checkpoint["kind"] == "vision" and checkpoint["classes"] == [str(d) for d in range(10)]
     assert checkpoint["config"]["model_kind"] == "cnn" and checkpoint["config"]["model"]["input_shape"] == (1, 12, 12)

@@ -89,13 +89,16 @@ def test_hand_made_word_list_loads_as_word_vocab(tmp_path):
     assert isinstance(vocab, SymbolVocab) and vocab.level == "word" and vocab.encode("hello you") == [4, UNK]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("<pad>\t0\n<unk>\t0\n<bos>\t0\n<eos>\t0\nhello\n", ":5: malformed"),
-    ("<pad>\t0\n<unk>\t0\n<bos>\t0\n<eos>\t0\nhi\t1\nhi\t2\n", ":6: symbol 'hi' appears twice"),
-    ("<pad>\t0\n<unk>\t0\n<eos>\t0\n<bos>\t0\n", "must start with the special symbols"),
-    ("just some words\n", "neither an nlm vocabulary"),
-    ("", "is empty"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("<pad>\t0\n<unk>\t0\n<bos>\t0\n<eos>\t0\nhello\n", ":5: malformed"),
+        ("<pad>\t0\n<unk>\t0\n<bos>\t0\n<eos>\t0\nhi\t1\nhi\t2\n", ":6: symbol 'hi' appears twice"),
+        ("<pad>\t0\n<unk>\t0\n<eos>\t0\n<bos>\t0\n", "must start with the special symbols"),
+        ("just some words\n", "neither an nlm vocabulary"),
+        ("", "is empty"),
+    ],
+)
 def test_malformed_vocab_files_are_data_errors(tmp_path, content, message):
     (tmp_path / "v.txt").write_text(content)
     with pytest.raises(DataError, match=message):
@@ -106,7 +109,6 @@ def test_nonsense_vocab_settings_are_config_errors():
     for bad in (dict(size=0), dict(min_count=0), dict(level="bpe"), dict(level="bytes"), dict(sample_lines=-1)):
         with pytest.raises(ConfigError):
             VocabConfig(**bad)
-
 
 
 def test_coverage_counts_tokens_without_eos_and_says_how_many_with():

@@ -53,7 +53,9 @@ def encode_images(loaded: LoadedAutoencoder, images: ImageSet, *, batch_size: in
     """The codes float32 [N, code size] of `images`, on the CPU."""
     _check_images(images, loaded)
     with torch.no_grad():
-        return torch.cat([loaded.model.encode(to_floats(b, loaded.device)).cpu() for b in images.images.split(batch_size)])
+        return torch.cat(
+            [loaded.model.encode(to_floats(b, loaded.device)).cpu() for b in images.images.split(batch_size)]
+        )
 
 
 def write_codes(codes: torch.Tensor, path: str | Path, *, sources: Iterable[str | Path] = ()) -> None:
@@ -64,8 +66,16 @@ def write_codes(codes: torch.Tensor, path: str | Path, *, sources: Iterable[str 
     write_bytes_atomic(path, buffer.getvalue())
 
 
-def reconstruct(loaded: LoadedAutoencoder, images: ImageSet, *, count: int = 16, corruption: str | None = None,
-                noise: float = 0.0, seed: int = 0, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor, float]:
+def reconstruct(
+    loaded: LoadedAutoencoder,
+    images: ImageSet,
+    *,
+    count: int = 16,
+    corruption: str | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+    batch_size: int = 500,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(the first `count` inputs, their reconstructions, the mean squared error over all images).
 
     Inputs and reconstructions are flat [count, D] floats on the CPU.  With a `corruption`
@@ -87,16 +97,25 @@ def reconstruct(loaded: LoadedAutoencoder, images: ImageSet, *, count: int = 16,
     return torch.cat(shown_inputs), torch.cat(shown_outputs), total / images.images[0].numel() / len(images)
 
 
-def save_reconstructions(inputs: torch.Tensor, outputs: torch.Tensor, image_shape, path: str | Path, *,
-                         nrow: int = 8, scale: int = 2, sources: Iterable[str | Path] = ()) -> tuple[int, int]:
+def save_reconstructions(
+    inputs: torch.Tensor,
+    outputs: torch.Tensor,
+    image_shape,
+    path: str | Path,
+    *,
+    nrow: int = 8,
+    scale: int = 2,
+    sources: Iterable[str | Path] = (),
+) -> tuple[int, int]:
     """A PNG grid of each input beside its reconstruction, never over one of `sources` (the images,
     the model); returns (width, height)."""
     check_distinct(path, sources)
     return save_pairs(inputs, outputs.clamp(0, 1), path, image_shape=image_shape, nrow=nrow, scale=scale)
 
 
-def save_first_layer_filters(loaded: LoadedAutoencoder, path: str | Path, *, count: int | None = None,
-                             scale: int = 2) -> tuple[int, int]:
+def save_first_layer_filters(
+    loaded: LoadedAutoencoder, path: str | Path, *, count: int | None = None, scale: int = 2
+) -> tuple[int, int]:
     """A PNG grid of the first `count` (default all) hidden units' input weights as images."""
     weight = loaded.model.encoder[0].weight
     return save_filters(weight[:count] if count else weight, loaded.image_shape, path, scale=scale)

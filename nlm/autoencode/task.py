@@ -50,8 +50,17 @@ class ReconstructTask:
     kind = "autoencoder"
     unit = "img"
 
-    def __init__(self, *, model: Autoencoder, train: ImageSet, valid: ImageSet | None, data: ReconstructConfig,
-                 device: torch.device, seed: int, shard: Shard = SINGLE) -> None:
+    def __init__(
+        self,
+        *,
+        model: Autoencoder,
+        train: ImageSet,
+        valid: ImageSet | None,
+        data: ReconstructConfig,
+        device: torch.device,
+        seed: int,
+        shard: Shard = SINGLE,
+    ) -> None:
         self.model, self.data, self.device, self.seed, self.shard = model, data, device, seed, shard
         shard.check_batch(data.batch_size)
         self.image_shape = train.shape
@@ -108,8 +117,9 @@ class ReconstructTask:
         return batches_per_epoch(len(self.images), self.data.batch_size)
 
     def train_batches(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
-        yield from shuffled_batches(len(self.images), self.data.batch_size, seed=self.seed + 7919 * self.phase,
-                                    epoch=epoch, start=start)
+        yield from shuffled_batches(
+            len(self.images), self.data.batch_size, seed=self.seed + 7919 * self.phase, epoch=epoch, start=start
+        )
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The phase's loss on images x [B, C, H, W]; the corruption draws from torch's RNG (saved in checkpoints)."""
@@ -150,5 +160,9 @@ class ReconstructTask:
             self.set_phase(state["phase"])
 
     def checkpoint_extras(self) -> dict:
-        config = {"model": self.model.config.to_dict(), "data": self.data.to_dict(), "image_shape": list(self.image_shape)}
+        config = {
+            "model": self.model.config.to_dict(),
+            "data": self.data.to_dict(),
+            "image_shape": list(self.image_shape),
+        }
         return {"config": config}

@@ -32,8 +32,9 @@ DEFAULT_SPARSITY = {"sparse": 1e-3}  # every other kind: no penalty
 NEXT_PHASE = ("finished", "early-stopping")  # how a phase ends that hands over to the next one
 
 
-def autoencoder_config(kind: str, *, hidden: tuple[int, ...] | None = None, sparsity: float | None = None,
-                       **options) -> AutoencoderConfig:
+def autoencoder_config(
+    kind: str, *, hidden: tuple[int, ...] | None = None, sparsity: float | None = None, **options
+) -> AutoencoderConfig:
     """The config of a `kind` autoencoder; a None hidden or sparsity takes the kind's default."""
     hidden = hidden or DEFAULT_HIDDEN.get(kind, (64,))
     sparsity = DEFAULT_SPARSITY.get(kind, 0.0) if sparsity is None else sparsity
@@ -46,7 +47,7 @@ def _phase_done(progress: Progress, config: TrainConfig) -> bool:
 
 
 def _budget_spent(task: ReconstructTask, run_train: TrainConfig) -> str | None:
-    """"max-steps" or "max-time" when the finished phases used up the run's budget, else None."""
+    """ "max-steps" or "max-time" when the finished phases used up the run's budget, else None."""
     if run_train.max_steps is not None and task.steps_before >= run_train.max_steps:
         return "max-steps"
     if run_train.max_time is not None and task.seconds_before >= run_train.max_time:
@@ -78,19 +79,32 @@ class AutoencoderJob:
             check_shape(self.images[0], self.image_shape)
         if self.model.input_size != int(np.prod(self.images[0].shape)):
             self.model = self.model.replace(input_size=int(np.prod(self.images[0].shape)))
-        self.records = self.records or ({"train_data": None, "given_images": [s.source for s in self.images if s is not None]}
-                                        if given else self.sources.records(run_dir))
+        self.records = self.records or (
+            {"train_data": None, "given_images": [s.source for s in self.images if s is not None]}
+            if given
+            else self.sources.records(run_dir)
+        )
 
     def build_task(self, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> ReconstructTask:
         train_set, valid_set = self.images
-        return ReconstructTask(model=Autoencoder(self.model).to(device), train=train_set, valid=valid_set, data=self.data,
-                               device=device, seed=train.seed, shard=shard)
+        return ReconstructTask(
+            model=Autoencoder(self.model).to(device),
+            train=train_set,
+            valid=valid_set,
+            data=self.data,
+            device=device,
+            seed=train.seed,
+            shard=shard,
+        )
 
     def run_config(self) -> dict[str, Any]:
         return {**self.records, "model": self.model.to_dict(), "data": self.data.to_dict()}
 
     def describe(self, task: ReconstructTask) -> list[str]:
-        return [f"model: autoencoder {self.model.to_dict()}", f"data: {self.data.to_dict()}; {describe_images(*self.images)}"]
+        return [
+            f"model: autoencoder {self.model.to_dict()}",
+            f"data: {self.data.to_dict()}; {describe_images(*self.images)}",
+        ]
 
     def fit(self, fit_task: Fitting, task: ReconstructTask, train: TrainConfig) -> RunResult:
         """Run the phases from the task's current one to the last, one fit of the trainer each."""
@@ -100,11 +114,17 @@ class AutoencoderJob:
             if saved is not None and _phase_done(Progress.from_dict(saved["trainer"]["progress"]), config):
                 set_rng_state(saved["rng"])  # saved at the end of a phase: go straight on to the next
                 fit_task.resume_from = None
-                result = RunResult(fit_task.root, Progress.from_dict(saved["trainer"]["progress"]), "finished",
-                                   dict(saved.get("metrics") or {}))
+                result = RunResult(
+                    fit_task.root,
+                    Progress.from_dict(saved["trainer"]["progress"]),
+                    "finished",
+                    dict(saved.get("metrics") or {}),
+                )
             else:
                 if not fit_task.quiet and task.num_phases > 1:
-                    fit_task.console.print(f"{task.phase_name()}: training {'one layer' if task.pretraining else 'the whole network'}")
+                    fit_task.console.print(
+                        f"{task.phase_name()}: training {'one layer' if task.pretraining else 'the whole network'}"
+                    )
                 result = fit_task(task, config, extra_config={"run_train": train.to_dict()})
             if task.phase == task.num_phases - 1 or result.stop_reason not in NEXT_PHASE:
                 return result
@@ -117,12 +137,18 @@ class AutoencoderJob:
     def resumed(cls, run_config: dict, checkpoint: dict, changes: dict[str, Any], *, run_dir: Path) -> AutoencoderJob:
         config = checkpoint["config"]
         sources = ImageSources.resumed(run_config, changes, run_dir=run_dir)
-        return cls(model=AutoencoderConfig.from_dict(config["model"]), data=ReconstructConfig.from_dict(config["data"]),
-                   sources=sources, records=sources.records(run_dir), image_shape=tuple(config["image_shape"]))
+        return cls(
+            model=AutoencoderConfig.from_dict(config["model"]),
+            data=ReconstructConfig.from_dict(config["data"]),
+            sources=sources,
+            records=sources.records(run_dir),
+            image_shape=tuple(config["image_shape"]),
+        )
 
 
-def train_autoencoder(*, job: AutoencoderJob, output: Path, train: TrainConfig, force: bool = False, console: Console,
-                      quiet: bool = False) -> RunResult:
+def train_autoencoder(
+    *, job: AutoencoderJob, output: Path, train: TrainConfig, force: bool = False, console: Console, quiet: bool = False
+) -> RunResult:
     """Train a new autoencoder into the run folder `output`."""
     return start_run(job, output=output, force=force, train=train, console=console, quiet=quiet)
 

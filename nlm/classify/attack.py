@@ -61,8 +61,15 @@ def parse_epsilons(text: str) -> tuple[float, ...]:
     return values
 
 
-def accuracy_under_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epsilons: Sequence[float], *,
-                          device: torch.device, batch_size: int = 500) -> list[AttackResult]:
+def accuracy_under_attack(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epsilons: Sequence[float],
+    *,
+    device: torch.device,
+    batch_size: int = 500,
+) -> list[AttackResult]:
     """Accuracy of `model` (put in eval mode) on uint8 images [N, C, H, W] attacked at each epsilon."""
     check(len(epsilons) >= 1, "give at least one epsilon")
     if len(labels) == 0:
@@ -78,8 +85,17 @@ def accuracy_under_attack(model: nn.Module, images: torch.Tensor, labels: torch.
     return [AttackResult(float(e), int(c) / len(labels), len(labels)) for e, c in zip(epsilons, correct)]
 
 
-def attack_images(model: nn.Module, classes: tuple[str, ...], images: ImageSet, epsilons: Sequence[float], *,
-                  device: torch.device, batch_size: int = 500) -> list[AttackResult]:
+def attack_images(
+    model: nn.Module,
+    classes: tuple[str, ...],
+    images: ImageSet,
+    epsilons: Sequence[float],
+    *,
+    device: torch.device,
+    batch_size: int = 500,
+) -> list[AttackResult]:
     """`accuracy_under_attack` on a labelled ImageSet, after checking its image size and matching its class names."""
     check_shape(images, tuple(model.config.input_shape))
-    return accuracy_under_attack(model, images.images, align_labels(images, classes), epsilons, device=device, batch_size=batch_size)
+    return accuracy_under_attack(
+        model, images.images, align_labels(images, classes), epsilons, device=device, batch_size=batch_size
+    )

@@ -24,8 +24,10 @@ def align_labels(images: ImageSet, classes: tuple[str, ...]) -> torch.Tensor:
         return labels
     unknown = [name for name in images.classes if name not in classes]
     if unknown:
-        raise DataError(f"{images.source} has classes {', '.join(map(repr, unknown[:5]))} that the model does not know "
-                        f"(it knows {', '.join(classes[:12])}{', ...' if len(classes) > 12 else ''})")
+        raise DataError(
+            f"{images.source} has classes {', '.join(map(repr, unknown[:5]))} that the model does not know "
+            f"(it knows {', '.join(classes[:12])}{', ...' if len(classes) > 12 else ''})"
+        )
     mapping = torch.tensor([classes.index(name) for name in images.classes], dtype=torch.long)
     return mapping[labels]
 
@@ -58,22 +60,33 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         return {
-            "images": self.count, "loss": round(self.loss, 6), "accuracy": round(self.accuracy, 6),
+            "images": self.count,
+            "loss": round(self.loss, 6),
+            "accuracy": round(self.accuracy, 6),
             "classes": list(self.classes),
             "per_class": {name: None if a is None else round(a, 6) for name, a in zip(self.classes, self.per_class)},
             "confusion": self.confusion.tolist(),
         }
 
 
-def batch_logits(model: nn.Module, images: torch.Tensor, *, device: torch.device, batch_size: int) -> Iterator[torch.Tensor]:
+def batch_logits(
+    model: nn.Module, images: torch.Tensor, *, device: torch.device, batch_size: int
+) -> Iterator[torch.Tensor]:
     """Logits [b, K] of uint8 images [N, C, H, W], batch by batch, without gradients."""
     with torch.no_grad():
         for batch in images.split(batch_size):
             yield model(to_floats(batch, device)).float()
 
 
-def evaluate_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...], *,
-                        device: torch.device, batch_size: int = 500) -> Evaluation:
+def evaluate_classifier(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classes: tuple[str, ...],
+    *,
+    device: torch.device,
+    batch_size: int = 500,
+) -> Evaluation:
     """Mean loss, accuracy and confusion of `model` on uint8 images [N, C, H, W] with labels [N]."""
     if len(images) == 0:
         raise DataError("there are no images to evaluate on")
@@ -86,21 +99,28 @@ def evaluate_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Te
     return Evaluation(tuple(classes), confusion, total / len(images))
 
 
-def predict(model: nn.Module, images: torch.Tensor, *, device: torch.device, batch_size: int = 500) -> Iterator[tuple[int, float]]:
+def predict(
+    model: nn.Module, images: torch.Tensor, *, device: torch.device, batch_size: int = 500
+) -> Iterator[tuple[int, float]]:
     """(predicted class index, its softmax probability) for each image, in input order."""
     for logits in batch_logits(model, images, device=device, batch_size=batch_size):
         probability, index = logits.softmax(1).max(1)
         yield from zip(index.tolist(), probability.tolist())
 
 
-def evaluate_images(model: nn.Module, classes: tuple[str, ...], images: ImageSet, *, device: torch.device,
-                    batch_size: int = 500) -> Evaluation:
+def evaluate_images(
+    model: nn.Module, classes: tuple[str, ...], images: ImageSet, *, device: torch.device, batch_size: int = 500
+) -> Evaluation:
     """`evaluate_classifier` on a labelled ImageSet, after checking its image size and matching its class names."""
     check_shape(images, tuple(model.config.input_shape))
-    return evaluate_classifier(model, images.images, align_labels(images, classes), classes, device=device, batch_size=batch_size)
+    return evaluate_classifier(
+        model, images.images, align_labels(images, classes), classes, device=device, batch_size=batch_size
+    )
 
 
-def predict_images(model: nn.Module, images: ImageSet, *, device: torch.device, batch_size: int = 500) -> Iterator[tuple[int, float]]:
+def predict_images(
+    model: nn.Module, images: ImageSet, *, device: torch.device, batch_size: int = 500
+) -> Iterator[tuple[int, float]]:
     """`predict` on an ImageSet (labels not needed), after checking its image size."""
     check_shape(images, tuple(model.config.input_shape))
     return predict(model, images.images, device=device, batch_size=batch_size)
@@ -110,10 +130,16 @@ def evaluation_report(result: Evaluation, title: str) -> list[str]:
     """The evaluation as plain text: accuracy and loss, the per-class accuracy, the confusion matrix."""
     from nlm.io.tables import text_table
 
-    per_class = [[name, f"{total:,}", "-" if accuracy is None else f"{accuracy:.2%}"]
-                 for name, total, accuracy in zip(result.classes, result.confusion.sum(1).tolist(), result.per_class)]
+    per_class = [
+        [name, f"{total:,}", "-" if accuracy is None else f"{accuracy:.2%}"]
+        for name, total, accuracy in zip(result.classes, result.confusion.sum(1).tolist(), result.per_class)
+    ]
     matrix = [[name, *row] for name, row in zip(result.classes, result.confusion.tolist())]
-    return [f"{title}: accuracy {result.accuracy:.2%} ({result.count:,} images), loss {result.loss:.4f}", "",
-            *text_table(["class", "images", "accuracy"], per_class), "",
-            "confusion matrix (rows: true class, columns: predicted class)",
-            *text_table(["", *result.classes], matrix)]
+    return [
+        f"{title}: accuracy {result.accuracy:.2%} ({result.count:,} images), loss {result.loss:.4f}",
+        "",
+        *text_table(["class", "images", "accuracy"], per_class),
+        "",
+        "confusion matrix (rows: true class, columns: predicted class)",
+        *text_table(["", *result.classes], matrix),
+    ]

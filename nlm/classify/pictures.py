@@ -23,8 +23,8 @@ from nlm.classify.evaluation import align_labels
 from nlm.config import check
 from nlm.errors import DataError
 from nlm.images.data import ImageSet, check_shape
-from nlm.io.pixels import to_floats
 from nlm.io.figures import new_figure, save_figure
+from nlm.io.pixels import to_floats
 from nlm.io.png import save_filters
 
 
@@ -43,13 +43,28 @@ class AttackExamples:
         """One dict per image: its index, true label, and the clean and adversarial predictions with their probability."""
         clean_p, clean_i = self.clean_probs.max(1)
         adv_p, adv_i = self.adversarial_probs.max(1)
-        return [{"index": int(n), "label": self.classes[int(y)], "clean": self.classes[int(c)], "clean_probability": float(cp),
-                 "adversarial": self.classes[int(a)], "adversarial_probability": float(ap)}
-                for n, y, c, cp, a, ap in zip(self.index, self.labels, clean_i, clean_p, adv_i, adv_p)]
+        return [
+            {
+                "index": int(n),
+                "label": self.classes[int(y)],
+                "clean": self.classes[int(c)],
+                "clean_probability": float(cp),
+                "adversarial": self.classes[int(a)],
+                "adversarial_probability": float(ap),
+            }
+            for n, y, c, cp, a, ap in zip(self.index, self.labels, clean_i, clean_p, adv_i, adv_p)
+        ]
 
 
-def _chosen(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, count: int, correct_only: bool,
-            device: torch.device, batch_size: int = 500) -> torch.Tensor:
+def _chosen(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    count: int,
+    correct_only: bool,
+    device: torch.device,
+    batch_size: int = 500,
+) -> torch.Tensor:
     """Indices of the first `count` images, or of the first `count` the model classifies correctly."""
     if not correct_only:
         return torch.arange(min(count, len(images)))
@@ -66,8 +81,16 @@ def _chosen(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, count:
     return torch.tensor(chosen)
 
 
-def attack_examples(model: nn.Module, classes: tuple[str, ...], images: ImageSet, *, count: int = 8, epsilon: float = 0.1,
-                    correct_only: bool = False, device: torch.device) -> AttackExamples:
+def attack_examples(
+    model: nn.Module,
+    classes: tuple[str, ...],
+    images: ImageSet,
+    *,
+    count: int = 8,
+    epsilon: float = 0.1,
+    correct_only: bool = False,
+    device: torch.device,
+) -> AttackExamples:
     """FGSM at `epsilon` on the first `count` labelled images (with `correct_only`, the first `count` the model
     gets right), with the model's predictions before and after."""
     check(count >= 1, f"--count must be at least 1, not {count}")
@@ -82,13 +105,16 @@ def attack_examples(model: nn.Module, classes: tuple[str, ...], images: ImageSet
     adversarial = perturb(x, input_gradient(model, x, labels), epsilon)
     with torch.no_grad():
         clean_probs, adversarial_probs = (model(v).float().softmax(1).cpu() for v in (x, adversarial))
-    return AttackExamples(epsilon, tuple(classes), x.cpu(), adversarial.cpu(), labels.cpu(), clean_probs, adversarial_probs,
-                          index)
+    return AttackExamples(
+        epsilon, tuple(classes), x.cpu(), adversarial.cpu(), labels.cpu(), clean_probs, adversarial_probs, index
+    )
 
 
 def _show(ax, image: torch.Tensor, title: str, colour: str = "black") -> None:
     pixels = image.permute(1, 2, 0).numpy()
-    ax.imshow(pixels[..., 0] if pixels.shape[2] == 1 else pixels, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.imshow(
+        pixels[..., 0] if pixels.shape[2] == 1 else pixels, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest"
+    )
     ax.set_title(title, fontsize=8, color=colour)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -104,7 +130,9 @@ def draw_attack_examples(examples: AttackExamples, path: str | Path) -> tuple[in
         for r, kind in ((0, "clean"), (2, "adversarial")):
             wrong = row[kind] != row["label"]
             title = f"{row[kind]} {row[f'{kind}_probability']:.0%}" + (f" (is {row['label']})" if wrong else "")
-            _show(axes[r][n], (examples.clean if r == 0 else examples.adversarial)[n], title, "red" if wrong else "black")
+            _show(
+                axes[r][n], (examples.clean if r == 0 else examples.adversarial)[n], title, "red" if wrong else "black"
+            )
         _show(axes[1][n], perturbation[n], "")
     for r, name in enumerate(("clean", f"sign(grad) x {examples.epsilon:g}", "adversarial")):
         axes[r][0].set_ylabel(name, fontsize=8)
@@ -124,8 +152,9 @@ def first_layer(model: nn.Module) -> tuple[torch.Tensor, tuple[int, int, int]]:
     return layer.weight.detach(), tuple(model.config.input_shape)
 
 
-def save_classifier_filters(model: nn.Module, path: str | Path, *, count: int | None = None,
-                            scale: int | None = None) -> tuple[int, int, int]:
+def save_classifier_filters(
+    model: nn.Module, path: str | Path, *, count: int | None = None, scale: int | None = None
+) -> tuple[int, int, int]:
     """A PNG grid of the first layer's units (all, or the first `count`); returns (units drawn, width, height)."""
     check(count is None or count >= 1, f"--count must be at least 1, not {count}")
     weight, shape = first_layer(model)

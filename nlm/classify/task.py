@@ -38,16 +38,35 @@ class ClassifyConfig(Config):
         check(self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}")
         check(self.eval_batch_size >= 1, f"the evaluation batch size must be at least 1, not {self.eval_batch_size}")
         check(0 <= self.epsilon <= 1, f"--epsilon must be in [0, 1] (pixels lie in [0, 1]), not {self.epsilon}")
-        check(0 <= self.adversarial_weight <= 1, f"--adversarial-weight must be in [0, 1], not {self.adversarial_weight}")
+        check(
+            0 <= self.adversarial_weight <= 1, f"--adversarial-weight must be in [0, 1], not {self.adversarial_weight}"
+        )
 
 
 class ClassifyTask:
     kind = "vision"
     unit = "img"
 
-    def __init__(self, *, model: nn.Module, model_kind: str, train: ImageSet, valid: ImageSet | None,
-                 data: ClassifyConfig, device: torch.device, seed: int, shard: Shard = SINGLE) -> None:
-        self.model, self.model_kind, self.data, self.device, self.seed, self.shard = model, model_kind, data, device, seed, shard
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        model_kind: str,
+        train: ImageSet,
+        valid: ImageSet | None,
+        data: ClassifyConfig,
+        device: torch.device,
+        seed: int,
+        shard: Shard = SINGLE,
+    ) -> None:
+        self.model, self.model_kind, self.data, self.device, self.seed, self.shard = (
+            model,
+            model_kind,
+            data,
+            device,
+            seed,
+            shard,
+        )
         shard.check_batch(data.batch_size)
         self.classes = train.classes
         self.uniform_loss = math.log(len(self.classes))  # a uniform guess over the classes, for the divergence guard
@@ -89,8 +108,14 @@ class ClassifyTask:
             return None
         if self.shard.world > 1:
             return self._evaluate_shards()
-        result = evaluate_classifier(self.model, self.valid.images, self.valid_labels, self.classes,
-                                     device=self.device, batch_size=self.data.eval_batch_size)
+        result = evaluate_classifier(
+            self.model,
+            self.valid.images,
+            self.valid_labels,
+            self.classes,
+            device=self.device,
+            batch_size=self.data.eval_batch_size,
+        )
         return {"loss": result.loss, "accuracy": result.accuracy, "images": result.count}
 
     def _evaluate_shards(self) -> dict[str, float]:
@@ -99,7 +124,9 @@ class ClassifyTask:
         images, labels = self.valid.images[block], self.valid_labels[block]
         loss = correct = 0.0
         if len(images):
-            result = evaluate_classifier(self.model, images, labels, self.classes, device=self.device, batch_size=self.data.eval_batch_size)
+            result = evaluate_classifier(
+                self.model, images, labels, self.classes, device=self.device, batch_size=self.data.eval_batch_size
+            )
             loss, correct = result.loss * result.count, float(result.confusion.diagonal().sum())
         loss, correct = self.shard.sum([loss, correct])
         return {"loss": loss / len(self.valid), "accuracy": correct / len(self.valid), "images": len(self.valid)}

@@ -63,7 +63,10 @@ class ClassifierJob:
         return DEFAULT_LR[optimizer]
 
     def load(self, run_dir: Path, train: TrainConfig) -> None:
-        check(self.init_from is None or self.arch == "mlp", "--init-from copies an autoencoder's encoder into an MLP's hidden layers; use --arch mlp")
+        check(
+            self.init_from is None or self.arch == "mlp",
+            "--init-from copies an autoencoder's encoder into an MLP's hidden layers; use --arch mlp",
+        )
         given = self.images is not None
         self.images = self.images or self.sources.load(seed=train.seed)
         self.images[0].require_labels()
@@ -71,23 +74,43 @@ class ClassifierJob:
             check_shape(self.images[0], self.model.input_shape)
         elif self.model.input_shape != self.images[0].shape or self.model.num_classes != len(self.images[0].classes):
             self.model = self.model.replace(input_shape=self.images[0].shape, num_classes=len(self.images[0].classes))
-        self.records = self.records or ({"train_data": None, "given_images": [s.source for s in self.images if s is not None]}
-                                        if given else self.sources.records(run_dir))
+        self.records = self.records or (
+            {"train_data": None, "given_images": [s.source for s in self.images if s is not None]}
+            if given
+            else self.sources.records(run_dir)
+        )
 
     def build_task(self, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> ClassifyTask:
         network = build_classifier(self.arch, self.model)
         if self.init_from is not None:
             self.notes.append(initialise_from_encoder(network, self.init_from))
         train_set, valid_set = self.images
-        return ClassifyTask(model=network.to(device), model_kind=self.arch, train=train_set, valid=valid_set, data=self.data,
-                            device=device, seed=train.seed, shard=shard)
+        return ClassifyTask(
+            model=network.to(device),
+            model_kind=self.arch,
+            train=train_set,
+            valid=valid_set,
+            data=self.data,
+            device=device,
+            seed=train.seed,
+            shard=shard,
+        )
 
     def run_config(self) -> dict[str, Any]:
-        return {**self.records, "init_from": self.init_from, "model_kind": self.arch, "model": self.model.to_dict(),
-                "data": self.data.to_dict()}
+        return {
+            **self.records,
+            "init_from": self.init_from,
+            "model_kind": self.arch,
+            "model": self.model.to_dict(),
+            "data": self.data.to_dict(),
+        }
 
     def describe(self, task: ClassifyTask) -> list[str]:
-        return [f"model: {self.arch} {self.model.to_dict()}", f"data: {self.data.to_dict()}; {describe_images(*self.images)}", *self.notes]
+        return [
+            f"model: {self.arch} {self.model.to_dict()}",
+            f"data: {self.data.to_dict()}; {describe_images(*self.images)}",
+            *self.notes,
+        ]
 
     def fit(self, fit_task, task: ClassifyTask, train: TrainConfig) -> RunResult:
         return fit_task(task, train)
@@ -97,12 +120,19 @@ class ClassifierJob:
         config = checkpoint["config"]
         arch = config["model_kind"]
         sources = ImageSources.resumed(run_config, changes, run_dir=run_dir)
-        return cls(arch=arch, model=CLASSIFIER_CONFIGS[arch].from_dict(config["model"]),
-                   data=ClassifyConfig.from_dict(config["data"]), sources=sources, records=sources.records(run_dir), resuming=True)
+        return cls(
+            arch=arch,
+            model=CLASSIFIER_CONFIGS[arch].from_dict(config["model"]),
+            data=ClassifyConfig.from_dict(config["data"]),
+            sources=sources,
+            records=sources.records(run_dir),
+            resuming=True,
+        )
 
 
-def train_classifier(*, job: ClassifierJob, output: Path, train: TrainConfig, force: bool = False, console: Console,
-                     quiet: bool = False) -> RunResult:
+def train_classifier(
+    *, job: ClassifierJob, output: Path, train: TrainConfig, force: bool = False, console: Console, quiet: bool = False
+) -> RunResult:
     """Train a new classifier into the run folder `output`."""
     return start_run(job, output=output, force=force, train=train, console=console, quiet=quiet)
 

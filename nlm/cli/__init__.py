@@ -82,9 +82,16 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _global_options(
-    threads: Annotated[int | None, typer.Option(
-        min=1, help="CPU threads for torch [default: torch's choice, one per core]; 1 is often fastest on a busy machine.")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print nlm's version and exit.")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="CPU threads for torch [default: torch's choice, one per core]; 1 is often fastest on a busy machine.",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print nlm's version and exit.")
+    ] = False,
 ) -> None:
     """Neural language modeling from the command line."""
     if threads is not None:

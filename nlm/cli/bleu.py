@@ -11,13 +11,31 @@ from nlm.cli.options import Format, format_option
 
 
 def bleu(
-    hypothesis: Annotated[str, typer.Argument(help="System output, one sentence per line ('-' for stdin).", show_default=False)],
-    references: Annotated[list[str], typer.Argument(help="One or more reference files, parallel to HYPOTHESIS.", show_default=False)],
+    hypothesis: Annotated[
+        str, typer.Argument(help="System output, one sentence per line ('-' for stdin).", show_default=False)
+    ],
+    references: Annotated[
+        list[str], typer.Argument(help="One or more reference files, parallel to HYPOTHESIS.", show_default=False)
+    ],
     metrics: Annotated[str, typer.Option(help="Comma-separated: bleu, chrf, chrf++, ter.")] = "bleu",
-    tokenize: Annotated[str | None, typer.Option(help="sacrebleu's BLEU tokenizer: 13a, intl, zh, char, none, ... [default: 13a].")] = None,
+    tokenize: Annotated[
+        str | None, typer.Option(help="sacrebleu's BLEU tokenizer: 13a, intl, zh, char, none, ... [default: 13a].")
+    ] = None,
     lowercase: Annotated[bool, typer.Option("--lowercase", "-lc", help="Case-insensitive scores.")] = False,
-    sentence: Annotated[bool, typer.Option("--sentence", help="One line of scores per hypothesis (BLEU with effective order, as sacrebleu does).")] = False,
-    format: Annotated[Format, format_option(Format.text, Format.json, help="text: sacrebleu's lines (tab-separated scores with --sentence); json: one object per metric, or per sentence.")] = Format.text,
+    sentence: Annotated[
+        bool,
+        typer.Option(
+            "--sentence", help="One line of scores per hypothesis (BLEU with effective order, as sacrebleu does)."
+        ),
+    ] = False,
+    format: Annotated[
+        Format,
+        format_option(
+            Format.text,
+            Format.json,
+            help="text: sacrebleu's lines (tab-separated scores with --sentence); json: one object per metric, or per sentence.",
+        ),
+    ] = Format.text,
     json: Annotated[bool, typer.Option("--json", hidden=True, help="The same as --format json.")] = False,
 ) -> None:
     """Score HYPOTHESIS against REFERENCES with sacrebleu: the same numbers as `sacrebleu`, with its signatures.
@@ -43,7 +61,11 @@ def bleu(
             typer.echo(_json(score.to_dict()) if json else score.line())
         return
     for i, scores in enumerate(sentence_scores(hyps, refs, **options)):
-        typer.echo(_json({s.metric: round(s.score, 4) for s in scores}) if json else "\t".join(f"{s.score:.4f}" for s in scores))
+        typer.echo(
+            _json({s.metric: round(s.score, 4) for s in scores})
+            if json
+            else "\t".join(f"{s.score:.4f}" for s in scores)
+        )
         if i == len(hyps) - 1:
             err_console.print("\n".join(f"{s.name}|{s.signature}" for s in scores), markup=False)
 

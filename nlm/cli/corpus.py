@@ -9,9 +9,13 @@ import typer
 
 from nlm.cli.console import err_console
 
-app = typer.Typer(help="Write synthetic corpora whose answer is known: memory tasks and Markov text.", no_args_is_help=True)
+app = typer.Typer(
+    help="Write synthetic corpora whose answer is known: memory tasks and Markov text.", no_args_is_help=True
+)
 
-OutputDir = Annotated[Path, typer.Option("-o", "--output", help="Folder for train.txt, valid.txt and the rest.", show_default=False)]
+OutputDir = Annotated[
+    Path, typer.Option("-o", "--output", help="Folder for train.txt, valid.txt and the rest.", show_default=False)
+]
 Force = Annotated[bool, typer.Option(help="Replace a corpus already in the folder.")]
 Lag = Annotated[int, typer.Option(help="Steps between reading the symbol and reading the mark `?` that asks for it.")]
 Symbols = Annotated[int, typer.Option(help="Distinct symbols to remember (chance is 1/symbols).")]
@@ -25,13 +29,22 @@ def _memory(task, output: Path, *, force: bool) -> None:
 
     info = write_memory_corpus(task, output, overwrite=force)
     counts = ", ".join(f"{split} {n:,}" for split, n in info["split_lines"].items())
-    err_console.print(f"{output}: {task.kind} task, lag {task.lag}, {task.symbols} symbols ({counts} lines); "
-                      f"chance on the marked tokens {task.chance:.4f}")
+    err_console.print(
+        f"{output}: {task.kind} task, lag {task.lag}, {task.symbols} symbols ({counts} lines); "
+        f"chance on the marked tokens {task.chance:.4f}"
+    )
 
 
 @app.command()
-def copy(output: OutputDir, lag: Lag = 30, symbols: Symbols = 8, lines: Lines = 2000, eval_lines: EvalLines = None,
-         seed: Seed = 0, force: Force = False) -> None:
+def copy(
+    output: OutputDir,
+    lag: Lag = 30,
+    symbols: Symbols = 8,
+    lines: Lines = 2000,
+    eval_lines: EvalLines = None,
+    seed: Seed = 0,
+    force: Force = False,
+) -> None:
     """Lines `a7 x x ... x ? a7`: after `?`, repeat the symbol read --lag steps before."""
     from nlm.corpora.memory import MemoryTask
 
@@ -40,8 +53,15 @@ def copy(output: OutputDir, lag: Lag = 30, symbols: Symbols = 8, lines: Lines = 
 
 
 @app.command()
-def recall(output: OutputDir, lag: Lag = 30, symbols: Symbols = 8, lines: Lines = 2000, eval_lines: EvalLines = None,
-           seed: Seed = 0, force: Force = False) -> None:
+def recall(
+    output: OutputDir,
+    lag: Lag = 30,
+    symbols: Symbols = 8,
+    lines: Lines = 2000,
+    eval_lines: EvalLines = None,
+    seed: Seed = 0,
+    force: Force = False,
+) -> None:
     """Lines `a7 a2 a5 ... a3 ? a7`: after `?`, recall the line's first symbol through --lag - 1 random distractors."""
     from nlm.corpora.memory import MemoryTask
 
@@ -64,10 +84,16 @@ def markov(
     """Sentences from a random first-order Markov source whose entropy rate is known exactly (in source.json)."""
     from nlm.corpora.markov import MarkovSource
 
-    source = MarkovSource.random(num_words=num_words, concentration=concentration, mean_length=mean_length, seed=source_seed)
-    info = source.write_corpus(output, train_lines=train_lines, valid_lines=valid_lines, seed=sample_seed, overwrite=force)
-    err_console.print(f"{output}: entropy rate {info['entropy_rate_nats']:.6f} nats = {info['entropy_rate_bits']:.6f} bits "
-                      f"per token; ideal perplexity {info['ideal_perplexity']:.4f}")
+    source = MarkovSource.random(
+        num_words=num_words, concentration=concentration, mean_length=mean_length, seed=source_seed
+    )
+    info = source.write_corpus(
+        output, train_lines=train_lines, valid_lines=valid_lines, seed=sample_seed, overwrite=force
+    )
+    err_console.print(
+        f"{output}: entropy rate {info['entropy_rate_nats']:.6f} nats = {info['entropy_rate_bits']:.6f} bits "
+        f"per token; ideal perplexity {info['ideal_perplexity']:.4f}"
+    )
 
 
 def register(root: typer.Typer) -> None:

@@ -12,43 +12,87 @@ from nlm.cli.lm_options import LM_DATA, RNN_MODEL, VOCAB_BUILD
 from nlm.cli.options import DATA, RUN, TRAINING, Force, Output, Quiet, Resume, given_options, report_run, resume_changes
 from nlm.cli.recipes import RecipeName, with_recipe
 
-Finetune = Annotated[bool, typer.Option("--finetune", help="With --resume and an NT-ASGD run: restart averaged SGD from best.pt's weights "
-                                        "(AWD-LSTM's fine-tuning) until validation stalls (--nonmono) or the run's limits, "
-                                        "granted again, run out.", rich_help_panel=RUN)]
+Finetune = Annotated[
+    bool,
+    typer.Option(
+        "--finetune",
+        help="With --resume and an NT-ASGD run: restart averaged SGD from best.pt's weights "
+        "(AWD-LSTM's fine-tuning) until validation stalls (--nonmono) or the run's limits, "
+        "granted again, run out.",
+        rich_help_panel=RUN,
+    ),
+]
 
 
 @with_recipe
-@TRAINING.with_defaults(helps={"lr": "Learning rate [default: SGD 20 lstm, 10 gru, 2 rnn-tanh, 1 rnn-relu; Adam 2e-3]."})
+@TRAINING.with_defaults(
+    helps={"lr": "Learning rate [default: SGD 20 lstm, 10 gru, 2 rnn-tanh, 1 rnn-relu; Adam 2e-3]."}
+)
 @RNN_MODEL
 @LM_DATA
 @VOCAB_BUILD
 def train(
     ctx: typer.Context,
-    train: Annotated[str | None, typer.Option("--train", help="Training text, one sentence per line ('-' for stdin).", rich_help_panel=DATA)] = None,
-    valid: Annotated[str | None, typer.Option("--valid", help="Validation text: picks best.pt, drives the LR schedule and early stopping.", rich_help_panel=DATA)] = None,
-    vocab: Annotated[str | None, typer.Option(help="Vocabulary from `nlm vocab build`; without it one is built from --train.", rich_help_panel=DATA)] = None,
-    output: Output = None, resume: Resume = None, finetune: Finetune = False, recipe: RecipeName = None, force: Force = False,
+    train: Annotated[
+        str | None,
+        typer.Option("--train", help="Training text, one sentence per line ('-' for stdin).", rich_help_panel=DATA),
+    ] = None,
+    valid: Annotated[
+        str | None,
+        typer.Option(
+            "--valid",
+            help="Validation text: picks best.pt, drives the LR schedule and early stopping.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    vocab: Annotated[
+        str | None,
+        typer.Option(
+            help="Vocabulary from `nlm vocab build`; without it one is built from --train.", rich_help_panel=DATA
+        ),
+    ] = None,
+    output: Output = None,
+    resume: Resume = None,
+    finetune: Finetune = False,
+    recipe: RecipeName = None,
+    force: Force = False,
     quiet: Quiet = False,
-    cache_dir: Annotated[Path | None, typer.Option(help="Encoded-corpus cache [default: $NLM_CACHE_DIR or ~/.cache/nlm].", rich_help_panel=RUN)] = None,
-    vocab_config=None, data=None, model=None, training=None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Encoded-corpus cache [default: $NLM_CACHE_DIR or ~/.cache/nlm].", rich_help_panel=RUN),
+    ] = None,
+    vocab_config=None,
+    data=None,
+    model=None,
+    training=None,
 ) -> None:
     """Train a language model into a run folder; with --resume, continue one."""
     from nlm.errors import ConfigError
     from nlm.lm.training import LMJob, resume_language_model, train_language_model
 
     if resume is not None:
-        result = resume_language_model(run_dir=resume, changes=resume_changes(ctx, training), console=err_console, quiet=quiet)
+        result = resume_language_model(
+            run_dir=resume, changes=resume_changes(ctx, training), console=err_console, quiet=quiet
+        )
         return report_run(err_console, result, quiet)
     if finetune:
         raise ConfigError("--finetune continues a finished NT-ASGD run: give it with --resume RUN_DIR")
     if train is None or output is None:
         raise ConfigError("nlm train needs --train FILE and -o RUN_DIR (or --resume RUN_DIR)")
     if vocab is not None and (building := sorted(given_options(ctx) & set(VOCAB_BUILD.options))):
-        raise ConfigError(f"{', '.join('--' + n.replace('_', '-') for n in building)} build a vocabulary, "
-                          f"but --vocab {vocab} gives one; leave one of them out")
-    job = LMJob(train=train, valid=valid, vocab=vocab, cache_dir=cache_dir, vocab_config=vocab_config, model=model, data=data)
+        raise ConfigError(
+            f"{', '.join('--' + n.replace('_', '-') for n in building)} build a vocabulary, "
+            f"but --vocab {vocab} gives one; leave one of them out"
+        )
+    job = LMJob(
+        train=train, valid=valid, vocab=vocab, cache_dir=cache_dir, vocab_config=vocab_config, model=model, data=data
+    )
     training = training.replace(recipe=recipe)
-    report_run(err_console, train_language_model(job=job, output=output, train=training, force=force, console=err_console, quiet=quiet), quiet)
+    report_run(
+        err_console,
+        train_language_model(job=job, output=output, train=training, force=force, console=err_console, quiet=quiet),
+        quiet,
+    )
 
 
 def register(app: typer.Typer) -> None:

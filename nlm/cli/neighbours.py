@@ -11,10 +11,21 @@ from nlm.cli.console import err_console
 
 
 def neighbours(
-    words: Annotated[list[str] | None, typer.Argument(help="Words to look up; none reads them from stdin (whitespace-separated).", show_default=False)] = None,
-    model: Annotated[str, typer.Option("-m", "--model", help="Checkpoint file, or a run folder (its best.pt, else last.pt).", show_default=False)] = ...,
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(help="Words to look up; none reads them from stdin (whitespace-separated).", show_default=False),
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "-m", "--model", help="Checkpoint file, or a run folder (its best.pt, else last.pt).", show_default=False
+        ),
+    ] = ...,
     top: Annotated[int, typer.Option(min=1, help="Neighbours per word.")] = 10,
-    analogy: Annotated[tuple[str, str, str] | None, typer.Option(help="A B C: the words nearest to B - A + C (A is to B as C is to ...).", show_default=False)] = None,
+    analogy: Annotated[
+        tuple[str, str, str] | None,
+        typer.Option(help="A B C: the words nearest to B - A + C (A is to B as C is to ...).", show_default=False),
+    ] = None,
 ) -> None:
     """The nearest words by cosine similarity of the input embeddings, nearest first.  Stdout: rows of
     `word<TAB>neighbour<TAB>cosine`, in input order; an unknown word is a warning on stderr.

@@ -14,10 +14,11 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -94,24 +95,64 @@ def format_option(*allowed: Format, help: str) -> Any:
 
 
 # -- options of the commands that use a trained model -----------------------------------------
-ModelPath = Annotated[str, typer.Option("-m", "--model", help="Checkpoint file, or a run folder (its best.pt, else last.pt).",
-                                        show_default=False)]
+ModelPath = Annotated[
+    str,
+    typer.Option(
+        "-m", "--model", help="Checkpoint file, or a run folder (its best.pt, else last.pt).", show_default=False
+    ),
+]
 DeviceOption = Annotated[Device, typer.Option(help="Where to run; auto picks CUDA, then MPS, then the CPU.")]
 
 # -- options of the commands that train ---------------------------------------------------------
-Output = Annotated[Path | None, typer.Option("-o", "--output", help="Run folder: best.pt, last.pt, metrics.jsonl, meta.json, config.json.",
-                                             rich_help_panel=RUN)]
-Resume = Annotated[Path | None, typer.Option(help="Continue the run in this folder where its last.pt stopped; only the stopping rules, "
-                                             "--lr, --save-every, --device and --bf16 may change.", rich_help_panel=RUN)]
-Force = Annotated[bool, typer.Option(help="Replace a run already in --output, once the new one has written its first checkpoint.",
-                                     rich_help_panel=RUN)]
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Run folder: best.pt, last.pt, metrics.jsonl, meta.json, config.json.",
+        rich_help_panel=RUN,
+    ),
+]
+Resume = Annotated[
+    Path | None,
+    typer.Option(
+        help="Continue the run in this folder where its last.pt stopped; only the stopping rules, "
+        "--lr, --save-every, --device and --bf16 may change.",
+        rich_help_panel=RUN,
+    ),
+]
+Force = Annotated[
+    bool,
+    typer.Option(
+        help="Replace a run already in --output, once the new one has written its first checkpoint.",
+        rich_help_panel=RUN,
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.", rich_help_panel=RUN)]
-DataSpec = Annotated[str | None, typer.Option("--data", help="Training images: generated:N[:SEED], a folder with one sub-folder per class, "
-                                              "a .npz (x, y) or an MNIST IDX file [default: generated:6000].", rich_help_panel=DATA)]
-ValidSpec = Annotated[str | None, typer.Option("--valid", help="Validation images (same forms as --data): pick best.pt, drive the LR "
-                                               "schedule and early stopping.", rich_help_panel=DATA)]
-Holdout = Annotated[float, typer.Option(help="Without --valid: hold out this fraction (< 1) or count (>= 1) of --data for validation; "
-                                        "0: none.", rich_help_panel=DATA)]
+DataSpec = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Training images: generated:N[:SEED], a folder with one sub-folder per class, "
+        "a .npz (x, y) or an MNIST IDX file [default: generated:6000].",
+        rich_help_panel=DATA,
+    ),
+]
+ValidSpec = Annotated[
+    str | None,
+    typer.Option(
+        "--valid",
+        help="Validation images (same forms as --data): pick best.pt, drive the LR schedule and early stopping.",
+        rich_help_panel=DATA,
+    ),
+]
+Holdout = Annotated[
+    float,
+    typer.Option(
+        help="Without --valid: hold out this fraction (< 1) or count (>= 1) of --data for validation; 0: none.",
+        rich_help_panel=DATA,
+    ),
+]
 PngOutput = Annotated[Path, typer.Option("-o", "--output", help="The PNG file to write.", show_default=False)]
 Scale = Annotated[int, typer.Option(min=1, help="Draw each pixel as scale x scale pixels.")]
 ImageBatch = Annotated[int, typer.Option("--batch-size", help="Images per training step.", rich_help_panel=DATA)]
@@ -138,26 +179,52 @@ def option_spec(annotation, default, help: str, panel: str, *decls: str) -> tupl
 
 
 TRAINING_OPTIONS: dict[str, tuple] = {
-    "optimizer": option_spec(Optimizer, Optimizer.sgd, "Optimizer; ntasgd: SGD that switches to averaged SGD when validation "
-                         "stalls, evaluating and saving best.pt with the averages (AWD-LSTM's NT-ASGD).", OPTIM),
-    "lr": option_spec(float | None, None, "Learning rate [default: the command's, for its model and optimizer].", OPTIM),
+    "optimizer": option_spec(
+        Optimizer,
+        Optimizer.sgd,
+        "Optimizer; ntasgd: SGD that switches to averaged SGD when validation "
+        "stalls, evaluating and saving best.pt with the averages (AWD-LSTM's NT-ASGD).",
+        OPTIM,
+    ),
+    "lr": option_spec(
+        float | None, None, "Learning rate [default: the command's, for its model and optimizer].", OPTIM
+    ),
     "momentum": option_spec(float, 0.0, "SGD momentum.", OPTIM),
     "weight_decay": option_spec(float, 0.0, "Weight decay (L2 for sgd and adam, decoupled for adamw).", OPTIM),
     "clip": option_spec(float, 0.25, "Clip the gradient norm to this (0: off).", OPTIM),
-    "schedule": option_spec(Schedule | None, None, "plateau: lr x --lr-factor when an epoch does not improve; decay: "
-                        "lr x --lr-factor after every epoch from --decay-start on; steps: after each of --milestones; none "
-                        "[default: plateau; none with ntasgd].", OPTIM),
+    "schedule": option_spec(
+        Schedule | None,
+        None,
+        "plateau: lr x --lr-factor when an epoch does not improve; decay: "
+        "lr x --lr-factor after every epoch from --decay-start on; steps: after each of --milestones; none "
+        "[default: plateau; none with ntasgd].",
+        OPTIM,
+    ),
     "lr_factor": option_spec(float, 0.25, "LR multiplier of the schedule.", OPTIM),
     "decay_start": option_spec(int, 4, "decay: epochs at the full learning rate.", OPTIM),
-    "milestones": option_spec(str | None, None, "steps: the epochs after which the rate is multiplied, e.g. 300,400.", OPTIM),
-    "nonmono": option_spec(int, 5, "ntasgd: average once the validation loss is worse than the best before the last N "
-                       "evaluations; a fine-tuning stops then.", OPTIM),
+    "milestones": option_spec(
+        str | None, None, "steps: the epochs after which the rate is multiplied, e.g. 300,400.", OPTIM
+    ),
+    "nonmono": option_spec(
+        int,
+        5,
+        "ntasgd: average once the validation loss is worse than the best before the last N "
+        "evaluations; a fine-tuning stops then.",
+        OPTIM,
+    ),
     "epochs": option_spec(int, 6, "Passes over the training data.", RUN),
     "max_steps": option_spec(int | None, None, "Stop after this many optimizer steps in all.", RUN),
     "max_time": option_spec(float | None, None, "Stop after this many seconds of training in all.", RUN),
-    "patience": option_spec(int | None, None, "Stop after this many evaluations without a better validation loss.", RUN),
-    "save_every": option_spec(str | None, None, "Also write last.pt every N optimizer steps (500) or every so long (10m), "
-                          "mid-epoch included; a resume continues from there exactly.", RUN),
+    "patience": option_spec(
+        int | None, None, "Stop after this many evaluations without a better validation loss.", RUN
+    ),
+    "save_every": option_spec(
+        str | None,
+        None,
+        "Also write last.pt every N optimizer steps (500) or every so long (10m), "
+        "mid-epoch included; a resume continues from there exactly.",
+        RUN,
+    ),
     "device": option_spec(Device, Device.auto, "Where to train; auto picks CUDA, then MPS, then the CPU.", RUN),
     "bf16": option_spec(bool, False, "bf16 autocast (CUDA only).", RUN),
     "seed": option_spec(int, 1, "Random seed: initialisation, dropout, batch order, the held-out split.", RUN),
@@ -194,14 +261,21 @@ class OptionGroup:
         parameters = []
         for name, (annotation, default, option) in self.options.items():
             if name in self.helps:
-                option = typer.Option(*option.param_decls, help=self.helps[name], rich_help_panel=option.rich_help_panel)
-            parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                                annotation=Annotated[annotation, option]))
+                option = typer.Option(
+                    *option.param_decls, help=self.helps[name], rich_help_panel=option.rich_help_panel
+                )
+            parameters.append(
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, option]
+                )
+            )
         return parameters
 
     def __call__(self, command: Callable) -> Callable:
         signature = inspect.signature(command, eval_str=True)
-        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values() if p.name != self.name]
+        own = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values() if p.name != self.name
+        ]
         parameters = own + self._parameters()
 
         @functools.wraps(command)
@@ -221,7 +295,9 @@ TRAINING = OptionGroup("training", train_config, TRAINING_OPTIONS)
 def given_options(ctx: typer.Context) -> set[str]:
     """The parameters set on the command line (or through their environment variable), not by default."""
     sources = {"COMMANDLINE", "ENVIRONMENT"}
-    return {name for name in ctx.params if (source := ctx.get_parameter_source(name)) is not None and source.name in sources}
+    return {
+        name for name in ctx.params if (source := ctx.get_parameter_source(name)) is not None and source.name in sources
+    }
 
 
 def resume_changes(ctx: typer.Context, training, *, runtime: tuple[str, ...] = ("resume", "quiet")) -> dict[str, Any]:

@@ -26,17 +26,34 @@ class YMetric(str, Enum):
 
 
 def plot(
-    runs: Annotated[list[str], typer.Argument(help="Run folders of `nlm train`, `nlm vision train` or `nlm autoencoder train`.", show_default=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The PNG to write ('-' for stdout).", show_default=False)],
-    x: Annotated[XAxis, typer.Option("--x", help="Horizontal axis: optimizer steps, seconds of training, or epochs.")] = XAxis.step,
-    y: Annotated[YMetric, typer.Option("--y", help="What to draw: loss for any run; ppl/bpc for language models; accuracy (classifiers) and mse (autoencoders) on validation only.")] = YMetric.loss,
+    runs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Run folders of `nlm train`, `nlm vision train` or `nlm autoencoder train`.", show_default=False
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="The PNG to write ('-' for stdout).", show_default=False)
+    ],
+    x: Annotated[
+        XAxis, typer.Option("--x", help="Horizontal axis: optimizer steps, seconds of training, or epochs.")
+    ] = XAxis.step,
+    y: Annotated[
+        YMetric,
+        typer.Option(
+            "--y",
+            help="What to draw: loss for any run; ppl/bpc for language models; accuracy (classifiers) and mse (autoencoders) on validation only.",
+        ),
+    ] = YMetric.loss,
     log: Annotated[bool, typer.Option("--log", help="Logarithmic vertical axis.")] = False,
 ) -> None:
     """Draw the training (dashed) and validation (solid) curves of each run, labelled by its folder's name."""
     from nlm.io.curves import plot_training_curves
 
     width, height = plot_training_curves(runs, output, x=x.value, y=y.value, log_y=log)
-    err_console.print(f"wrote the {y.value} curves of {len(runs)} run(s) against {x.value} ({width}x{height}) to {output}")
+    err_console.print(
+        f"wrote the {y.value} curves of {len(runs)} run(s) against {x.value} ({width}x{height}) to {output}"
+    )
 
 
 def register(app: typer.Typer) -> None:

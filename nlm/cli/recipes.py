@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Annotated, Any, Callable
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
 from nlm.cli.console import err_console
 from nlm.cli.options import RUN, given_options
 
-RecipeName = Annotated[str | None, typer.Option("--recipe", help="Start from a published configuration (every option not given takes "
-                                                "its value); `--recipe list` shows them with their figures.", rich_help_panel=RUN)]
+RecipeName = Annotated[
+    str | None,
+    typer.Option(
+        "--recipe",
+        help="Start from a published configuration (every option not given takes "
+        "its value); `--recipe list` shows them with their figures.",
+        rich_help_panel=RUN,
+    ),
+]
 
 
 def flag(name: str) -> str:
@@ -30,7 +38,9 @@ def list_recipes() -> str:
 
     rows = []
     for r in RECIPES.values():
-        rows.append(f"{r.name}\n  {r.summary}\n  published: {r.figure}\n  source: {r.source}\n  data: {r.data} ({', '.join(r.files)})")
+        rows.append(
+            f"{r.name}\n  {r.summary}\n  published: {r.figure}\n  source: {r.source}\n  data: {r.data} ({', '.join(r.files)})"
+        )
     return "\n".join(rows)
 
 
@@ -71,11 +81,16 @@ def with_recipe(command: Callable) -> Callable:
             if values.get("resume") is not None:
                 from nlm.errors import ConfigError
 
-                raise ConfigError("--recipe starts a new run from a preset; a resumed run keeps the configuration it has")
+                raise ConfigError(
+                    "--recipe starts a new run from a preset; a resumed run keeps the configuration it has"
+                )
             filled, kept = apply_recipe(values["ctx"], name, values)
             if not values.get("quiet"):
-                err_console.print(f"recipe {name}: {' '.join(filled)}" + (f"; given: {' '.join(kept)}" if kept else ""),
-                                  highlight=False, soft_wrap=True)
+                err_console.print(
+                    f"recipe {name}: {' '.join(filled)}" + (f"; given: {' '.join(kept)}" if kept else ""),
+                    highlight=False,
+                    soft_wrap=True,
+                )
         return command(**values)
 
     del wrapper.__wrapped__  # Typer reads the signature below: the groups' options, which this one fills

@@ -11,16 +11,45 @@ import typer
 
 from nlm.cli.console import err_console
 from nlm.cli.options import (
-    MODEL, TRAINING, Activation, DataSpec, Device, DeviceOption, Force, Format, Holdout, ImageBatch, ModelPath, Optimizer, Output, PngOutput,
-    Quiet, Resume, ValidSpec, format_option, report_run, resume_changes, sizes,
+    MODEL,
+    TRAINING,
+    Activation,
+    DataSpec,
+    Device,
+    DeviceOption,
+    Force,
+    Format,
+    Holdout,
+    ImageBatch,
+    ModelPath,
+    Optimizer,
+    Output,
+    PngOutput,
+    Quiet,
+    Resume,
+    ValidSpec,
+    format_option,
+    report_run,
+    resume_changes,
+    sizes,
 )
 
 ADV = "Adversarial training"
 app = typer.Typer(help="Image classifiers (MLP, CNN): train, evaluate, predict, attack.", no_args_is_help=True)
-IMAGE_TRAINING = TRAINING.with_defaults(optimizer=Optimizer.adam, clip=0.0, lr_factor=0.5, epochs=5,
-                                        helps={"lr": "Learning rate [default: Adam 1e-3; SGD 0.05 (use --momentum 0.9)]."})
+IMAGE_TRAINING = TRAINING.with_defaults(
+    optimizer=Optimizer.adam,
+    clip=0.0,
+    lr_factor=0.5,
+    epochs=5,
+    helps={"lr": "Learning rate [default: Adam 1e-3; SGD 0.05 (use --momentum 0.9)]."},
+)
 EvalBatch = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
-ImagesOption = Annotated[str, typer.Option("--data", help="Images: generated:N[:SEED], a folder, a .npz or an MNIST IDX file.", show_default=False)]
+ImagesOption = Annotated[
+    str,
+    typer.Option(
+        "--data", help="Images: generated:N[:SEED], a folder, a .npz or an MNIST IDX file.", show_default=False
+    ),
+]
 
 
 class Arch(str, Enum):
@@ -37,19 +66,56 @@ class Pool(str, Enum):
 @IMAGE_TRAINING
 def train(
     ctx: typer.Context,
-    data: DataSpec = None, valid: ValidSpec = None, holdout: Holdout = 0.1, batch_size: ImageBatch = 64,
-    arch: Annotated[Arch, typer.Option(help="Classifier: a CNN (LeNet-style by default) or an MLP.", rich_help_panel=MODEL)] = Arch.cnn,
-    conv: Annotated[str | None, typer.Option(help="CNN conv layers out:kernel:stride:padding, comma-separated [default: LeNet 6:5:1:2,16:5:1:0].", rich_help_panel=MODEL)] = None,
+    data: DataSpec = None,
+    valid: ValidSpec = None,
+    holdout: Holdout = 0.1,
+    batch_size: ImageBatch = 64,
+    arch: Annotated[
+        Arch, typer.Option(help="Classifier: a CNN (LeNet-style by default) or an MLP.", rich_help_panel=MODEL)
+    ] = Arch.cnn,
+    conv: Annotated[
+        str | None,
+        typer.Option(
+            help="CNN conv layers out:kernel:stride:padding, comma-separated [default: LeNet 6:5:1:2,16:5:1:0].",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     pool: Annotated[Pool, typer.Option(help="CNN pooling after each conv layer.", rich_help_panel=MODEL)] = Pool.max,
     pool_size: Annotated[int, typer.Option(help="CNN pooling window and stride (1: none).", rich_help_panel=MODEL)] = 2,
-    hidden: Annotated[str | None, typer.Option(help="Dense hidden sizes, comma-separated [default: cnn 120,84; mlp 256; the encoder's with --init-from].", rich_help_panel=MODEL)] = None,
-    activation: Annotated[Activation | None, typer.Option(help="MLP hidden activation [default: relu; the encoder's with --init-from].", rich_help_panel=MODEL)] = None,
+    hidden: Annotated[
+        str | None,
+        typer.Option(
+            help="Dense hidden sizes, comma-separated [default: cnn 120,84; mlp 256; the encoder's with --init-from].",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    activation: Annotated[
+        Activation | None,
+        typer.Option(
+            help="MLP hidden activation [default: relu; the encoder's with --init-from].", rich_help_panel=MODEL
+        ),
+    ] = None,
     dropout: Annotated[float, typer.Option(help="Dropout after each dense hidden layer.", rich_help_panel=MODEL)] = 0.0,
-    init_from: Annotated[str | None, typer.Option(help="Initialise the MLP's hidden layers from this autoencoder checkpoint's encoder.", rich_help_panel=MODEL)] = None,
-    adversarial: Annotated[bool, typer.Option(help="Train on a mix of clean and FGSM examples.", rich_help_panel=ADV)] = False,
-    epsilon: Annotated[float, typer.Option(help="FGSM step of --adversarial, in pixel units of [0, 1].", rich_help_panel=ADV)] = 0.1,
-    adversarial_weight: Annotated[float, typer.Option(help="Share of the loss from FGSM examples.", rich_help_panel=ADV)] = 0.5,
-    output: Output = None, resume: Resume = None, force: Force = False, quiet: Quiet = False, training=None,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Initialise the MLP's hidden layers from this autoencoder checkpoint's encoder.", rich_help_panel=MODEL
+        ),
+    ] = None,
+    adversarial: Annotated[
+        bool, typer.Option(help="Train on a mix of clean and FGSM examples.", rich_help_panel=ADV)
+    ] = False,
+    epsilon: Annotated[
+        float, typer.Option(help="FGSM step of --adversarial, in pixel units of [0, 1].", rich_help_panel=ADV)
+    ] = 0.1,
+    adversarial_weight: Annotated[
+        float, typer.Option(help="Share of the loss from FGSM examples.", rich_help_panel=ADV)
+    ] = 0.5,
+    output: Output = None,
+    resume: Resume = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    training=None,
 ) -> None:
     """Train an image classifier into a run folder; with --resume, continue one."""
     from nlm.classify.task import ClassifyConfig
@@ -58,15 +124,31 @@ def train(
     from nlm.images.sources import DEFAULT_DATA, ImageSources
 
     if resume is not None:
-        result = resume_classifier(run_dir=resume, changes=resume_changes(ctx, training), console=err_console, quiet=quiet)
+        result = resume_classifier(
+            run_dir=resume, changes=resume_changes(ctx, training), console=err_console, quiet=quiet
+        )
         return report_run(err_console, result, quiet)
     if output is None:
         raise ConfigError("nlm vision train needs -o RUN_DIR (or --resume RUN_DIR)")
-    shape = {"conv": conv, "pool": pool.value, "pool_size": pool_size} if arch is Arch.cnn else {"activation": activation and activation.value}
-    job = ClassifierJob(arch=arch.value, init_from=init_from, sources=ImageSources(data=data or DEFAULT_DATA, valid=valid, holdout=holdout),
-                        model=classifier_config(arch.value, init_from=init_from, hidden=sizes(hidden), dropout=dropout, **shape),
-                        data=ClassifyConfig(batch_size=batch_size, epsilon=epsilon if adversarial else 0.0, adversarial_weight=adversarial_weight))
-    report_run(err_console, train_classifier(job=job, output=output, train=training, force=force, console=err_console, quiet=quiet), quiet)
+    shape = (
+        {"conv": conv, "pool": pool.value, "pool_size": pool_size}
+        if arch is Arch.cnn
+        else {"activation": activation and activation.value}
+    )
+    job = ClassifierJob(
+        arch=arch.value,
+        init_from=init_from,
+        sources=ImageSources(data=data or DEFAULT_DATA, valid=valid, holdout=holdout),
+        model=classifier_config(arch.value, init_from=init_from, hidden=sizes(hidden), dropout=dropout, **shape),
+        data=ClassifyConfig(
+            batch_size=batch_size, epsilon=epsilon if adversarial else 0.0, adversarial_weight=adversarial_weight
+        ),
+    )
+    report_run(
+        err_console,
+        train_classifier(job=job, output=output, train=training, force=force, console=err_console, quiet=quiet),
+        quiet,
+    )
 
 
 def _load(model: str, data: str, device: Device):
@@ -79,9 +161,20 @@ def _load(model: str, data: str, device: Device):
 
 
 @app.command("eval")
-def evaluate(model: ModelPath, data: ImagesOption, batch_size: EvalBatch = 500, device: DeviceOption = Device.auto,
-             format: Annotated[Format, format_option(Format.text, Format.json, help="text: a report with the per-class accuracy and "
-                                                     "the confusion matrix; json: one object.")] = Format.text) -> None:
+def evaluate(
+    model: ModelPath,
+    data: ImagesOption,
+    batch_size: EvalBatch = 500,
+    device: DeviceOption = Device.auto,
+    format: Annotated[
+        Format,
+        format_option(
+            Format.text,
+            Format.json,
+            help="text: a report with the per-class accuracy and the confusion matrix; json: one object.",
+        ),
+    ] = Format.text,
+) -> None:
     """Accuracy, per-class accuracy and the confusion matrix of a classifier on labelled images, on stdout."""
     from nlm.classify.evaluation import evaluate_images, evaluation_report
     from nlm.io.tables import jsonl_line
@@ -95,28 +188,57 @@ def evaluate(model: ModelPath, data: ImagesOption, batch_size: EvalBatch = 500, 
 
 
 @app.command()
-def predict(model: ModelPath, data: ImagesOption, batch_size: EvalBatch = 500, device: DeviceOption = Device.auto,
-            format: Annotated[Format, format_option(Format.tsv, Format.json, help="tsv or json: one row per image.")] = Format.tsv) -> None:
+def predict(
+    model: ModelPath,
+    data: ImagesOption,
+    batch_size: EvalBatch = 500,
+    device: DeviceOption = Device.auto,
+    format: Annotated[
+        Format, format_option(Format.tsv, Format.json, help="tsv or json: one row per image.")
+    ] = Format.tsv,
+) -> None:
     """One row per image on stdout: index, predicted label and its probability, in input order."""
     from nlm.classify.evaluation import predict_images
     from nlm.io.tables import RowWriter
 
     loaded, images = _load(model, data, device)
     writer = RowWriter(sys.stdout, fmt=format.value)
-    for index, (label, probability) in enumerate(predict_images(loaded.model, images, device=loaded.device, batch_size=batch_size)):
+    for index, (label, probability) in enumerate(
+        predict_images(loaded.model, images, device=loaded.device, batch_size=batch_size)
+    ):
         writer.write({"index": index, "label": loaded.classes[label], "probability": probability})
 
 
 @app.command()
-def attack(model: ModelPath, data: ImagesOption,
-           epsilons: Annotated[str, typer.Option(help="FGSM steps in pixel units of [0, 1], comma-separated.")] = "0,0.05,0.1,0.2,0.3",
-           batch_size: EvalBatch = 500, device: DeviceOption = Device.auto,
-           format: Annotated[Format, format_option(Format.tsv, Format.json, help="tsv or json: one row per epsilon.")] = Format.tsv,
-           examples: Annotated[Path | None, typer.Option(help="Also draw the classic FGSM picture to this PNG: clean images with their "
-                                                         "prediction, the signed-gradient perturbation, the adversarial images.")] = None,
-           count: Annotated[int, typer.Option(min=1, help="--examples: images to draw.")] = 8,
-           example_epsilon: Annotated[float | None, typer.Option(help="--examples: the step drawn [default: the largest of --epsilons].")] = None,
-           correct_only: Annotated[bool, typer.Option("--correct-only/--any", help="--examples: draw only images the model gets right before the attack.")] = True) -> None:
+def attack(
+    model: ModelPath,
+    data: ImagesOption,
+    epsilons: Annotated[
+        str, typer.Option(help="FGSM steps in pixel units of [0, 1], comma-separated.")
+    ] = "0,0.05,0.1,0.2,0.3",
+    batch_size: EvalBatch = 500,
+    device: DeviceOption = Device.auto,
+    format: Annotated[
+        Format, format_option(Format.tsv, Format.json, help="tsv or json: one row per epsilon.")
+    ] = Format.tsv,
+    examples: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also draw the classic FGSM picture to this PNG: clean images with their "
+            "prediction, the signed-gradient perturbation, the adversarial images."
+        ),
+    ] = None,
+    count: Annotated[int, typer.Option(min=1, help="--examples: images to draw.")] = 8,
+    example_epsilon: Annotated[
+        float | None, typer.Option(help="--examples: the step drawn [default: the largest of --epsilons].")
+    ] = None,
+    correct_only: Annotated[
+        bool,
+        typer.Option(
+            "--correct-only/--any", help="--examples: draw only images the model gets right before the attack."
+        ),
+    ] = True,
+) -> None:
     """Accuracy under the fast gradient sign method at each epsilon, on stdout; --examples draws what it does."""
     from nlm.classify.attack import attack_images, parse_epsilons
     from nlm.classify.pictures import attack_examples, draw_attack_examples
@@ -129,15 +251,31 @@ def attack(model: ModelPath, data: ImagesOption,
         writer.write({"epsilon": r.epsilon, "accuracy": r.accuracy, "images": r.count})
     if examples is not None:
         epsilon = max(steps) if example_epsilon is None else example_epsilon
-        drawn = attack_examples(loaded.model, loaded.classes, images, count=count, epsilon=epsilon, correct_only=correct_only, device=loaded.device)
+        drawn = attack_examples(
+            loaded.model,
+            loaded.classes,
+            images,
+            count=count,
+            epsilon=epsilon,
+            correct_only=correct_only,
+            device=loaded.device,
+        )
         width, height = draw_attack_examples(drawn, examples)
-        err_console.print(f"wrote {len(drawn.clean)} FGSM examples at epsilon {epsilon} ({width}x{height}) to {examples}")
+        err_console.print(
+            f"wrote {len(drawn.clean)} FGSM examples at epsilon {epsilon} ({width}x{height}) to {examples}"
+        )
 
 
 @app.command()
-def filters(model: ModelPath, output: PngOutput,
-            count: Annotated[int | None, typer.Option(min=1, help="Units to draw [default: all].")] = None,
-            scale: Annotated[int | None, typer.Option(min=1, help="Draw each weight as scale x scale pixels [default: about 60 pixels a filter].")] = None) -> None:
+def filters(
+    model: ModelPath,
+    output: PngOutput,
+    count: Annotated[int | None, typer.Option(min=1, help="Units to draw [default: all].")] = None,
+    scale: Annotated[
+        int | None,
+        typer.Option(min=1, help="Draw each weight as scale x scale pixels [default: about 60 pixels a filter]."),
+    ] = None,
+) -> None:
     """Write a PNG grid of the first layer's weights: a CNN's first conv kernels, or an MLP's first units as images."""
     from nlm.classify.loading import load_classifier
     from nlm.classify.pictures import save_classifier_filters

@@ -17,8 +17,12 @@ app = typer.Typer(help="Build and inspect vocabularies.", no_args_is_help=True)
 @VOCAB_BUILD
 def build(
     files: Annotated[list[str] | None, typer.Argument(help="Training text files; '-' or nothing reads stdin.")] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Vocabulary file to write (a .model for bpe/unigram).")] = ...,
-    check: Annotated[list[str] | None, typer.Option(help="Also report the OOV rate of this file (e.g. the validation split).")] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Vocabulary file to write (a .model for bpe/unigram).")
+    ] = ...,
+    check: Annotated[
+        list[str] | None, typer.Option(help="Also report the OOV rate of this file (e.g. the validation split).")
+    ] = None,
     vocab_config=None,
 ) -> None:
     """Build a vocabulary from training text only, and report its coverage."""

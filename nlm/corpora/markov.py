@@ -76,8 +76,10 @@ class MarkovSource(Config):
         bad = [w for w in self.words if not WORD_PATTERN.fullmatch(w)]
         check(not bad, f"words must be plain lowercase ASCII letters, not {bad[:3]}")
         check(len(self.start) == v, f"start has {len(self.start)} probabilities for {v} words")
-        check(len(self.trans) == v and all(len(r) == v + 1 for r in self.trans),
-              f"trans must be {v} rows of {v + 1} probabilities (the last one for <eos>)")
+        check(
+            len(self.trans) == v and all(len(r) == v + 1 for r in self.trans),
+            f"trans must be {v} rows of {v + 1} probabilities (the last one for <eos>)",
+        )
         rows = {"start": self.start, **{f"the row of {w!r}": r for w, r in zip(self.words, self.trans)}}
         for name, row in rows.items():
             check(all(p >= 0 for p in row), f"{name} has a negative probability")
@@ -95,16 +97,16 @@ class MarkovSource(Config):
         return can
 
     @classmethod
-    def random(cls, *, num_words: int = 20, concentration: float = 0.3,
-               mean_length: float = 8.0, seed: int = 0) -> MarkovSource:
+    def random(
+        cls, *, num_words: int = 20, concentration: float = 0.3, mean_length: float = 8.0, seed: int = 0
+    ) -> MarkovSource:
         """A random source: Dirichlet(concentration) rows, sentences of `mean_length` words on average.
 
         Each row's end probability is 1/mean_length, so sentence lengths are geometric
         with exactly that mean; small concentrations give peaked, low-entropy rows.
         """
         check(num_words >= 1, f"num_words must be at least 1, not {num_words}")
-        check(math.isfinite(concentration) and concentration > 0,
-              f"concentration must be > 0, not {concentration}")
+        check(math.isfinite(concentration) and concentration > 0, f"concentration must be > 0, not {concentration}")
         check(math.isfinite(mean_length) and mean_length >= 1, f"mean_length must be >= 1 word, not {mean_length}")
         rng = np.random.default_rng(seed)
         words = fake_words(num_words, rng)
@@ -218,14 +220,14 @@ class MarkovSource(Config):
             sentences.append(ids)
         return sentences
 
-    def write_corpus(self, directory: str | Path, *, train_lines: int, valid_lines: int,
-                     seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
+    def write_corpus(
+        self, directory: str | Path, *, train_lines: int, valid_lines: int, seed: int = 0, overwrite: bool = False
+    ) -> dict[str, Any]:
         """Write train.txt, valid.txt (one sentence per line) and source.json; return the JSON."""
         check(train_lines >= 1 and valid_lines >= 1, "train_lines and valid_lines must be at least 1")
         directory = prepare_corpus_folder(directory, ["train.txt", "valid.txt", "source.json"], overwrite=overwrite)
         train_seed, valid_seed = np.random.SeedSequence(seed).spawn(2)  # valid does not shift with train_lines
-        for name, lines, split_seed in [("train.txt", train_lines, train_seed),
-                                        ("valid.txt", valid_lines, valid_seed)]:
+        for name, lines, split_seed in [("train.txt", train_lines, train_seed), ("valid.txt", valid_lines, valid_seed)]:
             write_text_atomic(directory / name, "".join(s + "\n" for s in self.sample(lines, seed=split_seed)))
         info = {
             **self.to_dict(),

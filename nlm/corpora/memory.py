@@ -60,7 +60,9 @@ class MemoryTask(Config):
         check(self.lag >= 1, f"--lag must be at least 1, not {self.lag}")
         check(2 <= self.symbols <= 100_000, f"--symbols must be between 2 and 100000, not {self.symbols}")
         check(self.lines >= 1, f"--lines must be at least 1, not {self.lines}")
-        check(self.eval_lines is None or self.eval_lines >= 1, f"--eval-lines must be at least 1, not {self.eval_lines}")
+        check(
+            self.eval_lines is None or self.eval_lines >= 1, f"--eval-lines must be at least 1, not {self.eval_lines}"
+        )
 
     @property
     def split_lines(self) -> dict[str, int]:
@@ -78,7 +80,9 @@ class MemoryTask(Config):
         middle = MIDDLES[self.kind](rng, lines, self)
         words = [FILLER if i < 0 else names[i] for i in middle.ravel()]
         width = self.lag - 1
-        return [" ".join([names[s], *words[r * width : (r + 1) * width], MARKER, names[s]]) for r, s in enumerate(first)]
+        return [
+            " ".join([names[s], *words[r * width : (r + 1) * width], MARKER, names[s]]) for r, s in enumerate(first)
+        ]
 
 
 def write_memory_corpus(task: MemoryTask, directory: str | Path, *, overwrite: bool = False) -> dict:
@@ -89,8 +93,13 @@ def write_memory_corpus(task: MemoryTask, directory: str | Path, *, overwrite: b
     for split, seed in zip(SPLITS, seeds):
         lines = task.sample(task.split_lines[split], np.random.default_rng(seed))
         write_text_atomic(directory / f"{split}.txt", "".join(line + "\n" for line in lines))
-    info = {**task.to_dict(), "marker": MARKER, "filler": FILLER if task.kind == "copy" else None,
-            "chance": task.chance, "split_lines": task.split_lines,
-            "note": f"the token after {MARKER!r} repeats the line's first symbol, read {task.lag} steps before the mark"}
+    info = {
+        **task.to_dict(),
+        "marker": MARKER,
+        "filler": FILLER if task.kind == "copy" else None,
+        "chance": task.chance,
+        "split_lines": task.split_lines,
+        "note": f"the token after {MARKER!r} repeats the line's first symbol, read {task.lag} steps before the mark",
+    }
     write_text_atomic(directory / "task.json", json.dumps(info, indent=1) + "\n")
     return info

@@ -15,7 +15,9 @@ from nlm.io.text import display_name, read_lines
 # name -> builder(tokenize, lowercase, sentence_level); tokenize applies to BLEU only.
 # Sentence-level BLEU uses effective order, as `sacrebleu --sentence-level` does.
 METRICS: dict[str, Callable[[str | None, bool, bool], Metric]] = {
-    "bleu": lambda tokenize, lowercase, sentence: BLEU(tokenize=tokenize, lowercase=lowercase, effective_order=sentence),
+    "bleu": lambda tokenize, lowercase, sentence: BLEU(
+        tokenize=tokenize, lowercase=lowercase, effective_order=sentence
+    ),
     "chrf": lambda tokenize, lowercase, sentence: CHRF(lowercase=lowercase),
     "chrf++": lambda tokenize, lowercase, sentence: CHRF(word_order=2, lowercase=lowercase),
     "ter": lambda tokenize, lowercase, sentence: TER(),  # sacrebleu's defaults: case-insensitive
@@ -40,7 +42,12 @@ class MetricScore:
 
     def to_dict(self) -> dict:
         """sacrebleu's JSON format."""
-        return {"name": self.name, "score": round(self.score, 4), "signature": self.signature, "verbose_score": self.verbose}
+        return {
+            "name": self.name,
+            "score": round(self.score, 4),
+            "signature": self.signature,
+            "verbose_score": self.verbose,
+        }
 
 
 def parse_metrics(spec: str | Sequence[str]) -> list[str]:
@@ -52,8 +59,9 @@ def parse_metrics(spec: str | Sequence[str]) -> list[str]:
     return names
 
 
-def build_metrics(names: Sequence[str], *, tokenize: str | None = None, lowercase: bool = False,
-                  sentence: bool = False) -> dict[str, Metric]:
+def build_metrics(
+    names: Sequence[str], *, tokenize: str | None = None, lowercase: bool = False, sentence: bool = False
+) -> dict[str, Metric]:
     if tokenize is not None and tokenize not in TOKENIZERS:
         raise ConfigError(f"--tokenize must be one of {', '.join(TOKENIZERS)}, not {tokenize!r}")
     try:
@@ -67,20 +75,38 @@ _DETAILS = ("counts", "totals", "precisions", "bp", "sys_len", "ref_len")
 
 def _score(metric: str, scorer: Metric, result) -> MetricScore:
     details = {k: getattr(result, k) for k in _DETAILS if hasattr(result, k)}
-    return MetricScore(metric=metric, name=result.name, score=float(result.score), verbose=str(result),
-                       signature=str(scorer.get_signature()), details=details)
+    return MetricScore(
+        metric=metric,
+        name=result.name,
+        score=float(result.score),
+        verbose=str(result),
+        signature=str(scorer.get_signature()),
+        details=details,
+    )
 
 
-def corpus_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *, metrics: Sequence[str] = ("bleu",),
-                  tokenize: str | None = None, lowercase: bool = False) -> list[MetricScore]:
+def corpus_scores(
+    hypotheses: Sequence[str],
+    references: Sequence[Sequence[str]],
+    *,
+    metrics: Sequence[str] = ("bleu",),
+    tokenize: str | None = None,
+    lowercase: bool = False,
+) -> list[MetricScore]:
     """Corpus-level scores; `references` holds one stream per reference set, each as long as `hypotheses`."""
     check_parallel(hypotheses, references)
     scorers = build_metrics(metrics, tokenize=tokenize, lowercase=lowercase)
     return [_score(n, s, s.corpus_score(list(hypotheses), [list(r) for r in references])) for n, s in scorers.items()]
 
 
-def sentence_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *, metrics: Sequence[str] = ("bleu",),
-                    tokenize: str | None = None, lowercase: bool = False) -> Iterator[list[MetricScore]]:
+def sentence_scores(
+    hypotheses: Sequence[str],
+    references: Sequence[Sequence[str]],
+    *,
+    metrics: Sequence[str] = ("bleu",),
+    tokenize: str | None = None,
+    lowercase: bool = False,
+) -> Iterator[list[MetricScore]]:
     """Each hypothesis's scores against its own references, in order."""
     check_parallel(hypotheses, references)
     scorers = build_metrics(metrics, tokenize=tokenize, lowercase=lowercase, sentence=True)
@@ -97,8 +123,10 @@ def check_parallel(hypotheses: Sequence[str], references: Sequence[Sequence[str]
         if len(stream) != len(hypotheses):
             name = names[k + 1] if len(names) > k + 1 else f"reference {k + 1}"
             hyp = names[0] if names else "the hypotheses"
-            raise DataError(f"{name} has {len(stream)} lines but {hyp} has {len(hypotheses)}; "
-                            "BLEU needs one reference line per hypothesis line")
+            raise DataError(
+                f"{name} has {len(stream)} lines but {hyp} has {len(hypotheses)}; "
+                "BLEU needs one reference line per hypothesis line"
+            )
 
 
 def read_parallel(hypothesis: str | Path, references: Sequence[str | Path]) -> tuple[list[str], list[list[str]]]:

@@ -39,7 +39,9 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise DataError(f"{self.source}: images must be uint8 [N, C, H, W], got {self.images.dtype} {list(self.images.shape)}")
+            raise DataError(
+                f"{self.source}: images must be uint8 [N, C, H, W], got {self.images.dtype} {list(self.images.shape)}"
+            )
         if self.labels is not None and self.labels.shape != (len(self.images),):
             raise DataError(f"{self.source}: {len(self.images)} images but {len(self.labels)} labels")
         if self.labels is not None and len(self.labels) and int(self.labels.max()) >= len(self.classes):
@@ -157,14 +159,20 @@ def _npz_images(x: np.ndarray, path: Path) -> torch.Tensor:
     elif x.ndim == 4 and x.shape[1] not in (1, 3, 4) and x.shape[3] in (1, 3, 4):
         x = x.transpose(0, 3, 1, 2)  # channels last -> channels first
     elif x.ndim != 4 or x.shape[1] not in (1, 3, 4):
-        raise DataError(f"{path}: x has shape {list(x.shape)}; expected [N, H, W] or [N, H, W, C] or [N, C, H, W] with C in 1, 3, 4")
+        raise DataError(
+            f"{path}: x has shape {list(x.shape)}; expected [N, H, W] or [N, H, W, C] or [N, C, H, W] with C in 1, 3, 4"
+        )
     if x.dtype == np.uint8:
         return torch.from_numpy(np.ascontiguousarray(x))
     if np.issubdtype(x.dtype, np.floating) and x.size and not np.isfinite(x).all():
         bad = int(np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(1))[0])
-        raise DataError(f"{path}: x holds NaN or infinite values (image {bad} is the first); pixels must be numbers in [0, 1]")
+        raise DataError(
+            f"{path}: x holds NaN or infinite values (image {bad} is the first); pixels must be numbers in [0, 1]"
+        )
     if np.issubdtype(x.dtype, np.floating) and x.size and (x.min() < 0 or x.max() > 1):
-        raise DataError(f"{path}: x holds floats from {x.min():g} to {x.max():g}; floats must lie in [0, 1] (or store uint8)")
+        raise DataError(
+            f"{path}: x holds floats from {x.min():g} to {x.max():g}; floats must lie in [0, 1] (or store uint8)"
+        )
     if np.issubdtype(x.dtype, np.floating):
         return to_uint8(torch.from_numpy(np.ascontiguousarray(x)))
     raise DataError(f"{path}: x has dtype {x.dtype}; store uint8 pixels or floats in [0, 1]")
@@ -187,11 +195,14 @@ def load_npz(path: str | Path) -> ImageSet:
     if "y" in found:
         y = found["y"]
         if y.shape != (len(images),) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
-            raise DataError(f"{path}: y must be {len(images)} non-negative integers, one per image in x, not {y.dtype} {list(y.shape)}")
+            raise DataError(
+                f"{path}: y must be {len(images)} non-negative integers, one per image in x, not {y.dtype} {list(y.shape)}"
+            )
         labels = torch.from_numpy(y.astype(np.int64))
         names = found.get("classes")
         classes = tuple(str(c) for c in names) if names is not None else _numbered_classes(labels)
     return ImageSet(images, labels, classes, str(path))
+
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}  # Pillow modes read as one channel
@@ -256,7 +267,9 @@ def parse_generated_spec(spec: str) -> tuple[int, int]:
             raise ValueError
         count, seed = int(parts[0]), int(parts[1]) if len(parts) == 2 else 0
     except ValueError:
-        raise ConfigError(f"{spec!r}: generated data is written generated:N or generated:N:SEED, e.g. generated:6000:1") from None
+        raise ConfigError(
+            f"{spec!r}: generated data is written generated:N or generated:N:SEED, e.g. generated:6000:1"
+        ) from None
     return count, seed
 
 

@@ -40,7 +40,10 @@ GLYPHS: dict[int, list[list[list[Point]]]] = {
     ],
     5: [[[(0.28, -0.5), (-0.2, -0.5), (-0.24, -0.06)] + _arc(0, 0.2, 0.29, 0.3, -120, 150, 10)]],
     6: [[[(0.22, -0.5)] + _arc(0.02, 0.2, 0.28, 0.3, -160, 200, 14)]],
-    7: [[[(-0.3, -0.5), (0.3, -0.5), (-0.06, 0.5)]], [[(-0.3, -0.5), (0.3, -0.5), (-0.06, 0.5)], [(-0.1, 0.0), (0.2, 0.0)]]],
+    7: [
+        [[(-0.3, -0.5), (0.3, -0.5), (-0.06, 0.5)]],
+        [[(-0.3, -0.5), (0.3, -0.5), (-0.06, 0.5)], [(-0.1, 0.0), (0.2, 0.0)]],
+    ],
     8: [[_arc(0, -0.27, 0.22, 0.23, 90, 450, 12), _arc(0, 0.23, 0.28, 0.27, -90, 270, 12)]],
     9: [
         [_arc(0, -0.22, 0.27, 0.28, 20, 380, 12) + [(0.26, -0.12), (0.1, 0.5)]],
@@ -127,7 +130,9 @@ def draw_digits(labels: torch.Tensor, *, size: int, noise: float, rng: torch.Gen
     return to_uint8(pixels).reshape(n, 1, size, size)
 
 
-def generate_digit_tensors(n: int, *, size: int = 28, seed: int = 0, noise: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_digit_tensors(
+    n: int, *, size: int = 28, seed: int = 0, noise: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` digit images uint8 [n, 1, size, size] and labels int64 [n] (each digit n//10 or
     n//10 + 1 times, in random order), the same on every run for the same arguments."""
     check(n >= 1, f"generated data needs at least one image, not {n}")

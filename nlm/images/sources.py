@@ -37,7 +37,11 @@ class ImageSources:
 
     def records(self, run_dir: Path) -> dict[str, Any]:
         """What config.json keeps, so that a resume finds the same images."""
-        return {"train_data": _record(self.data, run_dir), "valid_data": _record(self.valid, run_dir), "holdout": self.holdout}
+        return {
+            "train_data": _record(self.data, run_dir),
+            "valid_data": _record(self.valid, run_dir),
+            "holdout": self.holdout,
+        }
 
     @classmethod
     def resumed(cls, run_config: dict, changes: dict[str, Any], *, run_dir: Path) -> ImageSources:
@@ -46,7 +50,9 @@ class ImageSources:
             given = ", ".join(run_config.get("given_images", [])) or "images handed over by a program"
             if "data" not in changes:
                 raise ConfigError(f"{run_dir} was trained on {given}; pass --data (and --valid) to resume it")
-            return cls(data=changes.pop("data"), valid=changes.pop("valid", None), holdout=0.0 if "valid" in changes else 0.1)
+            return cls(
+                data=changes.pop("data"), valid=changes.pop("valid", None), holdout=0.0 if "valid" in changes else 0.1
+            )
         data = _locate(run_config["train_data"], changes.pop("data", None), run_dir, "--data")
         valid = _locate(run_config.get("valid_data"), changes.pop("valid", None), run_dir, "--valid")
         return cls(data=data, valid=valid, holdout=run_config.get("holdout", 0.1))
@@ -68,7 +74,9 @@ def _record(spec: str | None, run_dir: Path) -> dict | None:
 def _locate(record: dict | None, given: str | None, run_dir: Path, option: str) -> str | None:
     if record is not None and "generated" in record:
         if given is not None and given != record["generated"]:
-            raise ConfigError(f"{run_dir} was trained on {record['generated']}; a run cannot change its data when resuming")
+            raise ConfigError(
+                f"{run_dir} was trained on {record['generated']}; a run cannot change its data when resuming"
+            )
         return record["generated"]
     return locate_file(record, given=given, run_dir=run_dir, option=option)
 
@@ -76,5 +84,6 @@ def _locate(record: dict | None, given: str | None, run_dir: Path, option: str) 
 def describe_images(train: ImageSet, valid: ImageSet | None) -> str:
     """`train 5,400 images of 1x28x28 from generated:6000:0, valid 600 from ...`, for announcements."""
     shape = "x".join(map(str, train.shape))
-    return (f"train {len(train):,} images of {shape} from {train.source}"
-            + (f", valid {len(valid):,} from {valid.source}" if valid is not None else ", no validation images"))
+    return f"train {len(train):,} images of {shape} from {train.source}" + (
+        f", valid {len(valid):,} from {valid.source}" if valid is not None else ", no validation images"
+    )

@@ -33,7 +33,9 @@ FORMAT_VERSION = 1
 KIND_NAMES = {"lm": "a language model", "vision": "a vision model", "autoencoder": "an autoencoder"}
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
 _NO_CHECKPOINT = "a PyTorch file that holds no nlm checkpoint"
-_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # the older torch.save: a pickled magic number
+_LEGACY_MAGIC = (
+    b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # the older torch.save: a pickled magic number
+)
 
 
 def to_cpu(tree: Any) -> Any:
@@ -118,10 +120,14 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, A
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not an nlm checkpoint: {_NO_CHECKPOINT}")
     if payload.get("version") != FORMAT_VERSION:
-        raise CheckpointError(f"{p} has checkpoint format version {payload.get('version')}; this nlm reads {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{p} has checkpoint format version {payload.get('version')}; this nlm reads {FORMAT_VERSION}"
+        )
     if kind is not None and payload.get("kind") != kind:
-        raise CheckpointError(f"{p} holds {KIND_NAMES.get(payload.get('kind'), 'another kind of model')}, "
-                              f"but this command needs {KIND_NAMES[kind]}")
+        raise CheckpointError(
+            f"{p} holds {KIND_NAMES.get(payload.get('kind'), 'another kind of model')}, "
+            f"but this command needs {KIND_NAMES[kind]}"
+        )
     return payload
 
 

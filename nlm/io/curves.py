@@ -31,9 +31,13 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     """The rows of `run_dir/metrics.jsonl`; a folder without one is InputMissingError."""
     path = Path(run_dir) / "metrics.jsonl"
     if not Path(run_dir).is_dir():
-        raise InputMissingError(f"{run_dir} is not a folder; give run folders written by `nlm train`, `nlm vision train` or `nlm autoencoder train`")
+        raise InputMissingError(
+            f"{run_dir} is not a folder; give run folders written by `nlm train`, `nlm vision train` or `nlm autoencoder train`"
+        )
     if not path.exists():
-        raise InputMissingError(f"{run_dir} has no metrics.jsonl; it is not a run folder, or no evaluation has finished in it yet")
+        raise InputMissingError(
+            f"{run_dir} has no metrics.jsonl; it is not a run folder, or no evaluation has finished in it yet"
+        )
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
@@ -47,7 +51,11 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def _number(value) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) else None
+    return (
+        float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        else None
+    )
 
 
 def _points(rows: list[dict], x_key: str, y_of) -> tuple[list[float], list[float]]:
@@ -67,7 +75,9 @@ def run_series(run_dir: str | Path, *, x: str, y: str, name: str | None = None) 
     key, from_train_loss, _ = Y_METRICS[y]
     series = []
     if from_train_loss is not None:
-        xs, ys = _points(rows, x_key, lambda r: None if (v := _number(r.get("train_loss"))) is None else from_train_loss(v))
+        xs, ys = _points(
+            rows, x_key, lambda r: None if (v := _number(r.get("train_loss"))) is None else from_train_loss(v)
+        )
         if xs:
             series.append(Series(f"{name} train", xs, ys, group=name, style={"linestyle": "--"}))
     xs, ys = _points(rows, x_key, lambda r: _number(r.get(key)))
@@ -75,12 +85,15 @@ def run_series(run_dir: str | Path, *, x: str, y: str, name: str | None = None) 
         series.append(Series(f"{name} valid", xs, ys, group=name, style={"marker": "o", "markersize": 3}))
     if not series:
         found = sorted({k for r in rows for k, v in r.items() if _number(v) is not None})
-        raise DataError(f"{run_dir}/metrics.jsonl has no {y!r} against {x!r} (its rows have {', '.join(found) or 'nothing'})")
+        raise DataError(
+            f"{run_dir}/metrics.jsonl has no {y!r} against {x!r} (its rows have {', '.join(found) or 'nothing'})"
+        )
     return series
 
 
-def plot_training_curves(run_dirs: list[str | Path], path: str | Path, *, x: str = "step", y: str = "loss",
-                         log_y: bool = False) -> tuple[int, int]:
+def plot_training_curves(
+    run_dirs: list[str | Path], path: str | Path, *, x: str = "step", y: str = "loss", log_y: bool = False
+) -> tuple[int, int]:
     """Draw the curves of every run in one chart; returns the PNG's (width, height)."""
     check(x in X_AXES, f"--x must be one of {', '.join(X_AXES)}, not {x!r}")
     check(y in Y_METRICS, f"--y must be one of {', '.join(Y_METRICS)}, not {y!r}")
@@ -88,5 +101,11 @@ def plot_training_curves(run_dirs: list[str | Path], path: str | Path, *, x: str
     names = [Path(run_dir).resolve().name for run_dir in run_dirs]
     names = [name if names.count(name) == 1 else str(run_dir) for name, run_dir in zip(names, run_dirs)]
     series = [s for run_dir, name in zip(run_dirs, names) for s in run_series(run_dir, x=x, y=y, name=name)]
-    return line_chart(series, path, xlabel=X_AXES[x][1], ylabel=Y_METRICS[y][2], log_y=log_y,
-                      title="training (dashed) and validation (solid)" if any(s.label.endswith(" train") for s in series) else "")
+    return line_chart(
+        series,
+        path,
+        xlabel=X_AXES[x][1],
+        ylabel=Y_METRICS[y][2],
+        log_y=log_y,
+        title="training (dashed) and validation (solid)" if any(s.label.endswith(" train") for s in series) else "",
+    )

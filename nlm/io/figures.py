@@ -57,8 +57,9 @@ def save_figure(figure, path: str | Path) -> tuple[int, int]:
     return Image.open(io.BytesIO(data)).size
 
 
-def line_chart(series: Sequence[Series], path: str | Path, *, xlabel: str, ylabel: str, title: str = "",
-               log_y: bool = False) -> tuple[int, int]:
+def line_chart(
+    series: Sequence[Series], path: str | Path, *, xlabel: str, ylabel: str, title: str = "", log_y: bool = False
+) -> tuple[int, int]:
     """One axes of lines with a legend; returns the PNG's (width, height)."""
     if not series or not any(len(s.x) for s in series):
         raise DataError(f"nothing to draw in {path}: every series is empty")

@@ -28,7 +28,9 @@ def _as_images(images: torch.Tensor, image_shape: tuple[int, int, int] | None = 
     elif images.dim() == 3:
         images = images.unsqueeze(1)
     if images.dim() != 4 or images.shape[1] not in (1, 3) or len(images) == 0:
-        raise DataError(f"cannot draw images of shape {list(images.shape)}; expected one or more [C, H, W] with C 1 or 3")
+        raise DataError(
+            f"cannot draw images of shape {list(images.shape)}; expected one or more [C, H, W] with C 1 or 3"
+        )
     return images
 
 
@@ -79,7 +81,9 @@ def save_pairs(
     """Each input beside its reconstruction, `nrow` pairs per row; flat inputs need image_shape."""
     inputs, reconstructions = _as_images(inputs, image_shape), _as_images(reconstructions, image_shape)
     if inputs.shape != reconstructions.shape:
-        raise DataError(f"{len(inputs)} inputs of {list(inputs.shape[1:])} do not pair with {len(reconstructions)} reconstructions of {list(reconstructions.shape[1:])}")
+        raise DataError(
+            f"{len(inputs)} inputs of {list(inputs.shape[1:])} do not pair with {len(reconstructions)} reconstructions of {list(reconstructions.shape[1:])}"
+        )
     interleaved = torch.stack([inputs, reconstructions], dim=1).flatten(0, 1)  # in0, rec0, in1, rec1, ...
     return save_grid(interleaved, path, nrow=2 * nrow, padding=padding, scale=scale)
 
@@ -97,7 +101,9 @@ def save_filters(
     stretched to [0, 1] per unit (a constant unit is mid grey); about square by default."""
     weight = weight.detach().cpu().float()
     if weight.dim() != 2 or weight.shape[1] != math.prod(image_shape):
-        raise DataError(f"weights of shape {list(weight.shape)} are not [units, {math.prod(image_shape)}] for images of {image_shape}")
+        raise DataError(
+            f"weights of shape {list(weight.shape)} are not [units, {math.prod(image_shape)}] for images of {image_shape}"
+        )
     low, high = weight.min(1, keepdim=True).values, weight.max(1, keepdim=True).values
     span = high - low
     scaled = torch.where(span > 0, (weight - low) / span.clamp_min(1e-12), torch.full_like(weight, 0.5))

@@ -46,7 +46,9 @@ def text_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     cells = [header] + [[str(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     numeric = [all(_is_number(row[i]) for row in cells[1:]) for i in range(len(header))]
-    return ["  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, widths, numeric)).rstrip() for row in cells]
+    return [
+        "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, widths, numeric)).rstrip() for row in cells
+    ]
 
 
 def _is_number(text: str) -> bool:

@@ -16,7 +16,9 @@ class LMDataConfig(Config):
     batch_size: int = 20  # parallel rows (stream) or sentences per batch (sentence)
     bptt: int = 35  # steps per window before the state is detached (stream)
     eval_batch_size: int = 10  # rows when evaluating (stream)
-    variable_bptt: bool = False  # stream: window lengths drawn around bptt, the step's lr scaled by length / bptt (AWD-LSTM)
+    variable_bptt: bool = (
+        False  # stream: window lengths drawn around bptt, the step's lr scaled by length / bptt (AWD-LSTM)
+    )
 
     def validate(self) -> None:
         check(self.mode in MODES, f"--mode must be stream or sentence, not {self.mode!r}")

@@ -61,7 +61,9 @@ def train_steps(model: RNNLM, vocab: Vocabulary, corpus: EncodedCorpus, *, steps
 
     device = next(model.parameters()).device
     task = LMTask(model=model, vocab=vocab, train=corpus, valid=None, data=LMDataConfig(), device=device, seed=seed)
-    config = TrainConfig(optimizer="adam", lr=lr, epochs=1_000_000, max_steps=steps, schedule="none", device=device.type, seed=seed)
+    config = TrainConfig(
+        optimizer="adam", lr=lr, epochs=1_000_000, max_steps=steps, schedule="none", device=device.type, seed=seed
+    )
     Trainer(task, config, device=device, callbacks=[]).fit()
 
 
@@ -74,8 +76,15 @@ def fresh_subjects(text: str | Path, spec: FreshModels) -> list[Subject]:
     subjects = []
     for cell in spec.cells:
         seed_everything(spec.seed)
-        config = RNNConfig(vocab_size=len(vocab), cell=cell, layers=spec.layers, emb=spec.emb or spec.hidden,
-                           hidden=spec.hidden, dropout=0.0, init_range=spec.init_range)
+        config = RNNConfig(
+            vocab_size=len(vocab),
+            cell=cell,
+            layers=spec.layers,
+            emb=spec.emb or spec.hidden,
+            hidden=spec.hidden,
+            dropout=0.0,
+            init_range=spec.init_range,
+        )
         model = RNNLM(config)
         if spec.forget_bias is not None and cell == "lstm":
             set_forget_bias(model.recurrent, spec.forget_bias)
@@ -95,13 +104,17 @@ def checkpoint_subject(path: str, text: str | Path) -> Subject:
 def diagnose_subjects(text: str | Path, *, checkpoints: list[str], fresh: FreshModels) -> list[Subject]:
     """Checkpoints first, then fresh models; labels made unique with a number."""
     if not checkpoints and not fresh.cells:
-        raise ConfigError("give a model to look at: -m CHECKPOINT, or --cell rnn-tanh|rnn-relu|lstm|gru for a fresh one")
+        raise ConfigError(
+            "give a model to look at: -m CHECKPOINT, or --cell rnn-tanh|rnn-relu|lstm|gru for a fresh one"
+        )
     subjects = [checkpoint_subject(path, text) for path in checkpoints] + fresh_subjects(text, fresh)
     seen: dict[str, int] = {}
     for i, subject in enumerate(subjects):
         seen[subject.label] = seen.get(subject.label, 0) + 1
         if seen[subject.label] > 1:
-            subjects[i] = Subject(f"{subject.label}-{seen[subject.label]}", subject.model, subject.vocab, subject.corpus)
+            subjects[i] = Subject(
+                f"{subject.label}-{seen[subject.label]}", subject.model, subject.vocab, subject.corpus
+            )
     return subjects
 
 
@@ -109,21 +122,37 @@ def gradient_flow(subjects: list[Subject], *, lags: int, windows: int = 32, seed
     """Each subject's mean ||dL_t/ds_{t-k}|| for k = 0 .. lags, over the same window positions of the text."""
     check(lags >= 0, f"--lags must be >= 0, not {lags}")
     check(windows >= 1, f"--windows must be at least 1, not {windows}")
-    return {s.label: lag_gradient_norms(s.model, sample_windows(s.corpus.ids, count=windows, length=lags + 2, seed=seed))
-            for s in subjects}
+    return {
+        s.label: lag_gradient_norms(s.model, sample_windows(s.corpus.ids, count=windows, length=lags + 2, seed=seed))
+        for s in subjects
+    }
 
 
-def clipping_report(subjects: list[Subject], *, clip: float, bptt: int = 35, windows: int = 32,
-                    seed: int = 1) -> dict[str, list[LayerGradient]]:
+def clipping_report(
+    subjects: list[Subject], *, clip: float, bptt: int = 35, windows: int = 32, seed: int = 1
+) -> dict[str, list[LayerGradient]]:
     """Each subject's gradient norm per layer on `windows` windows of `bptt` steps, before and after clipping."""
     check(clip >= 0, f"--clip must be >= 0 (0 turns clipping off), not {clip}")
     check(bptt >= 1 and windows >= 1, "--bptt and --windows must be at least 1")
-    return {s.label: layer_gradient_norms(s.model, sample_windows(s.corpus.ids, count=windows, length=bptt + 1, seed=seed),
-                                          clip=clip) for s in subjects}
+    return {
+        s.label: layer_gradient_norms(
+            s.model, sample_windows(s.corpus.ids, count=windows, length=bptt + 1, seed=seed), clip=clip
+        )
+        for s in subjects
+    }
 
 
 def plot_gradient_flow(flows: dict[str, list[float]], path: str | Path) -> tuple[int, int]:
     """Norm against lag on a log scale, one line per model; returns the PNG's (width, height)."""
-    series = [Series(label, range(len(norms)), [n if n > 0 else float("nan") for n in norms]) for label, norms in flows.items()]
-    return line_chart(series, path, xlabel="lag k (steps back from the loss)", ylabel=r"mean $\|\partial L_t / \partial s_{t-k}\|$",
-                      title="How far back the gradient reaches", log_y=True)
+    series = [
+        Series(label, range(len(norms)), [n if n > 0 else float("nan") for n in norms])
+        for label, norms in flows.items()
+    ]
+    return line_chart(
+        series,
+        path,
+        xlabel="lag k (steps back from the loss)",
+        ylabel=r"mean $\|\partial L_t / \partial s_{t-k}\|$",
+        title="How far back the gradient reaches",
+        log_y=True,
+    )

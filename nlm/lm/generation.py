@@ -87,8 +87,9 @@ def pick_next(logits: torch.Tensor, config: SamplingConfig, generator: torch.Gen
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
-def generate_ids(model: RNNLM, prefix: Sequence[int], *, config: SamplingConfig,
-                 generator: torch.Generator) -> list[tuple[list[int], bool]]:
+def generate_ids(
+    model: RNNLM, prefix: Sequence[int], *, config: SamplingConfig, generator: torch.Generator
+) -> list[tuple[list[int], bool]]:
     """`config.num` continuations of `prefix` (start symbol included): (ids without <eos>, ended at <eos>)."""
     device = next(model.parameters()).device
     with torch.inference_mode():
@@ -124,7 +125,7 @@ def continuation_text(vocab: Vocabulary, prompt_ids: Sequence[int], new_ids: Seq
     """The text the new ids add to the prompt, detokenized the way the vocabulary joins symbols."""
     full, head = vocab.decode([*prompt_ids, *new_ids]), vocab.decode(prompt_ids)
     if full.startswith(head):
-        return full[len(head):]
+        return full[len(head) :]
     return " " + vocab.decode(new_ids)
 
 
@@ -136,8 +137,15 @@ def generate(lm: LoadedLM, prompts: Iterable[str], *, config: SamplingConfig) ->
         prompt_ids = lm.vocab.encode(prompt)
         results = generate_ids(lm.model, [lm.start_id, *prompt_ids], config=config, generator=generator)
         for s, (ids, ended) in enumerate(results):
-            yield Sample(prompt_index=p, sample_index=s, prompt=prompt, continuation=continuation_text(lm.vocab, prompt_ids, ids),
-                         ids=tuple(ids), ended=ended, prompt_oovs=prompt_ids.count(UNK))
+            yield Sample(
+                prompt_index=p,
+                sample_index=s,
+                prompt=prompt,
+                continuation=continuation_text(lm.vocab, prompt_ids, ids),
+                ids=tuple(ids),
+                ended=ended,
+                prompt_oovs=prompt_ids.count(UNK),
+            )
 
 
 @dataclass(frozen=True)
@@ -154,12 +162,20 @@ class GenerationEvaluation:
 def reference_continuation(prompt: str, reference: str) -> str:
     """What a reference says after its prompt: the rest of the line when it starts with the prompt, else all of it."""
     prompt = prompt.strip()
-    return reference[len(prompt):].strip() if prompt and reference.startswith(prompt) else reference.strip()
+    return reference[len(prompt) :].strip() if prompt and reference.startswith(prompt) else reference.strip()
 
 
-def evaluate_generation(lm: LoadedLM, prompts: Sequence[str], references: Sequence[str], *, config: SamplingConfig,
-                        metrics: Sequence[str] = ("bleu", "chrf"), tokenize: str | None = None,
-                        names: Sequence[str] = (), hyps: str | Path | None = None) -> GenerationEvaluation:
+def evaluate_generation(
+    lm: LoadedLM,
+    prompts: Sequence[str],
+    references: Sequence[str],
+    *,
+    config: SamplingConfig,
+    metrics: Sequence[str] = ("bleu", "chrf"),
+    tokenize: str | None = None,
+    names: Sequence[str] = (),
+    hyps: str | Path | None = None,
+) -> GenerationEvaluation:
     """Continue each prompt once and score the continuations against the references' continuations.
 
     A reference that starts with its prompt is compared without it, so words copied from the
@@ -181,5 +197,6 @@ def evaluate_generation(lm: LoadedLM, prompts: Sequence[str], references: Sequen
     summary = CorpusSummary()
     for score in score_sentences(lm, references):
         summary.add(score)
-    return GenerationEvaluation(samples=samples, metrics=scores, references=summary,
-                                references_signature=protocol_signature(lm, bos_eos=True))
+    return GenerationEvaluation(
+        samples=samples, metrics=scores, references=summary, references_signature=protocol_signature(lm, bos_eos=True)
+    )

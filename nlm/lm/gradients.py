@@ -31,7 +31,9 @@ from nlm.lm.recurrent import layer_name
 def sample_windows(ids: np.ndarray, *, count: int, length: int, seed: int) -> torch.Tensor:
     """`count` windows of `length` consecutive ids at random offsets of the stream: long [count, length]."""
     if len(ids) < length:
-        raise DataError(f"the text has {len(ids):,} tokens, fewer than the {length} a window needs; give more text or fewer --lags")
+        raise DataError(
+            f"the text has {len(ids):,} tokens, fewer than the {length} a window needs; give more text or fewer --lags"
+        )
     generator = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(ids) - length + 1, (count,), generator=generator).tolist()
     return torch.stack([torch.from_numpy(np.asarray(ids[s : s + length], dtype=np.int64)) for s in starts])
@@ -57,7 +59,10 @@ def lag_gradient_norms(model: nn.Module, windows: torch.Tensor) -> list[float]:
     steps, rows = inputs.shape[1], inputs.shape[0]
     model.eval()  # no dropout: the same windows give the same numbers
     states = []
-    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):  # cuDNN RNNs back-propagate only in training mode
+    with (
+        torch.enable_grad(),
+        torch.backends.cudnn.flags(enabled=False),
+    ):  # cuDNN RNNs back-propagate only in training mode
         state = None
         for t in range(steps):
             features, state = model(inputs[:, t : t + 1], state)

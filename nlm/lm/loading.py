@@ -54,8 +54,10 @@ def load_language_model(path: str | Path, *, device: str | torch.device = "cpu")
     payload = load_checkpoint(file)
     kind = payload.get("kind")
     if kind != "lm":
-        raise CheckpointError(f"{file} holds a {kind} model, not a language model; "
-                              "score, perplexity, generate and evaluate need a checkpoint from `nlm train`")
+        raise CheckpointError(
+            f"{file} holds a {kind} model, not a language model; "
+            "score, perplexity, generate and evaluate need a checkpoint from `nlm train`"
+        )
     try:
         model_config = RNNConfig.from_dict(payload["config"]["model"])
         data_config = LMDataConfig.from_dict(payload["config"]["data"])
@@ -64,10 +66,21 @@ def load_language_model(path: str | Path, *, device: str | torch.device = "cpu")
         model.load_state_dict(payload["model"])
     except (KeyError, TypeError, RuntimeError) as e:
         first_line = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{file} is an incomplete or inconsistent language-model checkpoint ({first_line})") from None
+        raise CheckpointError(
+            f"{file} is an incomplete or inconsistent language-model checkpoint ({first_line})"
+        ) from None
     if len(vocab) != model_config.vocab_size:
-        raise CheckpointError(f"{file}: its vocabulary has {len(vocab)} symbols but its model {model_config.vocab_size}")
+        raise CheckpointError(
+            f"{file}: its vocabulary has {len(vocab)} symbols but its model {model_config.vocab_size}"
+        )
     device = torch.device(device)
     model.to(device).eval()
-    return LoadedLM(model=model, vocab=vocab, model_config=model_config, data_config=data_config,
-                    path=file, device=device, digest=file_sha256(file)[:12])
+    return LoadedLM(
+        model=model,
+        vocab=vocab,
+        model_config=model_config,
+        data_config=data_config,
+        path=file,
+        device=device,
+        digest=file_sha256(file)[:12],
+    )

@@ -46,8 +46,14 @@ class MarkedAccuracy:
         return lines + [f"signature task:{self.source}|{self.signature}"]
 
     def to_dict(self) -> dict:
-        return {"task": self.source, "accuracy": round(self.accuracy, 6), "marked": self.marked, "correct": self.correct,
-                "chance": self.chance, "signature": self.signature}
+        return {
+            "task": self.source,
+            "accuracy": round(self.accuracy, 6),
+            "marked": self.marked,
+            "correct": self.correct,
+            "chance": self.chance,
+            "signature": self.signature,
+        }
 
 
 def task_file(path: str | Path) -> tuple[Path, str, float | None]:
@@ -84,8 +90,10 @@ def marked_accuracy(lm: LoadedLM, path: str | Path, *, batch_size: int = 128) ->
     spans = [marked_spans(line, ids, lm.vocab, marker) for line, ids in zip(lines, encoded)]
     marked = sum(map(len, spans))
     if not marked:
-        raise DataError(f"{file} has no marked tokens (a word right after {marker!r}); "
-                        "write a task with `nlm corpus copy` or `nlm corpus recall`")
+        raise DataError(
+            f"{file} has no marked tokens (a word right after {marker!r}); "
+            "write a task with `nlm corpus copy` or `nlm corpus recall`"
+        )
     correct = 0
     model = lm.model.eval()
     with torch.inference_mode():

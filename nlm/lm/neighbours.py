@@ -44,7 +44,9 @@ class EmbeddingSpace:
         cosines[list(exclude)] = -torch.inf
         count = min(top, len(self.vocab) - len(SPECIALS))
         values, indices = cosines.topk(count)
-        return tuple((self.vocab.symbol(i), float(v)) for v, i in zip(values.tolist(), indices.tolist()) if v > -torch.inf)
+        return tuple(
+            (self.vocab.symbol(i), float(v)) for v, i in zip(values.tolist(), indices.tolist()) if v > -torch.inf
+        )
 
     def vector(self, ids: list[int]) -> torch.Tensor:
         return self.vectors[ids].mean(dim=0)

@@ -56,26 +56,34 @@ class PerplexityResult:
 def _stream_counts(text_tokens: int, rows: int, predicted: int) -> str:
     """Why a stream predicts fewer tokens than its text holds."""
     tail = text_tokens % rows
-    skipped = (f"the first token of each of the {rows:,} rows and the {tail:,}-token tail that fills no row are" if tail
-               else f"the first token of each of the {rows:,} rows is")
+    skipped = (
+        f"the first token of each of the {rows:,} rows and the {tail:,}-token tail that fills no row are"
+        if tail
+        else f"the first token of each of the {rows:,} rows is"
+    )
     return f"{predicted:,} of the text's {text_tokens:,} tokens (one <eos> per line) predicted: {skipped} context only"
 
 
 def _stream(lm: LoadedLM, path: str | Path, cache_dir: Path | None) -> PerplexityResult:
     corpus = encode_corpus(path, lm.vocab, cache_dir=cache_dir)
     if corpus.tokens < 2:  # one token predicts nothing in a stream
-        raise DataError(f"{corpus.name} has {corpus.tokens} token(s), too few for the stream protocol; "
-                        "use --protocol sentence")
+        raise DataError(
+            f"{corpus.name} has {corpus.tokens} token(s), too few for the stream protocol; use --protocol sentence"
+        )
     data = lm.data_config
     with torch.inference_mode():
         nats, tokens = evaluate_corpus(lm.model, corpus, data, lm.device)
     if data.mode == "sentence":
-        words = (f"training protocol of this sentence-trained model: each line from <bos>, batches of {data.eval_batch_size}; "
-                 "every token predicted, one <eos> per line included")
+        words = (
+            f"training protocol of this sentence-trained model: each line from <bos>, batches of {data.eval_batch_size}; "
+            "every token predicted, one <eos> per line included"
+        )
     else:
         rows = min(data.eval_batch_size, max(1, corpus.tokens // 2))  # as evaluate_corpus cuts the stream
-        words = (f"training protocol: one stream, state carried across lines, {rows} rows, bptt {data.bptt}; "
-                 + _stream_counts(corpus.tokens, rows, tokens))
+        words = (
+            f"training protocol: one stream, state carried across lines, {rows} rows, bptt {data.bptt}; "
+            + _stream_counts(corpus.tokens, rows, tokens)
+        )
     return PerplexityResult("stream", words, nats, tokens, corpus.oovs, corpus.tokens)
 
 
@@ -87,8 +95,9 @@ def _sentences(lm: LoadedLM, lines: Iterable[str], batch_size: int, name: str) -
     return PerplexityResult("sentence", words, -summary.logprob, summary.tokens, summary.oovs, summary.tokens)
 
 
-def corpus_perplexity(lm: LoadedLM, path: str | Path, *, protocol: str = "stream", batch_size: int = 64,
-                      cache_dir: Path | None = None) -> PerplexityResult:
+def corpus_perplexity(
+    lm: LoadedLM, path: str | Path, *, protocol: str = "stream", batch_size: int = 64, cache_dir: Path | None = None
+) -> PerplexityResult:
     """Perplexity of the text in `path` (`-` for stdin) under `protocol` (see the module docstring)."""
     if protocol not in PROTOCOLS:
         raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")

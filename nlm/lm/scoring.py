@@ -100,9 +100,12 @@ class CorpusSummary:
             ppl = f"perplexity: {self.ppl:.4f} including OOVs, {self.ppl_without_oovs:.4f} excluding OOVs"
         else:  # possible only without bos/eos, where a one-word line scores nothing
             ppl = "perplexity: none, no token was scored (without --bos-eos a line's first token is only context)"
-        return [f"sentences: {self.sentences:,}  scored tokens: {self.tokens:,}  OOVs: {self.oovs:,}",
-                f"log-prob (base {base}): {self.logprob / LOG_BASES[base]:.4f}", ppl,
-                f"signature: {signature}|base:{base}"]
+        return [
+            f"sentences: {self.sentences:,}  scored tokens: {self.tokens:,}  OOVs: {self.oovs:,}",
+            f"log-prob (base {base}): {self.logprob / LOG_BASES[base]:.4f}",
+            ppl,
+            f"signature: {signature}|base:{base}",
+        ]
 
 
 def protocol_signature(lm: LoadedLM, *, bos_eos: bool) -> str:
@@ -123,8 +126,14 @@ def window_steps(rows: int, vocab_size: int, logit_budget: int = LOGIT_BUDGET) -
     return max(1, logit_budget // (rows * vocab_size))
 
 
-def score_ids(model: RNNLM, sentences: Sequence[Sequence[int]], *, start_id: int, bos_eos: bool = True,
-              logit_budget: int = LOGIT_BUDGET) -> list[np.ndarray]:
+def score_ids(
+    model: RNNLM,
+    sentences: Sequence[Sequence[int]],
+    *,
+    start_id: int,
+    bos_eos: bool = True,
+    logit_budget: int = LOGIT_BUDGET,
+) -> list[np.ndarray]:
     """The natural log-prob of every scored token of each sentence, as one padded batch.
 
     The batch goes through the model window by window (`window_steps`), the state carried
@@ -170,20 +179,34 @@ def length_batches(lengths: Sequence[int], *, batch_size: int, vocab_size: int) 
     return batches
 
 
-def _sentence_score(index: int, text: str, ids: list[int], logprobs: np.ndarray, *, bos_eos: bool,
-                    per_token: bool) -> SentenceScore:
+def _sentence_score(
+    index: int, text: str, ids: list[int], logprobs: np.ndarray, *, bos_eos: bool, per_token: bool
+) -> SentenceScore:
     targets = [*ids, EOS] if bos_eos else ids[1:]
     unk = np.array([t == UNK for t in targets], dtype=bool)
     return SentenceScore(
-        index=index, text=text, logprob=float(logprobs.sum()), tokens=len(targets), oovs=int(unk.sum()),
+        index=index,
+        text=text,
+        logprob=float(logprobs.sum()),
+        tokens=len(targets),
+        oovs=int(unk.sum()),
         oov_logprob=float(logprobs[unk].sum()),
-        token_ids=tuple(targets) if per_token else (), token_logprobs=tuple(logprobs.tolist()) if per_token else (),
+        token_ids=tuple(targets) if per_token else (),
+        token_logprobs=tuple(logprobs.tolist()) if per_token else (),
     )
 
 
-def score_sentences(lm: LoadedLM, lines: Iterable[str], *, batch_size: int = 64, bos_eos: bool = True,
-                    per_token: bool = False, eager: bool = False, name: str = "the input",
-                    logit_budget: int = LOGIT_BUDGET) -> Iterator[SentenceScore]:
+def score_sentences(
+    lm: LoadedLM,
+    lines: Iterable[str],
+    *,
+    batch_size: int = 64,
+    bos_eos: bool = True,
+    per_token: bool = False,
+    eager: bool = False,
+    name: str = "the input",
+    logit_budget: int = LOGIT_BUDGET,
+) -> Iterator[SentenceScore]:
     """Score each line as an independent sentence; yields in input order as each pool is done.
 
     `batch_size` 1 scores one sentence at a time.  `eager` never waits for more input than
@@ -197,8 +220,9 @@ def score_sentences(lm: LoadedLM, lines: Iterable[str], *, batch_size: int = 64,
         encoded = [lm.vocab.encode(line) for line in pool]
         logprobs: list[np.ndarray] = [np.zeros(0)] * len(pool)
         for batch in length_batches([len(ids) for ids in encoded], batch_size=batch_size, vocab_size=len(lm.vocab)):
-            scored = score_ids(lm.model, [encoded[i] for i in batch], start_id=lm.start_id, bos_eos=bos_eos,
-                               logit_budget=logit_budget)
+            scored = score_ids(
+                lm.model, [encoded[i] for i in batch], start_id=lm.start_id, bos_eos=bos_eos, logit_budget=logit_budget
+            )
             for i, values in zip(batch, scored):
                 logprobs[i] = values
         for text, ids, values in zip(pool, encoded, logprobs):
@@ -217,12 +241,16 @@ class TokenScore:
     logprob: float
 
 
-def token_rows(score: SentenceScore, vocab: Vocabulary, *, bos_eos: bool = True, words: bool = False) -> list[TokenScore]:
+def token_rows(
+    score: SentenceScore, vocab: Vocabulary, *, bos_eos: bool = True, words: bool = False
+) -> list[TokenScore]:
     """The per-token log-probs of a scored sentence; with `words`, pieces summed into the words they spell."""
     first = 1 if bos_eos else 2  # without bos/eos, token 1 is context only
     if not words:
-        return [TokenScore(first + k, vocab.symbol(t), lp)
-                for k, (t, lp) in enumerate(zip(score.token_ids, score.token_logprobs))]
+        return [
+            TokenScore(first + k, vocab.symbol(t), lp)
+            for k, (t, lp) in enumerate(zip(score.token_ids, score.token_logprobs))
+        ]
     groups: list[tuple[list[int], float]] = []
     for t, lp, starts in zip(score.token_ids, score.token_logprobs, vocab.word_starts(score.token_ids)):
         if starts or not groups:

@@ -25,8 +25,16 @@ import torch
 
 from nlm.lm.config import LMDataConfig
 from nlm.models.rnn import RNNLM, LayerState, State, detach_state, map_state
-from nlm.text.batches import (Window, bptt_windows, count_windows, lines_window, sentence_batches, stream_rows,
-                              variable_bptt_lengths, windows_of_lengths)
+from nlm.text.batches import (
+    Window,
+    bptt_windows,
+    count_windows,
+    lines_window,
+    sentence_batches,
+    stream_rows,
+    variable_bptt_lengths,
+    windows_of_lengths,
+)
 from nlm.text.corpus import EncodedCorpus
 from nlm.text.symbols import BOS, PAD
 from nlm.text.vocab import Vocabulary
@@ -46,13 +54,25 @@ class LMTask:
     kind = "lm"
     unit = "tok"
 
-    def __init__(self, *, model: RNNLM, vocab: Vocabulary, train: EncodedCorpus, valid: EncodedCorpus | None,
-                 data: LMDataConfig, device: torch.device, seed: int, shard: Shard = SINGLE) -> None:
+    def __init__(
+        self,
+        *,
+        model: RNNLM,
+        vocab: Vocabulary,
+        train: EncodedCorpus,
+        valid: EncodedCorpus | None,
+        data: LMDataConfig,
+        device: torch.device,
+        seed: int,
+        shard: Shard = SINGLE,
+    ) -> None:
         self.model, self.vocab, self.train, self.valid = model, vocab, train, valid
         self.data, self.device, self.seed, self.shard = data, device, seed, shard
         self.state: State | None = None  # the carried hidden state (stream mode): this process's rows
         self.all_rows_state: State | None = None  # ... and every process's rows, gathered (several processes)
-        self.partial_gradients = model.config.softmax == "adaptive"  # a tail cluster gets no gradient from a batch without its words
+        self.partial_gradients = (
+            model.config.softmax == "adaptive"
+        )  # a tail cluster gets no gradient from a batch without its words
         self.uniform_loss = math.log(len(vocab))  # a uniform guess over the vocabulary, for the divergence guard
         self.epoch = 0  # the epoch train_batches last started
         self._lengths: tuple[int, list[int]] | None = None  # (epoch, its window lengths) with variable BPTT
@@ -91,7 +111,9 @@ class LMTask:
             return
         batches = sentence_batches(self.train, self.data.batch_size, seed=self.seed * 1000 + epoch)
         for indices in batches[start:]:
-            yield lines_window(self.train, indices, start_id=BOS) if self.shard.world == 1 else self._lines_share(indices)
+            yield (
+                lines_window(self.train, indices, start_id=BOS) if self.shard.world == 1 else self._lines_share(indices)
+            )
 
     def _lines_share(self, indices: np.ndarray) -> LinesShare:
         mine, count = self.shard.part(indices)
@@ -165,7 +187,10 @@ class LMTask:
             self.state = map_state(self.state, lambda t: t[:, self.shard.block(self.data.batch_size)])
 
     def checkpoint_extras(self) -> dict:
-        return {"config": {"model": self.model.config.to_dict(), "data": self.data.to_dict()}, "vocab": self.vocab.to_state()}
+        return {
+            "config": {"model": self.model.config.to_dict(), "data": self.data.to_dict()},
+            "vocab": self.vocab.to_state(),
+        }
 
 
 def _tensors(state: LayerState) -> list[torch.Tensor]:
@@ -176,8 +201,9 @@ def _layer_state(tensors: list[torch.Tensor]) -> LayerState:
     return (tensors[0], tensors[1]) if len(tensors) == 2 else tensors[0]
 
 
-def evaluate_corpus(model: RNNLM, corpus: EncodedCorpus, data: LMDataConfig, device: torch.device, *,
-                    shard: Shard = SINGLE) -> tuple[float, int]:
+def evaluate_corpus(
+    model: RNNLM, corpus: EncodedCorpus, data: LMDataConfig, device: torch.device, *, shard: Shard = SINGLE
+) -> tuple[float, int]:
     """Summed cross-entropy (nats) and token count of `corpus`, with the training protocol; several processes
     each take their block of the rows (stream) or every world-th batch (sentence), and sum."""
     total, count = 0.0, 0

@@ -69,8 +69,10 @@ class LMJob:
         if self.vocabulary is None:
             self.vocabulary = load_vocab(self.vocab) if self.vocab is not None else self._build_vocabulary()
         self.model = self.model.replace(vocab_size=len(self.vocabulary))
-        self.corpora = (encode_corpus(self.train, self.vocabulary, cache_dir=self.cache_dir),
-                        encode_corpus(self.valid, self.vocabulary, cache_dir=self.cache_dir) if self.valid else None)
+        self.corpora = (
+            encode_corpus(self.train, self.vocabulary, cache_dir=self.cache_dir),
+            encode_corpus(self.valid, self.vocabulary, cache_dir=self.cache_dir) if self.valid else None,
+        )
 
     def _build_vocabulary(self) -> Vocabulary:
         vocab, report = build_vocab(TextFiles((self.train,)), config=self.vocab_config)
@@ -80,11 +82,24 @@ class LMJob:
 
     def build_task(self, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> LMTask:
         train_corpus, valid_corpus = self.corpora
-        return LMTask(model=RNNLM(self.model).to(device), vocab=self.vocabulary, train=train_corpus, valid=valid_corpus,
-                      data=self.data, device=device, seed=train.seed, shard=shard)
+        return LMTask(
+            model=RNNLM(self.model).to(device),
+            vocab=self.vocabulary,
+            train=train_corpus,
+            valid=valid_corpus,
+            data=self.data,
+            device=device,
+            seed=train.seed,
+            shard=shard,
+        )
 
     def run_config(self) -> dict[str, Any]:
-        return {**self.records, "vocab_config": self.vocab_config.to_dict(), "model": self.model.to_dict(), "data": self.data.to_dict()}
+        return {
+            **self.records,
+            "vocab_config": self.vocab_config.to_dict(),
+            "model": self.model.to_dict(),
+            "data": self.data.to_dict(),
+        }
 
     def describe(self, task: LMTask) -> list[str]:
         train, valid = task.train, task.valid
@@ -102,11 +117,21 @@ class LMJob:
         records = {key: run_config.get(key) for key in ("train_file", "valid_file", "vocab_file")}
         if records["train_file"] is None:
             raise ConfigError(f"{run_dir}/config.json does not say what the run was trained on; it cannot be resumed")
-        paths = {name: locate_file(records[f"{name}_file"], given=changes.pop(name, None), run_dir=run_dir, option=f"--{name}")
-                 for name in ("train", "valid")}
-        return cls(train=paths["train"], valid=paths["valid"], model=RNNConfig.from_dict(config["model"]),
-                   data=LMDataConfig.from_dict(config["data"]), cache_dir=changes.pop("cache_dir", None),
-                   vocabulary=vocab_from_state(checkpoint["vocab"]), records=records)
+        paths = {
+            name: locate_file(
+                records[f"{name}_file"], given=changes.pop(name, None), run_dir=run_dir, option=f"--{name}"
+            )
+            for name in ("train", "valid")
+        }
+        return cls(
+            train=paths["train"],
+            valid=paths["valid"],
+            model=RNNConfig.from_dict(config["model"]),
+            data=LMDataConfig.from_dict(config["data"]),
+            cache_dir=changes.pop("cache_dir", None),
+            vocabulary=vocab_from_state(checkpoint["vocab"]),
+            records=records,
+        )
 
 
 def _spool_stdin() -> str:
@@ -118,14 +143,16 @@ def _spool_stdin() -> str:
     return spool.name
 
 
-def train_language_model(*, job: LMJob, output: Path, train: TrainConfig, force: bool = False, console: Console,
-                         quiet: bool = False) -> RunResult:
+def train_language_model(
+    *, job: LMJob, output: Path, train: TrainConfig, force: bool = False, console: Console, quiet: bool = False
+) -> RunResult:
     """Train a new language model into the run folder `output`."""
     job.console = None if quiet else console
     return start_run(job, output=output, force=force, train=train, console=console, quiet=quiet)
 
 
-def resume_language_model(*, run_dir: Path, changes: dict[str, Any], console: Console, quiet: bool = False) -> RunResult:
+def resume_language_model(
+    *, run_dir: Path, changes: dict[str, Any], console: Console, quiet: bool = False
+) -> RunResult:
     """Continue the run in `run_dir` exactly where its last.pt stopped."""
     return resume_run(LMJob, run_dir=run_dir, changes=dict(changes), console=console, quiet=quiet)
-

@@ -61,17 +61,32 @@ class AutoencoderConfig(Config):
     def validate(self) -> None:
         check(self.kind in KINDS, f"unknown autoencoder kind {self.kind!r}; choose one of {', '.join(KINDS)}")
         check(self.input_size >= 1, f"input size must be at least 1, not {self.input_size}")
-        check(len(self.hidden) >= 1 and min(self.hidden) >= 1, f"hidden sizes must be one or more positive numbers, not {self.hidden}")
+        check(
+            len(self.hidden) >= 1 and min(self.hidden) >= 1,
+            f"hidden sizes must be one or more positive numbers, not {self.hidden}",
+        )
         for name in (self.code_activation, self.output_activation):
             check(name in ACTIVATIONS, f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
         check(self.sparsity >= 0, f"sparsity weight must be >= 0, not {self.sparsity}")
-        check(self.kind != "sparse" or self.sparsity > 0, "a sparse autoencoder needs a sparsity weight > 0 (e.g. 1e-3)")
-        check(self.kind != "undercomplete" or self.hidden[-1] < self.input_size,
-              f"an undercomplete code must be smaller than the input ({self.hidden[-1]} >= {self.input_size}); use kind sparse or denoising for a wider code")
-        check(self.kind != "stacked" or len(self.hidden) >= 2, "a stacked autoencoder needs two or more hidden sizes, e.g. 256,64")
-        check(self.corruption in CORRUPTIONS, f"unknown corruption {self.corruption!r}; choose one of {', '.join(CORRUPTIONS)}")
-        check(self.noise >= 0 and (self.corruption != "mask" or self.noise < 1),
-              f"corruption level must be >= 0 (and < 1 for mask), not {self.noise}")
+        check(
+            self.kind != "sparse" or self.sparsity > 0, "a sparse autoencoder needs a sparsity weight > 0 (e.g. 1e-3)"
+        )
+        check(
+            self.kind != "undercomplete" or self.hidden[-1] < self.input_size,
+            f"an undercomplete code must be smaller than the input ({self.hidden[-1]} >= {self.input_size}); use kind sparse or denoising for a wider code",
+        )
+        check(
+            self.kind != "stacked" or len(self.hidden) >= 2,
+            "a stacked autoencoder needs two or more hidden sizes, e.g. 256,64",
+        )
+        check(
+            self.corruption in CORRUPTIONS,
+            f"unknown corruption {self.corruption!r}; choose one of {', '.join(CORRUPTIONS)}",
+        )
+        check(
+            self.noise >= 0 and (self.corruption != "mask" or self.noise < 1),
+            f"corruption level must be >= 0 (and < 1 for mask), not {self.noise}",
+        )
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -134,7 +149,9 @@ class Autoencoder(nn.Module):
         """Sparsity penalty: weight * mean |code| over batch and units (0 when the weight is 0)."""
         return self.config.sparsity * code.abs().mean()
 
-    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training loss of the whole network on clean x [B, D]: the input is corrupted for the
         denoising kinds while in training mode, the target never is; plus the sparsity penalty.
         Returns (loss, detached metrics {"mse", "sparsity"}) so a caller decides when to sync."""
@@ -172,7 +189,9 @@ class Autoencoder(nn.Module):
             h = self.encode_layer(h, j)
         return h
 
-    def layer_loss(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def layer_loss(
+        self, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Pretraining loss of layer k on images x: rebuild clean layer_input(x, k) from a
         corrupted copy (denoising kinds, training mode), plus the sparsity penalty."""
         target = self.layer_input(x, k)

@@ -44,28 +44,39 @@ def format_conv_layers(layers: tuple[ConvSpec, ...]) -> str:
     return ",".join(":".join(map(str, layer)) for layer in layers)
 
 
-def conv_output_shapes(input_shape: tuple[int, int, int], layers: tuple[ConvSpec, ...], pool_size: int) -> list[tuple[int, int, int]]:
+def conv_output_shapes(
+    input_shape: tuple[int, int, int], layers: tuple[ConvSpec, ...], pool_size: int
+) -> list[tuple[int, int, int]]:
     """(C, H, W) after each conv+pool block; ConfigError names the first layer that does not fit."""
     _, h, w = input_shape
     shapes = []
     for number, (out, kernel, stride, padding) in enumerate(layers, start=1):
         name = f"conv layer {number} ({out}:{kernel}:{stride}:{padding})"
-        check(out >= 1 and kernel >= 1 and stride >= 1 and padding >= 0,
-              f"{name} needs channels, kernel and stride >= 1 and padding >= 0")
-        check(kernel <= min(h, w) + 2 * padding,
-              f"{name} has a {kernel}x{kernel} kernel but gets {h}x{w} inputs with padding {padding}; "
-              "use a smaller kernel, more padding or fewer layers")
+        check(
+            out >= 1 and kernel >= 1 and stride >= 1 and padding >= 0,
+            f"{name} needs channels, kernel and stride >= 1 and padding >= 0",
+        )
+        check(
+            kernel <= min(h, w) + 2 * padding,
+            f"{name} has a {kernel}x{kernel} kernel but gets {h}x{w} inputs with padding {padding}; "
+            "use a smaller kernel, more padding or fewer layers",
+        )
         h, w = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
-        check(h // pool_size >= 1 and w // pool_size >= 1,
-              f"{name} leaves {h}x{w}, which pooling by {pool_size} shrinks to {h // pool_size}x{w // pool_size}; "
-              "use fewer conv layers, more padding or a smaller pool size")
+        check(
+            h // pool_size >= 1 and w // pool_size >= 1,
+            f"{name} leaves {h}x{w}, which pooling by {pool_size} shrinks to {h // pool_size}x{w // pool_size}; "
+            "use fewer conv layers, more padding or a smaller pool size",
+        )
         h, w = h // pool_size, w // pool_size
         shapes.append((out, h, w))
     return shapes
 
 
 def _check_common(input_shape: tuple[int, ...], hidden: tuple[int, ...], dropout: float, num_classes: int) -> None:
-    check(len(input_shape) == 3 and min(input_shape) >= 1, f"input shape must be three positive numbers C, H, W, not {input_shape}")
+    check(
+        len(input_shape) == 3 and min(input_shape) >= 1,
+        f"input shape must be three positive numbers C, H, W, not {input_shape}",
+    )
     check(all(size >= 1 for size in hidden), f"hidden sizes must be positive, not {hidden}")
     check(0 <= dropout < 1, f"dropout must be in [0, 1), not {dropout}")
     check(num_classes >= 2, f"a classifier needs at least 2 classes, not {num_classes}")
@@ -81,7 +92,10 @@ class MLPConfig(Config):
 
     def validate(self) -> None:
         _check_common(self.input_shape, self.hidden, self.dropout, self.num_classes)
-        check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        check(
+            self.activation in ACTIVATIONS,
+            f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}",
+        )
 
 
 @dataclass(frozen=True)
@@ -116,7 +130,9 @@ class CNNConfig(Config):
 class DenseHead(nn.Module):
     """[B, in_features] -> (Linear -> act -> dropout) per hidden size -> Linear -> logits [B, classes]."""
 
-    def __init__(self, in_features: int, hidden: tuple[int, ...], num_classes: int, activation: str, dropout: float) -> None:
+    def __init__(
+        self, in_features: int, hidden: tuple[int, ...], num_classes: int, activation: str, dropout: float
+    ) -> None:
         super().__init__()
         sizes = (in_features, *hidden)
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
@@ -153,15 +169,19 @@ class MLPClassifier(nn.Module):
         output layer keep their fresh initialisation.  `activation`, the autoencoder's code
         activation, must equal this MLP's when given.
         """
-        check(activation is None or activation == self.config.activation,
-              f"the encoder was trained with {activation} codes but this MLP uses {self.config.activation}; use --activation {activation}")
+        check(
+            activation is None or activation == self.config.activation,
+            f"the encoder was trained with {activation} codes but this MLP uses {self.config.activation}; use --activation {activation}",
+        )
         count = len({key.split(".")[0] for key in encoder_state})
         check(count >= 1, "the encoder state holds no layers; pass Autoencoder.encoder_state()")
         sizes = [self.dense.hidden[0].in_features, *self.config.hidden]
         want = [tuple(encoder_state[f"{k}.weight"].shape[::-1]) for k in range(count)]
-        check(count <= len(self.dense.hidden) and all(want[k] == (sizes[k], sizes[k + 1]) for k in range(count)),
-              f"the encoder's layers are {' -> '.join(str(a) for a, _ in want)} -> {want[-1][1]} but this MLP's are "
-              f"{' -> '.join(map(str, sizes))}; use --hidden {','.join(str(b) for _, b in want)} on images of {want[0][0]} values")
+        check(
+            count <= len(self.dense.hidden) and all(want[k] == (sizes[k], sizes[k + 1]) for k in range(count)),
+            f"the encoder's layers are {' -> '.join(str(a) for a, _ in want)} -> {want[-1][1]} but this MLP's are "
+            f"{' -> '.join(map(str, sizes))}; use --hidden {','.join(str(b) for _, b in want)} on images of {want[0][0]} values",
+        )
         for k in range(count):
             self.dense.hidden[k].weight.copy_(encoder_state[f"{k}.weight"])
             self.dense.hidden[k].bias.copy_(encoder_state[f"{k}.bias"])
@@ -192,12 +212,17 @@ class CNNClassifier(nn.Module):
 
 
 CLASSIFIERS: dict[str, type[MLPClassifier] | type[CNNClassifier]] = {"mlp": MLPClassifier, "cnn": CNNClassifier}
-CLASSIFIER_CONFIGS: dict[str, type[MLPConfig] | type[CNNConfig]] = {name: model.config_class for name, model in CLASSIFIERS.items()}
+CLASSIFIER_CONFIGS: dict[str, type[MLPConfig] | type[CNNConfig]] = {
+    name: model.config_class for name, model in CLASSIFIERS.items()
+}
 
 
 def build_classifier(kind: str, config: MLPConfig | CNNConfig) -> nn.Module:
     """The classifier of `kind` built from its config (a checkpoint stores both)."""
     check(kind in CLASSIFIERS, f"unknown classifier {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
     model_class = CLASSIFIERS[kind]
-    check(isinstance(config, model_class.config_class), f"a {kind} classifier needs a {model_class.config_class.__name__}, not {type(config).__name__}")
+    check(
+        isinstance(config, model_class.config_class),
+        f"a {kind} classifier needs a {model_class.config_class.__name__}, not {type(config).__name__}",
+    )
     return model_class(config)

@@ -52,8 +52,9 @@ class FusedNLL(torch.autograd.Function):
     """-log softmax(x W^T + b)[target] for x [N, H], targets [N]: float nats [N]."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
-                workspace: Workspace) -> torch.Tensor:
+    def forward(
+        ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor, workspace: Workspace
+    ) -> torch.Tensor:
         vocab = weight.size(0)
         logp = workspace.take(x.size(0), -(-vocab // ROW_ALIGN) * ROW_ALIGN, x)
         logp[:, vocab:] = -math.inf
@@ -71,7 +72,9 @@ class FusedNLL(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor):
         x, weight, targets = ctx.saved_tensors
         if ctx.logp is None:
-            raise RuntimeError("the fused loss's buffer was spent by its first backward; it cannot be back-propagated twice")
+            raise RuntimeError(
+                "the fused loss's buffer was spent by its first backward; it cannot be back-propagated twice"
+            )
         grad, ctx.logp = ctx.logp.exp_(), None
         grad[torch.arange(targets.numel(), device=targets.device), targets] -= 1.0
         grad, g = grad[:, : weight.size(0)], g.contiguous()

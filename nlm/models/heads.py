@@ -58,7 +58,11 @@ class FullSoftmax(nn.Linear):
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         flat, targets_flat = features.reshape(-1, features.size(-1)), targets.reshape(-1)
-        if features.device.type == "cpu" and features.dtype == self.weight.dtype == torch.float32 and not _cpu_autocast():
+        if (
+            features.device.type == "cpu"
+            and features.dtype == self.weight.dtype == torch.float32
+            and not _cpu_autocast()
+        ):
             return FusedNLL.apply(flat, self.weight, self.bias, targets_flat, self.workspace).view(targets.shape)
         # GPUs (whose caching allocator already reuses memory), autocast or another precision: autograd's path
         return F.cross_entropy(self(flat).float(), targets_flat, reduction="none").view(targets.shape)
@@ -75,7 +79,9 @@ class TiedHeadCluster(nn.Module):
         super().__init__()
         self.shortlist = shortlist
         self.shared = embedding.weight  # [V, H], the same Parameter as embedding.weight
-        self.clusters = nn.Parameter(torch.zeros(clusters, embedding.embedding_dim))  # [clusters, H]; RNNLM initialises it
+        self.clusters = nn.Parameter(
+            torch.zeros(clusters, embedding.embedding_dim)
+        )  # [clusters, H]; RNNLM initialises it
         self.bias = nn.Parameter(torch.zeros(shortlist + clusters))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -123,12 +129,16 @@ def check_head(softmax: str, cutoffs: tuple[int, ...], *, hidden: int, vocab_siz
     check(bool(cutoffs), "--softmax adaptive needs --cutoffs, increasing ids where clusters start (e.g. 2000,10000)")
     check(all(isinstance(c, int) and c > 0 for c in cutoffs), f"--cutoffs must be positive whole numbers, not {shown}")
     check(all(a < b for a, b in zip(cutoffs, cutoffs[1:])), f"--cutoffs must increase, not {shown}")
-    check(vocab_size == 0 or cutoffs[-1] < vocab_size,
-          f"--cutoffs {shown}: each cutoff must be below the vocabulary size ({vocab_size} symbols); "
-          "drop the larger ones or use --softmax full")
-    check(hidden // ADAPTIVE_DIV ** len(cutoffs) >= 1,
-          f"--hidden {hidden} is too small for {len(cutoffs)} tail clusters: the last would project to "
-          f"hidden / {ADAPTIVE_DIV:g}^{len(cutoffs)} < 1 dimension; use fewer --cutoffs")
+    check(
+        vocab_size == 0 or cutoffs[-1] < vocab_size,
+        f"--cutoffs {shown}: each cutoff must be below the vocabulary size ({vocab_size} symbols); "
+        "drop the larger ones or use --softmax full",
+    )
+    check(
+        hidden // ADAPTIVE_DIV ** len(cutoffs) >= 1,
+        f"--hidden {hidden} is too small for {len(cutoffs)} tail clusters: the last would project to "
+        f"hidden / {ADAPTIVE_DIV:g}^{len(cutoffs)} < 1 dimension; use fewer --cutoffs",
+    )
 
 
 def parse_cutoffs(text: str | None) -> tuple[int, ...]:

@@ -34,8 +34,15 @@ LayerState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 class RecurrentStack(nn.Module):
     """`forward(x [B, T, sizes[0]], state) -> (last layer's output [B, T, sizes[-1]], state)`."""
 
-    def __init__(self, make_layer: Callable[..., nn.RNNBase], sizes: Sequence[int], *, dropout: float,
-                 locked: bool, weight_drop: float) -> None:
+    def __init__(
+        self,
+        make_layer: Callable[..., nn.RNNBase],
+        sizes: Sequence[int],
+        *,
+        dropout: float,
+        locked: bool,
+        weight_drop: float,
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
             make_layer(n_in, n_out, 1, batch_first=True) for n_in, n_out in zip(sizes[:-1], sizes[1:])

@@ -59,7 +59,9 @@ class RNNConfig(Config):
     emb: int = 200  # embedding size
     hidden: int = 200  # recurrent state size
     dropout: float = 0.2  # on embeddings, between layers and before the output layer (where no rate below is set)
-    tie: bool | None = None  # share the embedding and output matrices (needs emb == the last layer's size); None: tie when equal
+    tie: bool | None = (
+        None  # share the embedding and output matrices (needs emb == the last layer's size); None: tie when equal
+    )
     init_range: float = 0.1  # weights start uniform in [-init_range, init_range] (Zaremba et al.)
     # AWD-LSTM (Merity et al. 2017); the defaults leave the model as above.  AWD's PTB values in brackets.
     dropout_input: float | None = None  # on the embeddings [0.65]; None: dropout
@@ -72,7 +74,9 @@ class RNNConfig(Config):
     ar: float = 0.0  # activation regularisation: alpha * mean(dropped last-layer output ** 2) joins the loss [2]
     tar: float = 0.0  # temporal AR: beta * mean((h_t - h_t-1) ** 2) of the undropped last-layer output [1]
     rnn_init: str = "uniform"  # recurrent weights: uniform (+-init_range) | pytorch (+-1/sqrt(layer size)) [pytorch]
-    forget_bias: float | None = None  # LSTM: start every forget gate's bias here (1: remember by default); None: as the rest
+    forget_bias: float | None = (
+        None  # LSTM: start every forget gate's bias here (1: remember by default); None: as the rest
+    )
     softmax: str = "full"  # output head: full | adaptive (nlm.models.heads)
     cutoffs: tuple[int, ...] = ()  # adaptive: ids where the tail clusters start, increasing, below vocab_size
 
@@ -103,22 +107,37 @@ class RNNConfig(Config):
 
     def validate(self) -> None:
         check(self.cell in CELLS, f"--cell must be one of {', '.join(CELLS)}, not {self.cell!r}")
-        check(self.vocab_size == 0 or self.vocab_size > 4,
-              f"a vocabulary of {self.vocab_size} symbols has nothing besides the specials")
+        check(
+            self.vocab_size == 0 or self.vocab_size > 4,
+            f"a vocabulary of {self.vocab_size} symbols has nothing besides the specials",
+        )
         check(self.layers >= 1, f"--layers must be at least 1, not {self.layers}")
         check(self.emb >= 1 and self.hidden >= 1, "--emb and --hidden must be at least 1")
         check(self.init_range > 0, f"--init-range must be positive, not {self.init_range}")
         self._validate_regularisers()
-        check(self.last_hidden is None or self.last_hidden >= 1, f"--last-hidden must be at least 1, not {self.last_hidden}")
-        check(self.layers > 1 or self.feature_size == self.hidden,
-              "--last-hidden needs --layers 2 or more; a one-layer model's size is --hidden")
+        check(
+            self.last_hidden is None or self.last_hidden >= 1,
+            f"--last-hidden must be at least 1, not {self.last_hidden}",
+        )
+        check(
+            self.layers > 1 or self.feature_size == self.hidden,
+            "--last-hidden needs --layers 2 or more; a one-layer model's size is --hidden",
+        )
         last = "--hidden" if self.last_hidden is None else "--last-hidden"  # the option that sets the last layer's size
-        check(not self.tie or self.emb == self.feature_size,
-              f"--tie needs --emb equal to {last} (got emb {self.emb}, {last.lstrip('-')} {self.feature_size})")
+        check(
+            not self.tie or self.emb == self.feature_size,
+            f"--tie needs --emb equal to {last} (got emb {self.emb}, {last.lstrip('-')} {self.feature_size})",
+        )
 
     def _validate_regularisers(self) -> None:
-        rates = {"--dropout": self.dropout, "--dropout-input": self.dropout_input, "--dropout-hidden": self.dropout_hidden,
-                 "--dropout-output": self.dropout_output, "--emb-dropout": self.emb_dropout, "--weight-drop": self.weight_drop}
+        rates = {
+            "--dropout": self.dropout,
+            "--dropout-input": self.dropout_input,
+            "--dropout-hidden": self.dropout_hidden,
+            "--dropout-output": self.dropout_output,
+            "--emb-dropout": self.emb_dropout,
+            "--weight-drop": self.weight_drop,
+        }
         for flag, rate in rates.items():
             check(rate is None or 0 <= rate < 1, f"{flag} must be in [0, 1), not {rate}")
         check(self.ar >= 0 and self.tar >= 0, f"--ar and --tar must be >= 0 (got {self.ar}, {self.tar})")
@@ -136,15 +155,27 @@ class RNNLM(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.emb)
         self.dropout_input, between, self.dropout_output = config.dropout_rates()
         if config.per_layer:
-            self.stack = RecurrentStack(CELLS[config.cell], config.layer_sizes, dropout=between,
-                                        locked=config.locked_dropout, weight_drop=config.weight_drop)
+            self.stack = RecurrentStack(
+                CELLS[config.cell],
+                config.layer_sizes,
+                dropout=between,
+                locked=config.locked_dropout,
+                weight_drop=config.weight_drop,
+            )
         else:
             self.rnn = CELLS[config.cell](
-                config.emb, config.hidden, config.layers, batch_first=True,
+                config.emb,
+                config.hidden,
+                config.layers,
+                batch_first=True,
                 dropout=between if config.layers > 1 else 0.0,
             )
-        self.last_raw_output: torch.Tensor | None = None  # the last layer's undropped output of a training forward (TAR)
-        self.decoder = build_head(config.softmax, hidden=config.feature_size, vocab_size=config.vocab_size, cutoffs=config.cutoffs)
+        self.last_raw_output: torch.Tensor | None = (
+            None  # the last layer's undropped output of a training forward (TAR)
+        )
+        self.decoder = build_head(
+            config.softmax, hidden=config.feature_size, vocab_size=config.vocab_size, cutoffs=config.cutoffs
+        )
         if config.tie:
             self.decoder.tie(self.embedding)
         self.reset_parameters()

@@ -31,7 +31,9 @@ class VocabConfig(Config):
         check(self.min_count >= 1, f"--min-count must be at least 1, not {self.min_count}")
         check(0 < self.character_coverage <= 1, "--character-coverage must be in (0, 1]")
         check(self.sample_lines >= 0, f"--sample-lines must be 0 (every line) or more, not {self.sample_lines}")
-        check(self.level not in SUBWORD_LEVELS or self.size is not None, f"a {self.level} vocabulary needs --vocab-size")
+        check(
+            self.level not in SUBWORD_LEVELS or self.size is not None, f"a {self.level} vocabulary needs --vocab-size"
+        )
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,9 @@ class Coverage:
 
 @dataclass(frozen=True)
 class VocabReport:
-    types_seen: int  # distinct symbols in the training text (for subword levels: vocabulary pieces its segmentation uses)
+    types_seen: (
+        int  # distinct symbols in the training text (for subword levels: vocabulary pieces its segmentation uses)
+    )
     types_kept: int  # symbols in the vocabulary besides the specials
     training: Coverage  # coverage of the training text itself
     sample: tuple[int, int] | None = None  # (lines sampled, lines read) when sentencepiece trained on a sample
@@ -98,8 +102,14 @@ def _rereadable(lines: Iterable[str]) -> bool:
 
 
 def _build_subword(lines: Iterable[str], config: VocabConfig) -> tuple[Vocabulary, VocabReport]:
-    vocab, read = train_sentencepiece(lines, level=config.level, size=config.size, lowercase=config.lowercase,
-                                      character_coverage=config.character_coverage, sample_lines=config.sample_lines)
+    vocab, read = train_sentencepiece(
+        lines,
+        level=config.level,
+        size=config.size,
+        lowercase=config.lowercase,
+        character_coverage=config.character_coverage,
+        sample_lines=config.sample_lines,
+    )
     training = measure_coverage(vocab, lines)
     used = training.types - training.oov_types
     sample = (config.sample_lines, read) if 0 < config.sample_lines < read else None
@@ -123,8 +133,12 @@ def _build_symbols(lines: Iterable[str], config: VocabConfig) -> tuple[Vocabular
     special_counts = [counts.get(s, 0) for s in SPECIALS]
     special_counts[UNK] = unknown
     special_counts[EOS] += lines_seen
-    vocab = SymbolVocab(level=config.level, symbols=list(SPECIALS) + [s for s, _ in kept],
-                        counts=special_counts + [c for _, c in kept], lowercase=config.lowercase)
+    vocab = SymbolVocab(
+        level=config.level,
+        symbols=list(SPECIALS) + [s for s, _ in kept],
+        counts=special_counts + [c for _, c in kept],
+        lowercase=config.lowercase,
+    )
     total = sum(counts.values())
     training = Coverage(tokens=total, oov_tokens=unknown, types=len(counts), oov_types=len(dropped), lines=lines_seen)
     return vocab, VocabReport(types_seen=len(counts), types_kept=len(kept), training=training)
@@ -155,6 +169,8 @@ def describe_build(config: VocabConfig, vocab: Vocabulary, report: VocabReport) 
         kept = f"{report.types_kept:,} pieces, {report.types_seen:,} of them used by the training text"
     else:
         kept = f"{report.types_kept:,} of the {report.types_seen:,} types seen"
-    return (f"{config.level}, {len(vocab):,} symbols ({len(SPECIALS)} special + {kept}); training text: {c.tokens:,} tokens "
-            f"without <eos> ({c.tokens_with_eos:,} with one <eos> per line), "
-            f"OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types)")
+    return (
+        f"{config.level}, {len(vocab):,} symbols ({len(SPECIALS)} special + {kept}); training text: {c.tokens:,} tokens "
+        f"without <eos> ({c.tokens_with_eos:,} with one <eos> per line), "
+        f"OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types)"
+    )

@@ -14,8 +14,10 @@ from nlm.text.vocab_files import load_vocab, save_vocab
 
 
 def _coverage_line(name: str, c: Coverage) -> str:
-    return (f"{name}: {c.tokens:,} tokens without <eos> ({c.tokens_with_eos:,} with one <eos> per line, as train counts), "
-            f"OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types), coverage {c.coverage:.2%}")
+    return (
+        f"{name}: {c.tokens:,} tokens without <eos> ({c.tokens_with_eos:,} with one <eos> per line, as train counts), "
+        f"OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types), coverage {c.coverage:.2%}"
+    )
 
 
 def build_vocabulary(*, files: list[str], output: Path, config: VocabConfig, check: list[str]) -> list[str]:
@@ -25,7 +27,9 @@ def build_vocabulary(*, files: list[str], output: Path, config: VocabConfig, che
     save_vocab(vocab, output)
     lines = [f"wrote {output}: {describe_build(config, vocab, report)}"]
     if report.sample is not None:
-        lines.append(f"sentencepiece trained on a random sample of {report.sample[0]:,} of {report.sample[1]:,} non-empty lines")
+        lines.append(
+            f"sentencepiece trained on a random sample of {report.sample[0]:,} of {report.sample[1]:,} non-empty lines"
+        )
     for name in check:
         lines.append(_coverage_line(display_name(name), measure_coverage(vocab, read_lines(name))))
     return lines
@@ -33,12 +37,18 @@ def build_vocabulary(*, files: list[str], output: Path, config: VocabConfig, che
 
 def describe_vocabulary(path: Path, *, top: int) -> list[str]:
     vocab = load_vocab(path)
-    lines = [f"file: {path}", f"level: {vocab.level}", f"size: {len(vocab):,} symbols (ids 0-3: {' '.join(SPECIALS)})",
-             f"fingerprint: {vocab.fingerprint()}"]
+    lines = [
+        f"file: {path}",
+        f"level: {vocab.level}",
+        f"size: {len(vocab):,} symbols (ids 0-3: {' '.join(SPECIALS)})",
+        f"fingerprint: {vocab.fingerprint()}",
+    ]
     if isinstance(vocab, SymbolVocab):
-        total = sum(vocab.counts[len(SPECIALS):])
+        total = sum(vocab.counts[len(SPECIALS) :])
         lines.append(f"lowercase: {'yes' if vocab.lowercase else 'no'}")
-        lines.append(f"training tokens counted: {total + vocab.counts[1]:,} ({vocab.counts[1]:,} mapped to <unk>), lines: {vocab.counts[3]:,}")
+        lines.append(
+            f"training tokens counted: {total + vocab.counts[1]:,} ({vocab.counts[1]:,} mapped to <unk>), lines: {vocab.counts[3]:,}"
+        )
         rows = itertools.islice(zip(range(len(vocab)), vocab.symbols, vocab.counts), top)
         lines += [f"{i}\t{s!r}\t{c}" if vocab.level == "char" else f"{i}\t{s}\t{c}" for i, s, c in rows]
     else:

@@ -87,8 +87,10 @@ def _writable(folder: Path) -> Path:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise OutputError(f"cannot write the corpus cache {folder} ({e.strerror}); "
-                          "point --cache-dir or NLM_CACHE_DIR at a writable folder") from None
+        raise OutputError(
+            f"cannot write the corpus cache {folder} ({e.strerror}); "
+            "point --cache-dir or NLM_CACHE_DIR at a writable folder"
+        ) from None
     return folder
 
 
@@ -106,5 +108,7 @@ def encode_corpus(path: str | Path, vocab: Vocabulary, *, cache_dir: Path | None
     # ids and line ends first, the json last: its presence marks a complete entry
     with atomic_write(stem.with_suffix(".ids")) as ids_file, atomic_write(stem.with_suffix(".ends")) as ends_file:
         tokens, lines, oovs = _write_ids(path, vocab, ids_file, ends_file)
-    write_text_atomic(stem.with_suffix(".json"), json.dumps({"tokens": tokens, "lines": lines, "oovs": oovs, "source": name}))
+    write_text_atomic(
+        stem.with_suffix(".json"), json.dumps({"tokens": tokens, "lines": lines, "oovs": oovs, "source": name})
+    )
     return _open(stem, name)

@@ -46,7 +46,9 @@ class SentencePieceVocab:
             ) from None
         pieces = tuple(processor.id_to_piece(i) for i in range(min(4, processor.get_piece_size())))
         if pieces != SPECIALS or processor.unk_id() != UNK:
-            raise DataError(f"{name}: sentencepiece model must have {' '.join(SPECIALS)} as ids 0-3 (it has {' '.join(pieces)})")
+            raise DataError(
+                f"{name}: sentencepiece model must have {' '.join(SPECIALS)} as ids 0-3 (it has {' '.join(pieces)})"
+            )
         if level is None:
             from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
@@ -113,7 +115,12 @@ def _handed_over(lines: list[str]) -> Iterator[str]:
 
 
 def train_sentencepiece(
-    lines: Iterable[str], *, level: str, size: int, lowercase: bool = False, character_coverage: float = 0.9995,
+    lines: Iterable[str],
+    *,
+    level: str,
+    size: int,
+    lowercase: bool = False,
+    character_coverage: float = 0.9995,
     sample_lines: int = 0,
 ) -> tuple[SentencePieceVocab, int]:
     """Train a BPE or unigram model with `size` pieces besides the four special symbols.
@@ -140,8 +147,14 @@ def train_sentencepiece(
             vocab_size=size + len(SPECIALS),
             character_coverage=character_coverage,
             normalization_rule_name="nmt_nfkc_cf" if lowercase else "nmt_nfkc",
-            pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
-            pad_piece=SPECIALS[PAD], unk_piece=SPECIALS[UNK], bos_piece=SPECIALS[BOS], eos_piece=SPECIALS[EOS],
+            pad_id=PAD,
+            unk_id=UNK,
+            bos_id=BOS,
+            eos_id=EOS,
+            pad_piece=SPECIALS[PAD],
+            unk_piece=SPECIALS[UNK],
+            bos_piece=SPECIALS[BOS],
+            eos_piece=SPECIALS[EOS],
             num_threads=1,  # one thread keeps unigram training deterministic
             minloglevel=2,
         )

@@ -58,7 +58,9 @@ class SymbolVocab:
         return line.split() if self.level == "word" else list(line)
 
     def encode(self, line: str) -> list[int]:
-        return list(map(self.index.get, self.tokenize(line), repeat(UNK)))  # index.get(token, UNK), without a Python loop
+        return list(
+            map(self.index.get, self.tokenize(line), repeat(UNK))
+        )  # index.get(token, UNK), without a Python loop
 
     def encode_lines(self, lines: list[str]) -> list[list[int]]:
         return [self.encode(line) for line in lines]
@@ -82,7 +84,12 @@ class SymbolVocab:
         return starts
 
     def to_state(self) -> dict:
-        return {"level": self.level, "symbols": list(self.symbols), "counts": list(self.counts), "lowercase": self.lowercase}
+        return {
+            "level": self.level,
+            "symbols": list(self.symbols),
+            "counts": list(self.counts),
+            "lowercase": self.lowercase,
+        }
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256(f"{self.level}|{int(self.lowercase)}\n".encode())
@@ -110,7 +117,9 @@ def parse_symbol_vocab(text: str, name: str) -> SymbolVocab:
         if number == 0 and len(fields) == 3:
             settings = dict(item.partition("=")[::2] for item in fields.pop().split())
         if len(fields) != 2 or not fields[0] or not fields[1].isdigit():
-            raise DataError(f"{name}:{number + 1}: malformed vocabulary line (expected 'symbol<TAB>count'): {line[:40]!r}")
+            raise DataError(
+                f"{name}:{number + 1}: malformed vocabulary line (expected 'symbol<TAB>count'): {line[:40]!r}"
+            )
         if fields[0] in seen:
             raise DataError(f"{name}:{number + 1}: symbol {fields[0]!r} appears twice")
         seen.add(fields[0])

@@ -36,7 +36,12 @@ def vocab_from_state(state: dict) -> Vocabulary:
     """Rebuild a vocabulary stored inside a checkpoint."""
     try:
         if state["level"] in SYMBOL_LEVELS:
-            return SymbolVocab(level=state["level"], symbols=list(state["symbols"]), counts=list(state["counts"]), lowercase=bool(state["lowercase"]))
+            return SymbolVocab(
+                level=state["level"],
+                symbols=list(state["symbols"]),
+                counts=list(state["counts"]),
+                lowercase=bool(state["lowercase"]),
+            )
         return SentencePieceVocab.from_bytes(bytes(state["model"]), name="checkpoint", level=state["level"])
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"the checkpoint's vocabulary is incomplete ({e})") from None

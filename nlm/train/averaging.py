@@ -37,8 +37,12 @@ def averaged_weights(optimizer: torch.optim.Optimizer) -> Iterator[bool]:
     Yields whether anything was swapped (nothing for another optimizer, or before ASGD's first step)."""
     pairs = []
     if isinstance(optimizer, torch.optim.ASGD):
-        pairs = [(p, optimizer.state[p]["ax"]) for group in optimizer.param_groups for p in group["params"]
-                 if "ax" in optimizer.state[p]]
+        pairs = [
+            (p, optimizer.state[p]["ax"])
+            for group in optimizer.param_groups
+            for p in group["params"]
+            if "ax" in optimizer.state[p]
+        ]
     with torch.no_grad():
         raw = [p.detach().clone() for p, _ in pairs]
         for p, average in pairs:
@@ -64,7 +68,9 @@ class WeightAveraging(Callback):
 
     def on_eval_end(self, trainer, metrics: dict[str, Any], improved: bool) -> None:
         self._swap.close()
-        if self._averaged and metrics["split"] == "valid":  # without validation data the loss is training's, of the raw weights
+        if (
+            self._averaged and metrics["split"] == "valid"
+        ):  # without validation data the loss is training's, of the raw weights
             metrics["weights"] = "averaged"
 
     def on_exception(self, trainer, error: BaseException) -> None:
@@ -85,7 +91,9 @@ class NonMonotoneSwitch(Callback):
 
     def __init__(self, config: TrainConfig, *, console=None) -> None:
         self.nonmono, self.weight_decay, self.console = config.nonmono, config.weight_decay, console
-        self.losses: list[float] = []  # what the trigger compares: the epoch-end losses before the switch, or of the fine-tuning
+        self.losses: list[
+            float
+        ] = []  # what the trigger compares: the epoch-end losses before the switch, or of the fine-tuning
         self.averaging_since: int | None = None  # the epoch (1-based) whose evaluation switched to ASGD
         self.finetuning = False
 
@@ -95,7 +103,7 @@ class NonMonotoneSwitch(Callback):
 
     def stalled(self, loss: float) -> bool:
         """AWD-LSTM's condition: worse than the best of the losses before the last `nonmono`."""
-        return len(self.losses) > self.nonmono and loss > min(self.losses[:-self.nonmono])
+        return len(self.losses) > self.nonmono and loss > min(self.losses[: -self.nonmono])
 
     def on_eval_end(self, trainer, metrics: dict[str, Any], improved: bool) -> None:
         if not trainer.epoch_ended or (self.averaging and not self.finetuning):
@@ -107,8 +115,10 @@ class NonMonotoneSwitch(Callback):
             trainer.optimizer = averaged_sgd(trainer.params, lr=trainer.lr, weight_decay=self.weight_decay)
             self.averaging_since = metrics["epoch"]
             metrics["switch"] = "asgd"
-            self._say(f"epoch {metrics['epoch']}: loss {loss:.4f} is worse than {min(self.losses[:-self.nonmono]):.4f}, the best "
-                      f"before the last {self.nonmono}: switching to averaged SGD (NT-ASGD); evaluations and best.pt use the averages")
+            self._say(
+                f"epoch {metrics['epoch']}: loss {loss:.4f} is worse than {min(self.losses[: -self.nonmono]):.4f}, the best "
+                f"before the last {self.nonmono}: switching to averaged SGD (NT-ASGD); evaluations and best.pt use the averages"
+            )
         self.losses.append(loss)
 
     def resume(self, trainer, state: dict) -> None:
@@ -136,14 +146,22 @@ class NonMonotoneSwitch(Callback):
         self.averaging_since, self.finetuning = state.get("averaging_since"), bool(state.get("finetuning", False))
 
 
-def finetune_changes(saved: TrainConfig, progress: Progress, changes: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
+def finetune_changes(
+    saved: TrainConfig, progress: Progress, changes: dict[str, Any], *, run_dir: Path
+) -> dict[str, Any]:
     """The changes of a `--finetune` resume: each limit of the run not given anew is granted again from
     where the run stands (its --epochs more epochs, its --max-steps more steps, its --max-time more time)."""
     if saved.optimizer != "ntasgd":
-        raise ConfigError(f"--finetune restarts the averaging of an NT-ASGD run (--optimizer ntasgd); this run used {saved.optimizer}")
+        raise ConfigError(
+            f"--finetune restarts the averaging of an NT-ASGD run (--optimizer ntasgd); this run used {saved.optimizer}"
+        )
     if not (run_dir / "best.pt").exists():
-        raise InputMissingError(f"{run_dir} has no best.pt, the weights --finetune starts from; a run saves it at its first evaluation")
-    granted = {"epochs": progress.epoch + saved.epochs,
-               "max_steps": None if saved.max_steps is None else progress.global_step + saved.max_steps,
-               "max_time": None if saved.max_time is None else progress.elapsed + saved.max_time}
+        raise InputMissingError(
+            f"{run_dir} has no best.pt, the weights --finetune starts from; a run saves it at its first evaluation"
+        )
+    granted = {
+        "epochs": progress.epoch + saved.epochs,
+        "max_steps": None if saved.max_steps is None else progress.global_step + saved.max_steps,
+        "max_time": None if saved.max_time is None else progress.elapsed + saved.max_time,
+    }
     return {**{k: v for k, v in granted.items() if v is not None}, **changes}

@@ -20,8 +20,15 @@ def checkpoint_payload(trainer, *, extra_config: dict | None = None) -> dict:
     """Everything needed to use the model, or to resume training exactly where it stands."""
     extras = trainer.task.checkpoint_extras()
     config = {**extras.pop("config"), **(extra_config or {}), "train": trainer.config.to_dict()}
-    return {"kind": trainer.task.kind, "config": config, **extras, "model": trainer.task.model.state_dict(),
-            "trainer": trainer.state_dict(), "rng": rng_state(), "metrics": dict(trainer.last_metrics)}
+    return {
+        "kind": trainer.task.kind,
+        "config": config,
+        **extras,
+        "model": trainer.task.model.state_dict(),
+        "trainer": trainer.state_dict(),
+        "rng": rng_state(),
+        "metrics": dict(trainer.last_metrics),
+    }
 
 
 class CheckpointCallback(Callback):
@@ -29,8 +36,14 @@ class CheckpointCallback(Callback):
     included, with the exact position); best.pt when the evaluation improves; one metrics.jsonl line
     per evaluation; meta.json.  The first checkpoint makes a staged run the folder's run."""
 
-    def __init__(self, folder: RunFolder, *, extra_config: dict | None = None, every_steps: int | None = None,
-                 every_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        folder: RunFolder,
+        *,
+        extra_config: dict | None = None,
+        every_steps: int | None = None,
+        every_seconds: float | None = None,
+    ) -> None:
         self.folder, self.extra_config = folder, extra_config
         self.every_steps, self.every_seconds = every_steps, every_seconds
         self._last_save = time.monotonic()
@@ -38,9 +51,18 @@ class CheckpointCallback(Callback):
     def save(self, trainer, name: str) -> None:
         save_checkpoint(self.folder.path / f"{name}.pt", checkpoint_payload(trainer, extra_config=self.extra_config))
         p = trainer.progress
-        write_meta(self.folder.path, name, {
-            "kind": trainer.task.kind, "epoch": p.epoch, "batch": p.batch, "global_step": p.global_step,
-            "metrics": trainer.last_metrics, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        write_meta(
+            self.folder.path,
+            name,
+            {
+                "kind": trainer.task.kind,
+                "epoch": p.epoch,
+                "batch": p.batch,
+                "global_step": p.global_step,
+                "metrics": trainer.last_metrics,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
         self.folder.publish()
         self._last_save = time.monotonic()
 
@@ -49,8 +71,9 @@ class CheckpointCallback(Callback):
 
     def on_batch_end(self, trainer) -> None:
         step = trainer.progress.global_step
-        if (self.every_steps and step % self.every_steps == 0) or \
-                (self.every_seconds and time.monotonic() - self._last_save >= self.every_seconds):
+        if (self.every_steps and step % self.every_steps == 0) or (
+            self.every_seconds and time.monotonic() - self._last_save >= self.every_seconds
+        ):
             self.save(trainer, "last")
 
     def on_eval_end(self, trainer, metrics: dict[str, Any], improved: bool) -> None:
@@ -70,7 +93,9 @@ def _json_number(value):
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 class ProgressCallback(Callback):
@@ -89,8 +114,15 @@ class ProgressCallback(Callback):
         self._session = (p.units, p.global_step, now)
         self._next_update = now + (self.refresh if self.console.is_terminal else trainer.config.log_every)
         if self.console.is_terminal:
-            self.bar = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=self.console, transient=True)
+            self.bar = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
             self.bar.start()
             self.task_id = self.bar.add_task("train", total=trainer.task.batches_per_epoch(), epoch="", status="")
 
@@ -113,8 +145,10 @@ class ProgressCallback(Callback):
             return
         steps_per_second = (p.global_step - self._session[1]) / max(now - self._session[2], 1e-9)
         eta = (total - p.batch) / max(steps_per_second, 1e-9)
-        self.console.print(f"epoch {epoch} {p.batch / total:4.0%} | step {p.global_step} | {self._status(trainer, now)} | "
-                           f"epoch eta {_duration(eta)}")
+        self.console.print(
+            f"epoch {epoch} {p.batch / total:4.0%} | step {p.global_step} | {self._status(trainer, now)} | "
+            f"epoch eta {_duration(eta)}"
+        )
         self._next_update = now + trainer.config.log_every
 
     def on_eval_end(self, trainer, metrics: dict[str, Any], improved: bool) -> None:
@@ -123,8 +157,10 @@ class ProgressCallback(Callback):
             scores = f"train {self.describe(metrics)}{best}"
         else:
             scores = f"train loss {metrics['train_loss']:.4f} | valid {self.describe(metrics)}{best}"
-        self.console.print(f"epoch {metrics['epoch']} | step {metrics['step']} | {scores} | lr {metrics['lr']:.3g} | "
-                           f"{_duration(metrics['elapsed'])}")
+        self.console.print(
+            f"epoch {metrics['epoch']} | step {metrics['step']} | {scores} | lr {metrics['lr']:.3g} | "
+            f"{_duration(metrics['elapsed'])}"
+        )
         if self.bar is not None:
             self.bar.reset(self.task_id, total=trainer.task.batches_per_epoch())
 

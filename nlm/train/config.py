@@ -10,14 +10,27 @@ from dataclasses import dataclass
 from nlm.config import DEVICES, Config, check
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "ntasgd")
-RESUMABLE = ("epochs", "max_steps", "max_time", "patience", "lr", "save_every", "save_every_seconds", "device", "bf16", "log_every")
+RESUMABLE = (
+    "epochs",
+    "max_steps",
+    "max_time",
+    "patience",
+    "lr",
+    "save_every",
+    "save_every_seconds",
+    "device",
+    "bf16",
+    "log_every",
+)
 SCHEDULES = ("plateau", "decay", "steps", "none")
 
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
     lr: float | None = None  # learning rate; None: the task's default for its model and optimizer
-    optimizer: str = "sgd"  # sgd | adam | adamw | ntasgd (SGD, then averaged SGD once validation stalls: nlm.train.averaging)
+    optimizer: str = (
+        "sgd"  # sgd | adam | adamw | ntasgd (SGD, then averaged SGD once validation stalls: nlm.train.averaging)
+    )
     momentum: float = 0.0  # SGD momentum
     weight_decay: float = 0.0  # L2 (sgd, adam) or decoupled (adamw) weight decay
     clip: float = 0.25  # clip the gradient's global norm to this; 0 turns clipping off
@@ -47,7 +60,9 @@ class TrainConfig(Config):
 
     def validate(self) -> None:
         check(self.lr is None or self.lr > 0, f"--lr must be positive, not {self.lr}")
-        check(self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        check(
+            self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"
+        )
         check(0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}")
         check(self.weight_decay >= 0, f"--weight-decay must be >= 0, not {self.weight_decay}")
         check(self.clip >= 0, f"--clip must be >= 0 (0 turns clipping off), not {self.clip}")
@@ -59,20 +74,39 @@ class TrainConfig(Config):
         check(self.decay_start >= 0, f"--decay-start must be >= 0, not {self.decay_start}")
         self._validate_averaging()
         check(self.patience is None or self.patience >= 1, f"--patience must be at least 1, not {self.patience}")
-        check(self.save_every is None or self.save_every >= 1, f"--save-every must be at least 1 step, not {self.save_every}")
-        check(self.save_every_seconds is None or self.save_every_seconds > 0,
-              f"--save-every must be a positive duration, not {self.save_every_seconds}")
-        check(self.device in DEVICES or self.device.startswith("cuda:"), f"--device must be one of {', '.join(DEVICES)}")
+        check(
+            self.save_every is None or self.save_every >= 1,
+            f"--save-every must be at least 1 step, not {self.save_every}",
+        )
+        check(
+            self.save_every_seconds is None or self.save_every_seconds > 0,
+            f"--save-every must be a positive duration, not {self.save_every_seconds}",
+        )
+        check(
+            self.device in DEVICES or self.device.startswith("cuda:"), f"--device must be one of {', '.join(DEVICES)}"
+        )
         check(self.log_every > 0, "log_every must be positive")
 
     def _validate_averaging(self) -> None:
         """NT-ASGD and the schedules that make sense with it; --milestones with --schedule steps."""
         m = self.milestones
-        check(self.schedule != "steps" or bool(m), "--schedule steps needs --milestones, the epochs after which to lower the rate (e.g. 300,400)")
+        check(
+            self.schedule != "steps" or bool(m),
+            "--schedule steps needs --milestones, the epochs after which to lower the rate (e.g. 300,400)",
+        )
         check(not m or self.schedule == "steps", "--milestones applies to --schedule steps")
-        check(all(a >= 1 for a in m) and all(a < b for a, b in zip(m, m[1:])), f"--milestones must be increasing epochs >= 1, not {','.join(map(str, m))}")
+        check(
+            all(a >= 1 for a in m) and all(a < b for a, b in zip(m, m[1:])),
+            f"--milestones must be increasing epochs >= 1, not {','.join(map(str, m))}",
+        )
         check(self.nonmono >= 1, f"--nonmono must be at least 1, not {self.nonmono}")
         if self.optimizer == "ntasgd":
-            check(self.momentum == 0, "--optimizer ntasgd uses no momentum (neither its SGD nor its averaged SGD, as in AWD-LSTM)")
-            check(self.schedule != "plateau", "--optimizer ntasgd already answers a stalled validation loss (by averaging); "
-                  "--schedule plateau would also cut the rate then: use --schedule none (AWD-LSTM), decay or steps")
+            check(
+                self.momentum == 0,
+                "--optimizer ntasgd uses no momentum (neither its SGD nor its averaged SGD, as in AWD-LSTM)",
+            )
+            check(
+                self.schedule != "plateau",
+                "--optimizer ntasgd already answers a stalled validation loss (by averaging); "
+                "--schedule plateau would also cut the rate then: use --schedule none (AWD-LSTM), decay or steps",
+            )

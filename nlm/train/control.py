@@ -31,7 +31,9 @@ class LRSchedule(Callback):
         if c.schedule == "plateau":
             self.scheduler = schedulers.ReduceLROnPlateau(optimizer, mode="min", factor=c.lr_factor, patience=0)
         elif c.schedule == "decay":  # epoch e (0-based) runs at lr * factor ** max(0, e + 1 - decay_start)
-            self.scheduler = schedulers.MultiplicativeLR(optimizer, lambda epoch: c.lr_factor if epoch >= c.decay_start else 1.0)
+            self.scheduler = schedulers.MultiplicativeLR(
+                optimizer, lambda epoch: c.lr_factor if epoch >= c.decay_start else 1.0
+            )
         elif c.schedule == "steps":
             self.scheduler = schedulers.MultiStepLR(optimizer, milestones=list(c.milestones), gamma=c.lr_factor)
         if self.scheduler is not None and state:

@@ -61,14 +61,18 @@ class Ranks:
         if self.world == 1:
             return pick_device(name)
         if name == "mps" or name.startswith("cuda:"):
-            raise ConfigError(f"--device {name} cannot be shared by {self.world} processes; use --device cuda "
-                              "(each process takes the GPU of its LOCAL_RANK) or --device cpu")
+            raise ConfigError(
+                f"--device {name} cannot be shared by {self.world} processes; use --device cuda "
+                "(each process takes the GPU of its LOCAL_RANK) or --device cpu"
+            )
         if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
             return torch.device("cpu")
         pick_device("cuda")  # a DeviceError without CUDA
         if self.local_rank >= torch.cuda.device_count():
-            raise DeviceError(f"process {self.local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} here); "
-                              "start at most one process per GPU (--nproc-per-node)")
+            raise DeviceError(
+                f"process {self.local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} here); "
+                "start at most one process per GPU (--nproc-per-node)"
+            )
         torch.cuda.set_device(self.local_rank)
         return torch.device("cuda", self.local_rank)
 
@@ -85,7 +89,9 @@ class Ranks:
                 error.every_rank = True  # the same failure everywhere (a bad option, a missing file): rank 0 reports it
             raise
         if self.shard.sum([0.0])[0]:
-            error = NLMError(f"process {self.rank}: another process of this run failed (its message says why), so this one stops too")
+            error = NLMError(
+                f"process {self.rank}: another process of this run failed (its message says why), so this one stops too"
+            )
             error.every_rank = not self.lead  # rank 0 says so; the others leave it to the one that failed
             raise error
 
@@ -116,7 +122,9 @@ def join_processes() -> Iterator[Ranks]:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     except ValueError:
-        raise ConfigError("WORLD_SIZE, RANK and LOCAL_RANK must be numbers; start nlm with torchrun to train on several processes") from None
+        raise ConfigError(
+            "WORLD_SIZE, RANK and LOCAL_RANK must be numbers; start nlm with torchrun to train on several processes"
+        ) from None
     if world <= 1 or dist.is_initialized():
         yield Ranks(rank, world, local_rank) if world > 1 else Ranks()
         return
@@ -148,7 +156,9 @@ class DistributedTask:
 
     def __init__(self, task, world: int) -> None:
         self.task, self.world = task, world
-        self.ddp = DistributedDataParallel(_Step(task), find_unused_parameters=getattr(task, "partial_gradients", False))
+        self.ddp = DistributedDataParallel(
+            _Step(task), find_unused_parameters=getattr(task, "partial_gradients", False)
+        )
 
     def __getattr__(self, name: str):
         return getattr(self.task, name)
@@ -203,7 +213,9 @@ class StopAgreement(Callback):
         self.signals = AgreedSignals()
 
     def _reseed(self, trainer) -> None:
-        words = np.random.SeedSequence([self.seed, self.rank, trainer.progress.global_step]).generate_state(2, np.uint32)
+        words = np.random.SeedSequence([self.seed, self.rank, trainer.progress.global_step]).generate_state(
+            2, np.uint32
+        )
         torch.manual_seed(int(words[0]) << 32 | int(words[1]))
 
     def on_fit_start(self, trainer) -> None:
@@ -233,5 +245,10 @@ def build_trainer(task, train, *, device: torch.device, callbacks: list[Callback
     if ranks.world == 1:
         return Trainer(task, train, device=device, callbacks=callbacks)
     agreement = StopAgreement(ranks.rank, train.seed)
-    return Trainer(DistributedTask(task, ranks.world), train, device=device,
-                   callbacks=[ReadLossEveryStep(), *callbacks, agreement], signals=agreement.signals)
+    return Trainer(
+        DistributedTask(task, ranks.world),
+        train,
+        device=device,
+        callbacks=[ReadLossEveryStep(), *callbacks, agreement],
+        signals=agreement.signals,
+    )

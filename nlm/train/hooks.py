@@ -13,11 +13,15 @@ class Callback:
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
     def on_batch_end(self, trainer: Trainer) -> None: ...  # after every optimizer step
-    def on_loss(self, trainer: Trainer, loss: float, steps: int) -> None: ...  # mean training loss of the last `steps` steps
+    def on_loss(
+        self, trainer: Trainer, loss: float, steps: int
+    ) -> None: ...  # mean training loss of the last `steps` steps
     def on_eval_start(self, trainer: Trainer) -> None: ...  # before an evaluation (NT-ASGD swaps its averages in)
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any], improved: bool) -> None: ...
     def on_interrupt(self, trainer: Trainer) -> None: ...  # a signal stopped training: save, do not evaluate
     def on_fit_end(self, trainer: Trainer) -> None: ...
     def on_exception(self, trainer: Trainer, error: BaseException) -> None: ...
-    def state_dict(self) -> dict: return {}  # noqa: E704
+    def state_dict(self) -> dict:
+        return {}  # noqa: E704
+
     def load_state_dict(self, state: dict) -> None: ...

@@ -24,8 +24,11 @@ def record_file(path: str | None, run_dir: Path, *, sha256: str | None = None) -
     absolute = Path(path).resolve()
     if not absolute.is_file():
         raise InputMissingError(f"{path}: {'is a directory, not a file' if absolute.is_dir() else 'no such file'}")
-    return {"path": str(absolute), "from_run": os.path.relpath(absolute, Path(run_dir).resolve()),
-            "sha256": sha256 or file_sha256(absolute)}
+    return {
+        "path": str(absolute),
+        "from_run": os.path.relpath(absolute, Path(run_dir).resolve()),
+        "sha256": sha256 or file_sha256(absolute),
+    }
 
 
 def locate_file(record: dict | None, *, given: str | None, run_dir: Path, option: str) -> str | None:
@@ -41,9 +44,13 @@ def locate_file(record: dict | None, *, given: str | None, run_dir: Path, option
             raise InputMissingError(f"{given}: no such file")
         what = "stdin" if record["path"] == STDIO else record["path"]
         same = f" (sha256 {record['sha256'][:12]}...)" if record.get("sha256") else ""
-        raise InputMissingError(f"{run_dir} was trained on {what}, which is not there now; "
-                                f"pass {option} PATH to the same data{same} to resume")
+        raise InputMissingError(
+            f"{run_dir} was trained on {what}, which is not there now; "
+            f"pass {option} PATH to the same data{same} to resume"
+        )
     if record.get("sha256") and Path(found).is_file() and file_sha256(found) != record["sha256"]:
-        raise ConfigError(f"{found} is not the file {run_dir} was trained on (its sha256 differs); "
-                          "a run cannot change its data when resuming: start a new run with -o")
+        raise ConfigError(
+            f"{found} is not the file {run_dir} was trained on (its sha256 differs); "
+            "a run cannot change its data when resuming: start a new run with -o"
+        )
     return found

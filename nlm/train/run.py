@@ -61,7 +61,9 @@ class Job(Protocol):
 
     def default_lr(self, optimizer: str) -> float: ...
     def load(self, run_dir: Path, train: TrainConfig) -> None: ...  # read and check every input; nothing written yet
-    def build_task(self, device: torch.device, train: TrainConfig, shard: Shard) -> Task: ...  # after seeding: the model, its task
+    def build_task(
+        self, device: torch.device, train: TrainConfig, shard: Shard
+    ) -> Task: ...  # after seeding: the model, its task
     def run_config(self) -> dict[str, Any]: ...  # what config.json records besides "train"
     def describe(self, task: Task) -> list[str]: ...  # the announcement, a line per part
     def fit(self, fit_task: Callable[..., RunResult], task: Task, train: TrainConfig) -> RunResult: ...
@@ -86,14 +88,25 @@ class Fitting:
         return self.run_dir if self.folder is None else self.folder.root
 
     def __call__(self, task: Task, train: TrainConfig, *, extra_config: dict | None = None) -> RunResult:
-        switch = NonMonotoneSwitch(train, console=None if self.quiet else self.console) if train.optimizer == "ntasgd" else None
-        callbacks = [WeightAveraging()] if switch else []  # first: the averages are out again before anyone reads the model
+        switch = (
+            NonMonotoneSwitch(train, console=None if self.quiet else self.console)
+            if train.optimizer == "ntasgd"
+            else None
+        )
+        callbacks = (
+            [WeightAveraging()] if switch else []
+        )  # first: the averages are out again before anyone reads the model
         callbacks += [DivergenceGuard(task.uniform_loss), LRSchedule(train), *([switch] if switch else [])]
         callbacks += [EarlyStopping(train.patience)] if train.patience else []
         if self.folder is not None:
-            callbacks.append((AveragedCheckpoint if switch else CheckpointCallback)(
-                self.folder, extra_config={**(extra_config or {}), "world_size": self.ranks.world},
-                every_steps=train.save_every, every_seconds=train.save_every_seconds))
+            callbacks.append(
+                (AveragedCheckpoint if switch else CheckpointCallback)(
+                    self.folder,
+                    extra_config={**(extra_config or {}), "world_size": self.ranks.world},
+                    every_steps=train.save_every,
+                    every_seconds=train.save_every_seconds,
+                )
+            )
         callbacks += [] if self.quiet else [ProgressCallback(self.console, describe=task.describe)]
         trainer = build_trainer(task, train, device=self.device, callbacks=callbacks, ranks=self.ranks)
         saved, self.resume_from = self.resume_from, None
@@ -112,12 +125,18 @@ class Fitting:
         return RunResult(self.root, progress, trainer.stop_reason or "finished", trainer.last_metrics)
 
 
-def start_run(job: Job, *, output: Path, force: bool, train: TrainConfig, console: Console, quiet: bool = False) -> RunResult:
+def start_run(
+    job: Job, *, output: Path, force: bool, train: TrainConfig, console: Console, quiet: bool = False
+) -> RunResult:
     """Train a new model into `output` (replacing a run there only with `force`, and only once the new one has a checkpoint)."""
     output = Path(output)
     with join_processes() as ranks, ranks.quiet_followers(console):
         device = ranks.device(train.device)
-        train = train if train.lr is not None else train.replace(lr=job.default_lr(LR_KIND.get(train.optimizer, train.optimizer)))
+        train = (
+            train
+            if train.lr is not None
+            else train.replace(lr=job.default_lr(LR_KIND.get(train.optimizer, train.optimizer)))
+        )
         quiet = quiet or not ranks.lead
         if train.bf16 and device.type != "cuda" and ranks.lead:
             console.print(f"warning: --bf16 applies on CUDA only; training in float32 on {device.type}")
@@ -133,8 +152,10 @@ def start_run(job: Job, *, output: Path, force: bool, train: TrainConfig, consol
                 seed_everything(train.seed)
                 task = job.build_task(device, train, ranks.shard)
             if ranks.lead:
-                write_run_config(folder.path, {"command": job.command, **job.run_config(), "train": train.to_dict(),
-                                               "world_size": ranks.world})
+                write_run_config(
+                    folder.path,
+                    {"command": job.command, **job.run_config(), "train": train.to_dict(), "world_size": ranks.world},
+                )
             if not quiet:
                 _announce(console, job, task, train, device, ranks)
             return job.fit(Fitting(folder, device, console, quiet, ranks=ranks, run_dir=output), task, train)
@@ -145,8 +166,9 @@ def start_run(job: Job, *, output: Path, force: bool, train: TrainConfig, consol
                 folder.close()
 
 
-def resume_run(job_type: Callable[..., Job], *, run_dir: Path, changes: dict[str, Any], console: Console,
-               quiet: bool = False) -> RunResult:
+def resume_run(
+    job_type: Callable[..., Job], *, run_dir: Path, changes: dict[str, Any], console: Console, quiet: bool = False
+) -> RunResult:
     """Continue the run in `run_dir` from its last.pt, with the `changes` a resume allows (the rest is an error).
     `finetune=True` among the changes fine-tunes an NT-ASGD run instead (see the module docstring)."""
     run_dir, changes = Path(run_dir), dict(changes)
@@ -161,8 +183,17 @@ def resume_run(job_type: Callable[..., Job], *, run_dir: Path, changes: dict[str
                 r = _resumed_task(job_type, run_dir, changes, ranks, finetune=finetune)
             if ranks.lead:
                 _record_resume(folder, r, ranks, console=None if quiet else console)
-            fitting = Fitting(folder, r.device, console, quiet, resume_from=r.checkpoint, lr=r.changes.get("lr"), finetune=finetune,
-                              ranks=ranks, run_dir=run_dir)
+            fitting = Fitting(
+                folder,
+                r.device,
+                console,
+                quiet,
+                resume_from=r.checkpoint,
+                lr=r.changes.get("lr"),
+                finetune=finetune,
+                ranks=ranks,
+                run_dir=run_dir,
+            )
             try:
                 return r.job.fit(fitting, r.task, r.train)
             except BaseException as error:
@@ -185,8 +216,9 @@ class _Resumed:
     finetune: bool
 
 
-def _resumed_task(job_type: Callable[..., Job], run_dir: Path, changes: dict[str, Any], ranks: Ranks, *,
-                  finetune: bool) -> _Resumed:
+def _resumed_task(
+    job_type: Callable[..., Job], run_dir: Path, changes: dict[str, Any], ranks: Ranks, *, finetune: bool
+) -> _Resumed:
     """The job and the task of a resumed run, from its last.pt (best.pt's weights to fine-tune) and config.json."""
     checkpoint = load_checkpoint(run_dir / "last.pt", kind=getattr(job_type, "kind", None))
     check_world_size(checkpoint["config"].get("world_size", 1), ranks.world, run_dir)
@@ -196,7 +228,10 @@ def _resumed_task(job_type: Callable[..., Job], run_dir: Path, changes: dict[str
     if finetune:
         p = Progress.from_dict(checkpoint["trainer"]["progress"])
         changes = finetune_changes(TrainConfig.from_dict(saved), p, changes, run_dir=run_dir)
-        run_config["finetune"] = [*run_config.get("finetune", []), {"epoch": p.epoch, "step": p.global_step, "best_loss": p.best_loss}]
+        run_config["finetune"] = [
+            *run_config.get("finetune", []),
+            {"epoch": p.epoch, "step": p.global_step, "best_loss": p.best_loss},
+        ]
     train, changed = resumed_train_config(saved, changes)
     device = ranks.device(train.device)
     job.load(run_dir, train)
@@ -211,13 +246,21 @@ def _record_resume(folder: RunFolder, r: _Resumed, ranks: Ranks, *, console: Con
     """Rank 0's part of a resume: metrics.jsonl cut back to last.pt, config.json rewritten, a line saying where it resumes."""
     p = Progress.from_dict(r.checkpoint["trainer"]["progress"])
     dropped = folder.truncate_metrics(p.global_step)
-    write_run_config(folder.root, {**r.run_config, **r.job.run_config(), "train": r.train.to_dict(), "world_size": ranks.world})
+    write_run_config(
+        folder.root, {**r.run_config, **r.job.run_config(), "train": r.train.to_dict(), "world_size": ranks.world}
+    )
     if console is not None:
-        what = (f"fine-tuning {folder.root} from best.pt (loss {p.best_loss:.4f}, epoch {p.best_epoch + 1}) with a fresh averaged "
-                f"SGD at lr {r.train.lr:g}, from" if r.finetune else f"resuming {folder.root} at")
-        console.print(f"{what} epoch {p.epoch + 1}, batch {p.batch} (step {p.global_step})"
-                      + "".join(f"; {name} {value}" for name, value in r.changed.items())
-                      + (f"; {dropped} metrics line(s) after last.pt dropped" if dropped else ""))
+        what = (
+            f"fine-tuning {folder.root} from best.pt (loss {p.best_loss:.4f}, epoch {p.best_epoch + 1}) with a fresh averaged "
+            f"SGD at lr {r.train.lr:g}, from"
+            if r.finetune
+            else f"resuming {folder.root} at"
+        )
+        console.print(
+            f"{what} epoch {p.epoch + 1}, batch {p.batch} (step {p.global_step})"
+            + "".join(f"; {name} {value}" for name, value in r.changed.items())
+            + (f"; {dropped} metrics line(s) after last.pt dropped" if dropped else "")
+        )
 
 
 def check_world_size(saved: int, world: int, run_dir: Path) -> None:
@@ -225,7 +268,11 @@ def check_world_size(saved: int, world: int, run_dir: Path) -> None:
     if saved == world:
         return
     trained = "one process" if saved == 1 else f"{saved} processes"
-    how = "without torchrun" if saved == 1 else f"under torchrun with {saved} processes in all (--nnodes x --nproc-per-node)"
+    how = (
+        "without torchrun"
+        if saved == 1
+        else f"under torchrun with {saved} processes in all (--nnodes x --nproc-per-node)"
+    )
     raise ConfigError(f"{run_dir} was trained by {trained}, not {world}; resume it {how}")
 
 
@@ -234,10 +281,18 @@ def resumed_train_config(saved: dict, changes: dict[str, Any]) -> tuple[TrainCon
     refused = sorted(name for name in changes if name not in RESUMABLE)
     if refused:
         names = ", ".join("--" + name.replace("_", "-") for name in refused)
-        allowed = ", ".join("--" + n.replace("_", "-") for n in RESUMABLE if n not in ("save_every_seconds", "log_every"))
-        raise ConfigError(f"{names} cannot change when resuming (part of the run's model, data or vocabulary); only {allowed} can")
+        allowed = ", ".join(
+            "--" + n.replace("_", "-") for n in RESUMABLE if n not in ("save_every_seconds", "log_every")
+        )
+        raise ConfigError(
+            f"{names} cannot change when resuming (part of the run's model, data or vocabulary); only {allowed} can"
+        )
     config = TrainConfig.from_dict(saved)
-    changed = {"--" + k.replace("_", "-"): f"{getattr(config, k)} -> {v}" for k, v in changes.items() if getattr(config, k) != v}
+    changed = {
+        "--" + k.replace("_", "-"): f"{getattr(config, k)} -> {v}"
+        for k, v in changes.items()
+        if getattr(config, k) != v
+    }
     return config.replace(**changes), changed
 
 
@@ -251,28 +306,43 @@ def _announce(console: Console, job: Job, task: Task, train: TrainConfig, device
         console.print(line)
     console.print(f"train: {train.to_dict()}")
     parameters = sum(p.numel() for p in task.model.parameters())
-    console.print(f"{parameters:,} parameters on {device}; {task.batches_per_epoch():,} batches per epoch"
-                  + (f"; {ranks.describe(device)}" if ranks.world > 1 else ""))
+    console.print(
+        f"{parameters:,} parameters on {device}; {task.batches_per_epoch():,} batches per epoch"
+        + (f"; {ranks.describe(device)}" if ranks.world > 1 else "")
+    )
 
 
 def _explained(error: BaseException, job: Job, folder: RunFolder | None, where: Path, ranks: Ranks) -> BaseException:
     """The error to report, saying what it left on disk; a run that wrote no checkpoint leaves nothing."""
     if folder is None:  # a rank > 0 of a distributed run: rank 0 says what is on disk
         if isinstance(error, Interrupted):
-            return Interrupted(f"{error}: process {ranks.rank} stopped with the others, and rank 0 saved the run", exit_code=error.exit_code)
-        return Interrupted("interrupted: stopped at once", exit_code=130) if isinstance(error, KeyboardInterrupt) else error
+            return Interrupted(
+                f"{error}: process {ranks.rank} stopped with the others, and rank 0 saved the run",
+                exit_code=error.exit_code,
+            )
+        return (
+            Interrupted("interrupted: stopped at once", exit_code=130)
+            if isinstance(error, KeyboardInterrupt)
+            else error
+        )
     if not folder.published:
         folder.abandon()
     if isinstance(error, Interrupted):
         how = f" under torchrun with {ranks.world} processes" if ranks.world > 1 else ""
-        return Interrupted(f"{error}: training stopped and was saved in {where}/last.pt; "
-                           f"`{job.command} --resume {where}`{how} continues it", exit_code=error.exit_code)
+        return Interrupted(
+            f"{error}: training stopped and was saved in {where}/last.pt; "
+            f"`{job.command} --resume {where}`{how} continues it",
+            exit_code=error.exit_code,
+        )
     if isinstance(error, KeyboardInterrupt):  # before training began, or a second Ctrl-C: out at once, no save
         saved = f"{where}/last.pt is from the last save" if folder.published else "nothing of this run was kept"
         return Interrupted(f"interrupted: stopped at once; {saved}", exit_code=130)
     if isinstance(error, TrainingDivergedError):
-        kept = (f"the checkpoints written before it in {where} were kept" if folder.published else
-                "no checkpoint had been written, so nothing of this run was kept"
-                + (f" (the run already in {where} is unchanged)" if where.exists() and any(where.iterdir()) else ""))
+        kept = (
+            f"the checkpoints written before it in {where} were kept"
+            if folder.published
+            else "no checkpoint had been written, so nothing of this run was kept"
+            + (f" (the run already in {where} is unchanged)" if where.exists() and any(where.iterdir()) else "")
+        )
         return TrainingDivergedError(f"{error}; {kept}; try a lower --lr or a smaller --clip")
     return error

@@ -36,8 +36,10 @@ def _lock(root: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise RunBusyError(f"{root} is in use by another nlm process (pid {holder}); "
-                           "wait for it to finish or stop it, or train into another folder") from None
+        raise RunBusyError(
+            f"{root} is in use by another nlm process (pid {holder}); "
+            "wait for it to finish or stop it, or train into another folder"
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -81,8 +83,10 @@ class RunFolder:
             _recover(output)
             existing = [name for name in RUN_FILES if (output / name).exists()]
             if existing and not force:
-                raise OutputExistsError(f"{output} already holds a run ({', '.join(existing)}); "
-                                        f"pass --resume {output} to continue it or --force to replace it")
+                raise OutputExistsError(
+                    f"{output} already holds a run ({', '.join(existing)}); "
+                    f"pass --resume {output} to continue it or --force to replace it"
+                )
             (output / STAGING).mkdir()
         except BaseException:
             folder.abandon()
@@ -152,4 +156,3 @@ class RunFolder:
 
     def __exit__(self, *exc) -> None:
         self.close()
-

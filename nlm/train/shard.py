@@ -35,8 +35,10 @@ class Shard:
 
     def check_batch(self, batch_size: int) -> None:
         if batch_size < self.world:
-            raise ConfigError(f"--batch-size {batch_size} is smaller than the {self.world} processes that share every batch "
-                              f"(it is the batch of all of them together); give --batch-size {self.world} or more")
+            raise ConfigError(
+                f"--batch-size {batch_size} is smaller than the {self.world} processes that share every batch "
+                f"(it is the batch of all of them together); give --batch-size {self.world} or more"
+            )
 
     def part(self, batch):
         """This rank's block of a batch (an index tensor or array) and its size; a rank with none of it gets the

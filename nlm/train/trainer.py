@@ -46,8 +46,15 @@ class Task(Protocol):
 
 
 class Trainer:
-    def __init__(self, task: Task, config: TrainConfig, *, device: torch.device, callbacks: list[Callback],
-                 signals: StopSignals | None = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        config: TrainConfig,
+        *,
+        device: torch.device,
+        callbacks: list[Callback],
+        signals: StopSignals | None = None,
+    ) -> None:
         self.task, self.config, self.device, self.callbacks = task, config, device, callbacks
         self.params = [p for p in task.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(config, self.params)
@@ -130,7 +137,12 @@ class Trainer:
         with scaled_lr(self.optimizer, self._lr_scale(batch) if self._lr_scale else 1.0):
             self.optimizer.step()
         p = self.progress
-        p.batch, p.global_step, p.units, p.epoch_count = p.batch + 1, p.global_step + 1, p.units + count, p.epoch_count + count
+        p.batch, p.global_step, p.units, p.epoch_count = (
+            p.batch + 1,
+            p.global_step + 1,
+            p.units + count,
+            p.epoch_count + count,
+        )
         self._pending += loss.detach().float() * count
         self._pending_steps, self._pending_count = self._pending_steps + 1, self._pending_count + count
         if self._pending_steps >= self._sync_every:
@@ -174,15 +186,26 @@ class Trainer:
         with torch.inference_mode(), autocast(self.device, self.config.bf16):
             metrics = self.task.evaluate()
         self.task.model.train()
-        metrics = {"epoch": p.epoch + 1, "step": p.global_step, "train_loss": train_loss, **(metrics or {"loss": train_loss}),
-                   "split": "train" if metrics is None else "valid", "lr": self.lr, "elapsed": round(self.elapsed(), 2)}
+        metrics = {
+            "epoch": p.epoch + 1,
+            "step": p.global_step,
+            "train_loss": train_loss,
+            **(metrics or {"loss": train_loss}),
+            "split": "train" if metrics is None else "valid",
+            "lr": self.lr,
+            "elapsed": round(self.elapsed(), 2),
+        }
         self.last_metrics = metrics
         return metrics
 
     def state_dict(self) -> dict:
         self.sync_loss()
-        return {"optimizer": self.optimizer.state_dict(), "progress": {**self.progress.to_dict(), "elapsed": self.elapsed()},
-                "task": self.task.state_dict(), "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks}}
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "progress": {**self.progress.to_dict(), "elapsed": self.elapsed()},
+            "task": self.task.state_dict(),
+            "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what `state_dict` saved: optimizer, progress, the task's state and the callbacks'."""
@@ -193,4 +216,3 @@ class Trainer:
         for callback in self.callbacks:
             if type(callback).__name__ in saved:
                 callback.load_state_dict(saved[type(callback).__name__])
-
