@@ -116,7 +116,7 @@ def test_greedy_generation_with_a_per_layer_model_equals_rerunning_the_whole_pre
     torch.manual_seed(2)
     model = RNNLM(RNNConfig(**AWD)).eval()
     prefix = [3, 7, 9]
-    (ids, _), *others = generate_ids(
+    (ids, *_), *others = generate_ids(
         model,
         prefix,
         config=SamplingConfig(greedy=True, max_tokens=6, num=2, stop_at_eos=False),

@@ -15,6 +15,7 @@ from nlm.errors import DataError, InputMissingError
 from nlm.io.atomic import atomic_write, write_error
 
 STDIO = "-"
+BOM = "\ufeff"  # a UTF-8 byte-order mark, which some editors put at the start of a file: not text
 
 
 class EmptyInputError(DataError):
@@ -55,8 +56,9 @@ def open_input(path: str | Path) -> IO[bytes]:
 def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
     """Yield the lines of a UTF-8 file without their line ending.
 
-    Only `\\n` ends a line (a `\\r` before it is dropped), so the lines are the ones
-    `wc -l` counts.  Undecodable bytes or a NUL byte (a binary file) raise DataError
+    Only `\\n` ends a line (a `\\r` before it is dropped, so a CRLF file reads as LF), so the
+    lines are the ones `wc -l` counts.  A byte-order mark at the start of the input is not
+    text and is dropped.  Undecodable bytes or a NUL byte (a binary file) raise DataError
     naming the file and the line; an empty file raises DataError unless allowed.
     """
     name = display_name(path)
@@ -77,6 +79,8 @@ def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
                 raise DataError(
                     f"{name}:{number}: not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"
                 ) from None
+            if number == 1:
+                line = line.removeprefix(BOM)
             yield line.rstrip("\n").removesuffix("\r")
         if not seen and not allow_empty:
             raise EmptyInputError(name)

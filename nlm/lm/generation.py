@@ -1,4 +1,9 @@
-"""Generating text: greedy or sampled continuations of prompts, the hidden state carried from token to token."""
+"""Generating text: greedy, sampled or beam-searched continuations of prompts, the state carried from token to token.
+
+Every continuation carries its log-probability under the model (natural log, the full
+untempered distribution, `<eos>` included when it ended), so the outputs of different
+decoding methods can be compared.  Beam search is in nlm/lm/beam.py.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,16 @@ import torch
 
 from nlm.config import Config, check
 from nlm.io.atomic import check_distinct
-from nlm.io.text import open_output
+from nlm.io.text import line_batches, open_output
+from nlm.lm.beam import beam_search
+from nlm.lm.decoding import Decoded, never_generated
 from nlm.lm.loading import LoadedLM
 from nlm.lm.scoring import CorpusSummary, protocol_signature, score_sentences
 from nlm.models.rnn import RNNLM, select_state
-from nlm.text.symbols import BOS, EOS, PAD, UNK
+from nlm.text.symbols import EOS, UNK
 from nlm.text.vocab import Vocabulary
 
-NEVER_GENERATED = (PAD, BOS)  # never a training target, so never an output
+BEAM_PROMPTS = 32  # prompts whose beams advance together as one batch
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class SamplingConfig(Config):
     num: int = 1  # samples per prompt, generated together as one batch
     seed: int | None = None  # seeds the sampler's own torch.Generator; None: a fresh random seed
     stop_at_eos: bool = True  # end a sample at <eos> (off only to time fixed lengths)
+    beam: int = 0  # beam search with this many hypotheses per prompt (0: greedy or sampling); num <= beam
+    length_penalty: float = 0.6  # beam: rank finished hypotheses by logprob / ((5 + length) / 6) ** alpha (GNMT)
 
     def validate(self) -> None:
         check(self.max_tokens >= 1, f"--max-tokens must be at least 1, not {self.max_tokens}")
@@ -38,29 +47,52 @@ class SamplingConfig(Config):
         check(self.top_k >= 0, f"--top-k must be >= 0 (0: off), not {self.top_k}")
         check(0 < self.top_p <= 1, f"--top-p must be in (0, 1] (1: off), not {self.top_p}")
         check(self.num >= 1, f"--num must be at least 1, not {self.num}")
+        check(self.beam >= 0, f"--beam must be at least 1 (0: off), not {self.beam}")
+        check(
+            self.length_penalty >= 0, f"--length-penalty must be >= 0 (0: rank by log-prob), not {self.length_penalty}"
+        )
+        if self.beam:
+            check(not self.greedy, "--greedy and --beam are two ways of decoding; give one of them")
+            check(
+                (self.temperature, self.top_k, self.top_p) == (1.0, 0, 1.0),
+                "--temperature, --top-k and --top-p shape sampling; beam search (--beam) does not sample",
+            )
+            check(self.num <= self.beam, f"--num {self.num} asks for more hypotheses than --beam {self.beam} keeps")
 
     @property
     def is_greedy(self) -> bool:
         return self.greedy or self.temperature == 0
 
+    @property
+    def is_deterministic(self) -> bool:
+        """Greedy decoding or beam search: no random draw, so no seed."""
+        return self.is_greedy or self.beam > 0
+
 
 @dataclass(frozen=True)
-class Sample:
+class Generation:
     """One generated continuation of one prompt."""
 
-    prompt_index: int
-    sample_index: int
+    prompt_index: int  # 0-based position of the prompt in the input
+    sample_index: int  # 0-based among the prompt's samples; for beam search, the rank (0: the best)
     prompt: str
     continuation: str  # detokenized, ready to append to the prompt
     ids: tuple[int, ...]  # the generated ids, <eos> excluded
     ended: bool  # stopped at <eos> (rather than at max_tokens)
     prompt_oovs: int  # prompt symbols outside the vocabulary, read as <unk>
+    logprob: float  # natural log-prob of the continuation under the model, <eos> included when it ended
 
     @property
     def text(self) -> str:
+        """The prompt followed by its continuation."""
         if self.prompt[-1:].isspace():
             return self.prompt + self.continuation.lstrip()
         return self.prompt + self.continuation
+
+    @property
+    def tokens(self) -> int:
+        """Generated tokens, <eos> excluded."""
+        return len(self.ids)
 
 
 def filter_logits(logits: torch.Tensor, *, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -79,8 +111,7 @@ def filter_logits(logits: torch.Tensor, *, top_k: int = 0, top_p: float = 1.0) -
 
 def pick_next(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
     """The next token of each row of logits [N, V]: argmax, or a draw from the filtered distribution."""
-    never = torch.tensor(NEVER_GENERATED, device=logits.device)
-    logits = logits.float().index_fill(-1, never, float("-inf"))
+    logits = never_generated(logits)
     if config.is_greedy:
         return logits.argmax(-1)
     logits = filter_logits(logits / config.temperature, top_k=config.top_k, top_p=config.top_p)
@@ -89,8 +120,8 @@ def pick_next(logits: torch.Tensor, config: SamplingConfig, generator: torch.Gen
 
 def generate_ids(
     model: RNNLM, prefix: Sequence[int], *, config: SamplingConfig, generator: torch.Generator
-) -> list[tuple[list[int], bool]]:
-    """`config.num` continuations of `prefix` (start symbol included): (ids without <eos>, ended at <eos>)."""
+) -> list[Decoded]:
+    """`config.num` greedy or sampled continuations of `prefix` (start symbol included)."""
     device = next(model.parameters()).device
     with torch.inference_mode():
         # 1. Condition on the prefix once, in one row: features [1, T, H], the state after its last token.
@@ -100,11 +131,13 @@ def generate_ids(
         logits, state = model.log_probs(features[rows, -1]), select_state(state, rows)
         out = torch.empty(config.num, config.max_tokens, dtype=torch.long, device=device)
         done = torch.zeros(config.num, dtype=torch.bool, device=device)
+        logprob = torch.zeros(config.num, dtype=torch.float64, device=device)
         length = 0
         for step in range(config.max_tokens):
             # 3. Pick each row's next token; a row that has produced <eos> is finished.
             token = pick_next(logits, config, generator)
             out[:, step] = token
+            logprob += logits.gather(1, token.unsqueeze(1)).squeeze(1).double().masked_fill(done, 0.0)
             length = step + 1
             if config.stop_at_eos:
                 done |= token == EOS
@@ -115,9 +148,9 @@ def generate_ids(
             logits = model.log_probs(features[:, -1])
     # 5. Cut each row at its first <eos>.
     results = []
-    for row in out[:, :length].tolist():
+    for row, total in zip(out[:, :length].tolist(), logprob.tolist()):
         ended = config.stop_at_eos and EOS in row
-        results.append((row[: row.index(EOS)] if ended else row, ended))
+        results.append(Decoded(row[: row.index(EOS)] if ended else row, ended, total))
     return results
 
 
@@ -129,30 +162,55 @@ def continuation_text(vocab: Vocabulary, prompt_ids: Sequence[int], new_ids: Seq
     return " " + vocab.decode(new_ids)
 
 
-def generate(lm: LoadedLM, prompts: Iterable[str], *, config: SamplingConfig) -> Iterator[Sample]:
-    """`config.num` samples for each prompt, in prompt order; an empty prompt generates from the start symbol."""
+def generate(lm: LoadedLM, prompts: Iterable[str], *, config: SamplingConfig) -> Iterator[Generation]:
+    """`config.num` continuations of each prompt, in prompt order; an empty prompt generates from the start symbol.
+
+    Greedy decoding and sampling take one prompt at a time, its `num` samples as one batch;
+    beam search advances the beams of BEAM_PROMPTS prompts together, and gives each prompt's
+    `num` best finished hypotheses, best first."""
+    decode = _beam_decoder(lm, config) if config.beam else _sampler(lm, config)
+    index = 0
+    for batch in line_batches(prompts, BEAM_PROMPTS if config.beam else 1):
+        encoded = [lm.vocab.encode(prompt) for prompt in batch]
+        for prompt, prompt_ids, results in zip(batch, encoded, decode([[lm.start_id, *ids] for ids in encoded])):
+            for s, decoded in enumerate(results):
+                yield Generation(
+                    prompt_index=index,
+                    sample_index=s,
+                    prompt=prompt,
+                    continuation=continuation_text(lm.vocab, prompt_ids, decoded.ids),
+                    ids=tuple(decoded.ids),
+                    ended=decoded.ended,
+                    prompt_oovs=prompt_ids.count(UNK),
+                    logprob=decoded.logprob,
+                )
+            index += 1
+
+
+def _sampler(lm: LoadedLM, config: SamplingConfig):
+    """Prefixes -> their greedy or sampled continuations, one prefix at a time, from one seeded generator."""
     generator = torch.Generator(device=lm.device)
     generator.manual_seed(config.seed if config.seed is not None else secrets.randbits(63))
-    for p, prompt in enumerate(prompts):
-        prompt_ids = lm.vocab.encode(prompt)
-        results = generate_ids(lm.model, [lm.start_id, *prompt_ids], config=config, generator=generator)
-        for s, (ids, ended) in enumerate(results):
-            yield Sample(
-                prompt_index=p,
-                sample_index=s,
-                prompt=prompt,
-                continuation=continuation_text(lm.vocab, prompt_ids, ids),
-                ids=tuple(ids),
-                ended=ended,
-                prompt_oovs=prompt_ids.count(UNK),
-            )
+    return lambda prefixes: [generate_ids(lm.model, p, config=config, generator=generator) for p in prefixes]
+
+
+def _beam_decoder(lm: LoadedLM, config: SamplingConfig):
+    """Prefixes -> their beam-searched continuations, all prefixes in one batch."""
+    return lambda prefixes: beam_search(
+        lm.model,
+        prefixes,
+        beam=config.beam,
+        num=config.num,
+        max_tokens=config.max_tokens,
+        length_penalty=config.length_penalty,
+    )
 
 
 @dataclass(frozen=True)
 class GenerationEvaluation:
     """How good a model's output is: its continuations against references, and the references' perplexity."""
 
-    samples: list[Sample]  # one greedy (or sampled) continuation per prompt
+    samples: list[Generation]  # one greedy (or sampled) continuation per prompt
     metrics: list  # MetricScore: BLEU, chrF, ... of the continuations against the reference continuations
     references: CorpusSummary  # the full reference lines scored by the model, a fresh state each
 

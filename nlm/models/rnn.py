@@ -252,3 +252,13 @@ def detach_state(state: State) -> State:
 def select_state(state: State, rows: torch.Tensor) -> State:
     """The state of a subset of batch rows (rows index dim 1)."""
     return map_state(state, lambda s: s[:, rows])
+
+
+def cat_states(states: list[State]) -> State:
+    """The states of several batches as one batch (rows concatenated along dim 1), their structure kept."""
+    first = states[0]
+    if isinstance(first, list):
+        return [cat_states([s[layer] for s in states]) for layer in range(len(first))]  # type: ignore[index]
+    if isinstance(first, tuple):
+        return tuple(torch.cat([s[part] for s in states], dim=1) for part in range(len(first)))  # type: ignore[index]
+    return torch.cat(states, dim=1)  # type: ignore[arg-type]

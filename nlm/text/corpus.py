@@ -23,7 +23,7 @@ from nlm.io.text import STDIO, display_name, file_sha256, line_batches, read_lin
 from nlm.text.symbols import EOS, UNK
 from nlm.text.vocab import Vocabulary
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a byte-order mark at the start of a file is no longer part of its first token
 
 
 @dataclass(frozen=True)

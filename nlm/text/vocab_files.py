@@ -22,6 +22,7 @@ def load_vocab(path: str | Path) -> Vocabulary:
         raise InputMissingError(f"{p}: cannot read ({e.strerror})") from None
     if not data:
         raise DataError(f"{p} is empty; build a vocabulary with `nlm vocab build`")
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark is not part of the first symbol
     if data.startswith(b"<pad>\t"):
         try:
             text = data.decode("utf-8")
