@@ -29,6 +29,7 @@ from nlm.text.batches import (
     Window,
     bptt_windows,
     count_windows,
+    evaluation_rows,
     lines_window,
     sentence_batches,
     stream_rows,
@@ -208,7 +209,7 @@ def evaluate_corpus(
     each take their block of the rows (stream) or every world-th batch (sentence), and sum."""
     total, count = 0.0, 0
     if data.mode == "stream":
-        rows = stream_rows(corpus.ids, min(data.eval_batch_size, max(1, len(corpus.ids) // 2)))
+        rows = stream_rows(corpus.ids, evaluation_rows(len(corpus.ids), data.eval_batch_size))
         rows, state = rows[shard.block(len(rows))], None
         for window in bptt_windows(rows, data.bptt) if len(rows) else ():
             features, state = model(window.inputs.to(device), state)

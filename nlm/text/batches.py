@@ -50,6 +50,17 @@ def stream_rows(ids: np.ndarray, batch_size: int) -> np.ndarray:
     return ids[: length * batch_size].reshape(batch_size, length)
 
 
+def evaluation_rows(tokens: int, batch_size: int) -> int:
+    """The rows a stream of `tokens` is evaluated in: `batch_size`, fewer when the stream is short."""
+    return min(batch_size, max(1, tokens // 2))
+
+
+def context_only(tokens: int, batch_size: int) -> np.ndarray:
+    """The stream positions `stream_rows` reads but never predicts: each row's first token, and the tail."""
+    length = tokens // batch_size
+    return np.concatenate([np.arange(batch_size) * length, np.arange(batch_size * length, tokens)])
+
+
 def count_windows(rows: np.ndarray, bptt: int) -> int:
     return -(-(rows.shape[1] - 1) // bptt)
 

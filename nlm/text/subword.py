@@ -80,6 +80,16 @@ class SentencePieceVocab:
     def word_starts(self, ids: Sequence[int]) -> list[bool]:
         return [i == EOS or self.processor.id_to_piece(i).startswith(WORD_BOUNDARY) for i in ids]
 
+    def token_bytes(self, line: str) -> list[int]:
+        """The UTF-8 bytes of `line` each piece of `encode(line)` covers: its own and the whitespace before it
+        (sentencepiece reports where each piece lies in the text as it was given, before normalising it)."""
+        try:
+            pieces = self.processor.encode(line, return_type="proto").pieces
+        except (TypeError, ValueError):  # sentencepiece before 0.2.1
+            pieces = self.processor.encode(line, out_type="immutable_proto").pieces
+        ends = [0, *(piece.end for piece in pieces)]
+        return [end - begin for begin, end in zip(ends, ends[1:])]
+
     def to_state(self) -> dict:
         return {"level": self.level, "model": self.model}
 

@@ -1,7 +1,8 @@
 """Word and character vocabularies, and the plain-text file format they are stored in.
 
-The special symbols (`nlm.text.symbols`) come first, ids 0-3.  A word or char vocabulary file is UTF-8 text, one `symbol<TAB>count` per line, the
-0-based line number being the id, so `cut -f1` and `diff` work on it.  Line 0 may carry
+The special symbols (`nlm.text.symbols`) come first, ids 0-3.  A word or char vocabulary
+file is UTF-8 text, one `symbol<TAB>count` per line, the 0-based line number being the id,
+so `cut -f1` and `diff` work on it.  Line 0 may carry
 a third field with the settings (`level=char lowercase=0`); without it a file is read as
 a word vocabulary, so a hand-made list of words works too.
 """
@@ -9,6 +10,7 @@ a word vocabulary, so a hand-made list of words works too.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -16,6 +18,8 @@ from typing import Protocol
 
 from nlm.errors import DataError
 from nlm.text.symbols import EOS, SPECIALS, SYMBOL_LEVELS, UNK
+
+_WORD = re.compile(r"\S+")  # what str.split() keeps: both split on the characters str.isspace() names
 
 
 class Vocabulary(Protocol):
@@ -32,6 +36,7 @@ class Vocabulary(Protocol):
     def to_state(self) -> dict: ...
     def fingerprint(self) -> str: ...
     def word_starts(self, ids: Sequence[int]) -> list[bool]: ...
+    def token_bytes(self, line: str) -> list[int]: ...
 
 
 @dataclass
@@ -82,6 +87,13 @@ class SymbolVocab:
             starts.append(previous_space and not is_space or i == EOS)
             previous_space = is_space
         return starts
+
+    def token_bytes(self, line: str) -> list[int]:
+        """The UTF-8 bytes of `line` each token of `encode(line)` covers: its own and the whitespace before it."""
+        if self.level == "char":
+            return [len(token.encode("utf-8")) for token in self.tokenize(line)]
+        ends = [0, *(match.end() for match in _WORD.finditer(line))]
+        return [len(line[begin:end].encode("utf-8")) for begin, end in zip(ends, ends[1:])]
 
     def to_state(self) -> dict:
         return {
