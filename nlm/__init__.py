@@ -14,6 +14,8 @@ raises `nlm.NlmError`, with the message and exit code the command line gives it.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING
 
 from nlm.errors import NLMError as NlmError
@@ -46,6 +48,25 @@ if TYPE_CHECKING:
         load,
         train,
     )
+
+
+class _Package(types.ModuleType):
+    """`nlm` itself.  `nlm.train` is the API's function, though `nlm/train/` is also the trainer's package:
+    importing that package sets `nlm.train` to it, and this setter lets it go (the package stays in
+    `sys.modules`, so `from nlm.train.run import ...` works; `import nlm.train.run as x` does not)."""
+
+    @property
+    def train(self):
+        from nlm.api import train
+
+        return train
+
+    @train.setter
+    def train(self, package: types.ModuleType) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

@@ -18,6 +18,11 @@ class NLMError(Exception):
         if exit_code is not None:
             self.exit_code = exit_code
 
+    @property
+    def message(self) -> str:
+        """The one-line message the command prints after `nlm: error: `."""
+        return str(self)
+
 
 class ConfigError(NLMError):
     """A nonsense option or hyperparameter (`--bptt 0`, `--dropout 1.5`)."""

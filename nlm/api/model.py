@@ -81,7 +81,13 @@ class LanguageModel:
         `per_token` keeps every token's log-prob (for `tokens_of`); `eager` never waits for more
         lines than are already there (`nlm score -u`); `name` is the input's name in errors."""
         return score_sentences(
-            self.loaded, _lines(lines), batch_size=batch_size, bos_eos=bos_eos, per_token=per_token, eager=eager, name=name
+            self.loaded,
+            _lines(lines),
+            batch_size=batch_size,
+            bos_eos=bos_eos,
+            per_token=per_token,
+            eager=eager,
+            name=name,
         )
 
     def token_scores(self, line: str, *, words: bool = False, bos_eos: bool = True) -> list[TokenScore]:

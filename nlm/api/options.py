@@ -32,7 +32,12 @@ def option_names() -> dict[str, tuple[str, ...]]:
         return tuple(f.name for f in dataclasses.fields(config) if f.name not in NOT_OPTIONS)
 
     vocab = tuple("vocab_size" if name == "size" else name for name in names(VocabConfig))
-    return {"vocab_config": vocab, "data": names(LMDataConfig), "model": names(RNNConfig), "training": names(TrainConfig)}
+    return {
+        "vocab_config": vocab,
+        "data": names(LMDataConfig),
+        "model": names(RNNConfig),
+        "training": names(TrainConfig),
+    }
 
 
 def vocab_config(**values: Any):

@@ -47,7 +47,11 @@ class TrainSummary:
 
     def line(self) -> str:
         """The line that ends a training command."""
-        best = f"best loss {self.best_loss:.4f} (epoch {self.best_epoch})" if self.best_loss is not None else "no evaluation"
+        best = (
+            f"best loss {self.best_loss:.4f} (epoch {self.best_epoch})"
+            if self.best_loss is not None
+            else "no evaluation"
+        )
         return f"stopped ({self.stop_reason}) after {self.steps:,} steps; {best}; run in {self.run_dir}"
 
 

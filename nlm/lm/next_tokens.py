@@ -59,7 +59,9 @@ def top_next(lm: LoadedLM, inputs: list[list[int]], k: int) -> tuple[list[list[f
         batch[row, : len(ids)] = torch.tensor(ids)
     with torch.inference_mode():
         features, _ = lm.model(batch.to(lm.device))
-        last = features[torch.arange(len(inputs), device=lm.device), lengths.to(lm.device) - 1]  # each row's last real position
+        last = features[
+            torch.arange(len(inputs), device=lm.device), lengths.to(lm.device) - 1
+        ]  # each row's last real position
         logprobs = lm.model.log_probs(last)
         top = logprobs.topk(min(k, logprobs.size(-1)), dim=-1)
     return top.values.double().tolist(), top.indices.tolist()
