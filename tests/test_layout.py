@@ -144,3 +144,15 @@ def test_loading_and_scoring_a_language_model_imports_only_what_they_use():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_api_sits_under_the_cli_and_over_the_library():
+    """cli -> api -> lm, train, text, io...: the library never imports the API or the CLI, the API never the CLI."""
+    upward = {
+        f"{module} -> {imported}"
+        for module, imports in import_graph().items()
+        for imported in imports
+        if (package_of(imported) == "nlm.cli" and package_of(module) not in ("nlm.cli", "nlm.__main__"))
+        or (package_of(imported) == "nlm.api" and package_of(module) not in ("nlm.cli", "nlm.api", "nlm"))
+    }
+    assert upward == set()

@@ -30,7 +30,7 @@ def sampling_config(**values: Any):
     from nlm.lm.generation import SamplingConfig
 
     config = SamplingConfig(**values)
-    if not config.is_greedy and config.seed is None:
+    if not config.is_deterministic and config.seed is None:
         config = config.replace(seed=secrets.randbits(31))
         err_console.print(f"sampling with seed {config.seed} (pass --seed {config.seed} to repeat)")
     return config
@@ -49,7 +49,28 @@ SAMPLING = OptionGroup(
         "max_tokens": option_spec(
             int, 50, "New tokens per sample at most; a sample ends earlier at <eos>.", GEN, min=1
         ),
-        "num": option_spec(int, 1, "Samples per prompt, generated as one batch.", GEN, min=1),
+        "num": option_spec(
+            int,
+            1,
+            "Samples per prompt, generated as one batch (with --beam: the best hypotheses, at most N).",
+            GEN,
+            min=1,
+        ),
+        "beam": option_spec(
+            int,
+            0,
+            "Beam search keeping N hypotheses per prompt, the prompts' beams advanced as one batch (0: off; "
+            "1 is greedy decoding).",
+            GEN,
+            min=0,
+        ),
+        "length_penalty": option_spec(
+            float,
+            0.6,
+            "With --beam: rank finished hypotheses by logprob / ((5 + length) / 6) ** ALPHA (GNMT's; 0: by log-prob).",
+            GEN,
+            min=0.0,
+        ),
         "seed": option_spec(
             int | None, None, "Seed of the sampler, for reproducible samples [default: a random one, printed].", GEN
         ),
@@ -72,14 +93,15 @@ def generate(
     """Continue prompts: one output line per sample, in prompt order, the prompt followed by its continuation.
 
     Without --prompt or --prompts, generates from the start symbol alone.  Each sample
-    stops at <eos> or after --max-tokens.  A prompt symbol outside the vocabulary is read
-    as <unk>, with a warning.  Exit 2: both --prompt and --prompts; exit 66: a missing file.
+    stops at <eos> or after --max-tokens.  Sampling by default; --greedy takes the most likely
+    token; --beam N keeps N hypotheses per prompt and writes the --num best, best first.  With
+    --format json each line also gives the continuation's log-prob (natural log, <eos> included
+    when it ended), for every way of decoding.  A prompt symbol outside the vocabulary is read as
+    <unk>, with a warning.  Exit 2: both --prompt and --prompts; exit 66: a missing file.
     """
-    from nlm.lm.generation import generate as generate_samples
-
     texts = _prompts(prompt, prompts)
     lm = load_lm(model, device)
-    for sample in generate_samples(lm, texts, config=sampling):
+    for sample in lm.iter_generations(texts, config=sampling):
         _warn_oovs(sample)
         if output_format is Format.json:
             typer.echo(jsonl_line(_sample_record(sample)))
@@ -87,7 +109,7 @@ def generate(
             typer.echo(sample.text)
 
 
-@SAMPLING.without("num").with_defaults(
+@SAMPLING.without("num", "beam", "length_penalty").with_defaults(
     greedy=True, helps={"greedy": "Continue by greedy decoding, or --sample the continuations."}
 )
 def evaluate(
@@ -137,7 +159,7 @@ def evaluate(
         raise ConfigError("nlm evaluate needs --prompts FILE and --refs FILE, or --task DIR")
     lm, texts, references = load_lm(model, device), list(read_lines(prompts)), list(read_lines(refs))
     result = evaluate_generation(
-        lm,
+        lm.loaded,
         texts,
         references,
         config=sampling,
@@ -153,7 +175,7 @@ def evaluate(
 def _task_accuracy(model: str, task: str, device: Device, *, as_json: bool) -> None:
     from nlm.lm.memory import marked_accuracy
 
-    result = marked_accuracy(load_lm(model, device), task)
+    result = marked_accuracy(load_lm(model, device).loaded, task)
     typer.echo(jsonl_line(result.to_dict()) if as_json else "\n".join(result.lines()))
 
 
@@ -185,7 +207,8 @@ def _sample_record(sample) -> dict[str, Any]:
         "sample": sample.sample_index + 1,
         "text": sample.text,
         "continuation": sample.continuation,
-        "tokens": len(sample.ids),
+        "tokens": sample.tokens,
+        "logprob": sample.logprob,
         "ended": sample.ended,
     }
 

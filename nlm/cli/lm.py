@@ -9,7 +9,7 @@ import typer
 
 from nlm.cli.console import err_console
 from nlm.cli.lm_options import LM_DATA, RNN_MODEL, VOCAB_BUILD
-from nlm.cli.options import DATA, RUN, TRAINING, Force, Output, Quiet, Resume, given_options, report_run, resume_changes
+from nlm.cli.options import DATA, RUN, TRAINING, Force, Output, Quiet, Resume, given_options, resume_changes
 from nlm.cli.recipes import RecipeName, with_recipe
 
 Finetune = Annotated[
@@ -67,32 +67,33 @@ def train(
     training=None,
 ) -> None:
     """Train a language model into a run folder; with --resume, continue one."""
-    from nlm.errors import ConfigError
-    from nlm.lm.training import LMJob, resume_language_model, train_language_model
+    from nlm.api.training import resume_training, start_training
 
     if resume is not None:
-        result = resume_language_model(
-            run_dir=resume, changes=resume_changes(ctx, training), console=err_console, quiet=quiet
-        )
-        return report_run(err_console, result, quiet)
-    if finetune:
-        raise ConfigError("--finetune continues a finished NT-ASGD run: give it with --resume RUN_DIR")
-    if train is None or output is None:
-        raise ConfigError("nlm train needs --train FILE and -o RUN_DIR (or --resume RUN_DIR)")
-    if vocab is not None and (building := sorted(given_options(ctx) & set(VOCAB_BUILD.options))):
-        raise ConfigError(
-            f"{', '.join('--' + n.replace('_', '-') for n in building)} build a vocabulary, "
-            f"but --vocab {vocab} gives one; leave one of them out"
-        )
-    job = LMJob(
-        train=train, valid=valid, vocab=vocab, cache_dir=cache_dir, vocab_config=vocab_config, model=model, data=data
+        changes = resume_changes(ctx, training)
+        return report(resume_training(resume, changes=changes, quiet=quiet, console=err_console), quiet)
+    summary = start_training(
+        train=train,
+        output=output,
+        valid=valid,
+        vocab=vocab,
+        cache_dir=cache_dir,
+        force=force,
+        quiet=quiet,
+        finetune=finetune,
+        building=sorted(given_options(ctx) & set(VOCAB_BUILD.options)),
+        vocab_config=vocab_config,
+        data=data,
+        model=model,
+        training=training.replace(recipe=recipe),
+        console=err_console,
     )
-    training = training.replace(recipe=recipe)
-    report_run(
-        err_console,
-        train_language_model(job=job, output=output, train=training, force=force, console=err_console, quiet=quiet),
-        quiet,
-    )
+    report(summary, quiet)
+
+
+def report(summary, quiet: bool) -> None:
+    if not quiet:
+        err_console.print(summary.line())
 
 
 def register(app: typer.Typer) -> None:

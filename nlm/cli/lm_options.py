@@ -29,26 +29,21 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def vocab_config(**values: Any):
-    from nlm.text.build import VocabConfig
+    from nlm.api.options import vocab_config as build
 
-    values = _plain(values)
-    return VocabConfig(size=values.pop("vocab_size"), **values)
+    return build(**_plain(values))
 
 
 def data_config(**values: Any):
-    from nlm.lm.config import LMDataConfig
+    from nlm.api.options import data_config as build
 
-    return LMDataConfig(**_plain(values))
+    return build(**_plain(values))
 
 
 def rnn_config(**values: Any):
-    from nlm.models.heads import parse_cutoffs
-    from nlm.models.rnn import RNNConfig
+    from nlm.api.options import rnn_config as build
 
-    values = _plain(values)
-    values["emb"] = values["emb"] or values["hidden"]
-    values["cutoffs"] = parse_cutoffs(values["cutoffs"])
-    return RNNConfig(**values)
+    return build(**_plain(values))
 
 
 VOCAB_BUILD = OptionGroup(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -167,21 +166,6 @@ Scale = Annotated[int, typer.Option(min=1, help="Draw each pixel as scale x scal
 ImageBatch = Annotated[int, typer.Option("--batch-size", help="Images per training step.", rich_help_panel=DATA)]
 
 
-def parse_every(text: str | None) -> tuple[int | None, float | None]:
-    """`--save-every`: `500` optimizer steps, or a duration `90s`, `10m`, `2h` -> (steps, seconds)."""
-    from nlm.errors import ConfigError
-
-    if text is None:
-        return None, None
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if not match or (not match.group(2) and "." in match.group(1)):
-        raise ConfigError(f"--save-every takes a number of steps (500) or a duration (90s, 10m, 2h), not {text!r}")
-    number, unit = match.groups()
-    if not unit:
-        return int(number), None
-    return None, float(number) * {"s": 1, "m": 60, "h": 3600}[unit]
-
-
 def option_spec(annotation, default, help: str, panel: str, *decls: str, **checks: Any) -> tuple:
     """One member of an OptionGroup: (type, default, the typer.Option); `checks` such as min=0 go to the Option."""
     return annotation, default, typer.Option(*decls, help=help, rich_help_panel=panel, **checks)
@@ -242,12 +226,9 @@ TRAINING_OPTIONS: dict[str, tuple] = {
 
 def train_config(**values: Any):
     """The TrainConfig of the training options' values."""
-    from nlm.train.config import TrainConfig
+    from nlm.api.options import train_config as build
 
-    steps, seconds = parse_every(values.pop("save_every"))
-    milestones = sizes(values.pop("milestones"), "--milestones") or ()
-    plain = {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}
-    return TrainConfig(**plain, save_every=steps, save_every_seconds=seconds, milestones=milestones)
+    return build(**{k: v.value if isinstance(v, Enum) else v for k, v in values.items()})
 
 
 @dataclass(frozen=True)
@@ -334,19 +315,14 @@ def resume_changes(ctx: typer.Context, training, *, runtime: tuple[str, ...] = (
 
 def report_run(console, result, quiet: bool) -> None:
     """The line that ends a training command."""
+    from nlm.api.training import TrainSummary
+
     if not quiet:
-        p = result.progress
-        best = f"best loss {p.best_loss:.4f} (epoch {p.best_epoch + 1})" if p.best_epoch >= 0 else "no evaluation"
-        console.print(f"stopped ({result.stop_reason}) after {p.global_step:,} steps; {best}; run in {result.run_dir}")
+        console.print(TrainSummary.of(result).line())
 
 
 def sizes(text: str | None, option: str = "--hidden") -> tuple[int, ...] | None:
     """`"120,84"` -> (120, 84); None stays None."""
-    from nlm.errors import ConfigError
+    from nlm.api.options import sizes as parse
 
-    if text is None:
-        return None
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"{option} takes sizes separated by commas, e.g. 120,84, not {text!r}") from None
+    return parse(text, option)

@@ -23,11 +23,10 @@ BatchOption = Annotated[int, typer.Option(min=1, help="Sentences per batch, sort
 
 
 def load_lm(model: str, device: Device):
-    """The language model of `-m/--model`, on the device of `--device`."""
-    from nlm.lm.loading import load_language_model
-    from nlm.runtime import pick_device
+    """The language model of `-m/--model` (an `nlm.LanguageModel`), on the device of `--device`."""
+    from nlm.api import load
 
-    return load_language_model(model, device=pick_device(device.value))
+    return load(model, device=device.value)
 
 
 def score(
@@ -84,21 +83,21 @@ def score(
     line (the lines before it are written first), or a checkpoint that is not a language model.
     """
     from nlm.io.text import display_name, read_lines
-    from nlm.lm.scoring import CorpusSummary, protocol_signature, score_sentences
+    from nlm.lm.scoring import CorpusSummary
 
     lm = load_lm(model, device)
     rows = _row_maker(lm, base=base.value, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos)
     lines = (line for path in (files or ["-"]) for line in read_lines(path, allow_empty=True))
     summary, writer = CorpusSummary(), RowWriter(sys.stdout, fmt=output_format.value, flush=unbuffered)
     name = display_name(files[0]) if files and len(files) == 1 else "the input"
-    for result in score_sentences(
-        lm, lines, batch_size=batch_size, bos_eos=bos_eos, per_token=per_token or per_word, eager=unbuffered, name=name
+    for result in lm.iter_scores(
+        lines, batch_size=batch_size, bos_eos=bos_eos, per_token=per_token or per_word, eager=unbuffered, name=name
     ):
         summary.add(result)
         for row in rows(result):
             writer.write(row)
     if not quiet:
-        _tell(summary.describe(base=base.value, signature=protocol_signature(lm, bos_eos=bos_eos)))
+        _tell(summary.describe(base=base.value, signature=lm.score_signature(bos_eos=bos_eos)))
 
 
 def perplexity(
@@ -118,16 +117,19 @@ def perplexity(
     batch_size: BatchOption = 64,
     device: DeviceOption = Device.auto,
 ) -> None:
-    """Corpus perplexity, printed with the protocol that produced it.
+    """Corpus perplexity, printed with the protocol that produced it, and bits per byte and word
+    perplexity, which compare models whatever their vocabularies (word, subword or char).
+
+    Bits per byte: the total -log2 P over the text's UTF-8 bytes (a newline per line end).  Word
+    perplexity: exp(total -ln P / words), the words being whitespace-separated plus one end per
+    line.  Both cover the predicted tokens (the stream protocol's context-only tokens left out),
+    OOVs counted at P(<unk>) as in the perplexity.
 
     Exit 66: a missing file or checkpoint; exit 65: an empty, undecodable or binary file,
     or a checkpoint that is not a language model.
     """
-    from nlm.lm.perplexity import corpus_perplexity
-
     lm = load_lm(model, device)
-    result = corpus_perplexity(lm, file, protocol=protocol.value, batch_size=batch_size)
-    signature = f"protocol:{result.protocol}|{lm.signature}"
+    result = lm.perplexity(file, protocol=protocol.value, batch_size=batch_size)
     record = {
         "name": "PPL",
         "score": round(result.ppl, 4),
@@ -135,15 +137,21 @@ def perplexity(
         "tokens": result.tokens,
         "text_tokens": result.text_tokens,
         "oovs": result.oovs,
+        "bits_per_byte": result.bits_per_byte,
+        "bytes": result.bytes,
+        "word_ppl": result.word_ppl,
+        "words": result.words,
         "protocol": result.protocol,
         "description": result.description,
-        "signature": signature,
+        "signature": result.signature,
     }
     typer.echo(
         jsonl_line(record)
         if wants_json(output_format, old_json)
-        else f"PPL|{signature} = {result.ppl:.4f} (loss {result.loss:.4f} nats/token, "
-        f"{result.tokens:,} predicted tokens, {result.oovs:,} OOVs; {result.description})"
+        else f"PPL|{result.signature} = {result.ppl:.4f} (loss {result.loss:.4f} nats/token, "
+        f"{result.tokens:,} predicted tokens, {result.oovs:,} OOVs; {result.description}); "
+        f"bits per byte {result.bits_per_byte:.4f} ({result.bytes:,} bytes), "
+        f"word perplexity {result.word_ppl:.4f} ({result.words:,} words)"
     )
 
 
@@ -158,7 +166,7 @@ def _tell(lines: list[str]) -> None:
 def _row_maker(lm, *, base: str, with_text: bool, per_token: bool, per_word: bool, bos_eos: bool):
     """A function from one SentenceScore to its output rows."""
     from nlm.errors import ConfigError
-    from nlm.lm.scoring import LOG_BASES, token_rows
+    from nlm.lm.scoring import LOG_BASES
 
     if per_token and per_word:
         raise ConfigError("choose one of --per-token and --per-word")
@@ -166,7 +174,7 @@ def _row_maker(lm, *, base: str, with_text: bool, per_token: bool, per_word: boo
     if per_token or per_word:
         return lambda s: [
             {"sentence": s.index + 1, "position": t.position, "token": t.token, "logprob": t.logprob / scale}
-            for t in token_rows(s, lm.vocab, bos_eos=bos_eos, words=per_word)
+            for t in lm.tokens_of(s, bos_eos=bos_eos, words=per_word)
         ]
     text = (lambda s: {"text": s.text}) if with_text else (lambda s: {})
     return lambda s: [{"logprob": s.logprob / scale, "tokens": s.tokens, "oovs": s.oovs, "ppl": s.ppl, **text(s)}]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from nlm.errors import DataError
+from nlm.io.text import EmptyInputError
 from nlm.lm.loading import LoadedLM
 from nlm.lm.pools import fixed_pools
 from nlm.text.symbols import PAD, UNK
@@ -34,7 +35,7 @@ class NextTokens:
 def next_tokens(
     lm: LoadedLM, contexts: Iterable[str], *, k: int = 10, start: bool = True, batch_size: int = 64
 ) -> Iterator[NextTokens]:
-    """The `k` most likely next symbols after each context, in input order."""
+    """The `k` most likely next symbols after each context, in input order; no context at all is a DataError."""
     index = 0
     for pool in fixed_pools(contexts, batch_size):
         encoded = [lm.vocab.encode(context) for context in pool]
@@ -49,6 +50,8 @@ def next_tokens(
             tokens = tuple((lm.vocab.symbol(s), v) for s, v in zip(row_symbols, row_values))
             yield NextTokens(index=index, context=context, oovs=ids.count(UNK), tokens=tokens)
             index += 1
+    if index == 0:
+        raise EmptyInputError("the input", "no context given: nothing to continue")
 
 
 def top_next(lm: LoadedLM, inputs: list[list[int]], k: int) -> tuple[list[list[float]], list[list[int]]]:
