@@ -11,7 +11,7 @@ DEMO ?= runs/demo
 DEMO_SECONDS ?= 90
 CORPUS := corpora/english
 
-.PHONY: all install demo test test-fast bench bench-train bench-startup bench-equal-time bench-score bench-vision bench-memory bench-quality clean
+.PHONY: all install demo test test-fast bench bench-train bench-startup bench-equal-time bench-score bench-vision bench-memory bench-quality bench-levels clean
 
 all: test
 
@@ -71,6 +71,16 @@ bench-memory: install
 
 bench-quality: install
 	bash bench/ptb_quality.sh
+
+# Word, BPE and char models of WikiText-2, LEVEL_MINUTES of training each (two at a time, one per core), by bits per byte.
+LEVEL_MINUTES ?= 20
+bench-levels: install
+	mkdir -p runs/bench
+	taskset -c 0 $(PY) bench/vocab_levels.py run --level word --minutes $(LEVEL_MINUTES) --out runs/bench/levels-word.json & \
+	taskset -c 1 $(PY) bench/vocab_levels.py run --level bpe --minutes $(LEVEL_MINUTES) --out runs/bench/levels-bpe.json & \
+	wait
+	taskset -c 0 $(PY) bench/vocab_levels.py run --level char --minutes $(LEVEL_MINUTES) --out runs/bench/levels-char.json
+	$(PY) bench/vocab_levels.py table runs/bench/levels-word.json runs/bench/levels-bpe.json runs/bench/levels-char.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

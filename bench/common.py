@@ -25,16 +25,18 @@ def data_file(relative: str) -> Path:
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
+    cpu, amx = platform.processor() or platform.machine(), "AMX unknown"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
+        lines = []
+    for line in lines:
+        if line.startswith("model name") and cpu == (platform.processor() or platform.machine()):
+            cpu = line.split(":", 1)[1].strip()
+        if line.startswith("flags"):
+            amx = "AMX" if "amx_tile" in line.split() else "no AMX"
     return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"{cpu} ({amx}), {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"Python {platform.python_version()}"
     )
 
