@@ -1,4 +1,4 @@
-"""`nlm next`, `nlm generate --beam` and the comparable measures of `nlm perplexity` through the real app."""
+"""`nlm next`, `nlm generate --beam`, the comparable measures of `nlm perplexity`, and BOM and CRLF input."""
 
 from __future__ import annotations
 
@@ -94,3 +94,17 @@ def test_perplexity_reports_bits_per_byte_and_word_perplexity(run_dir, tmp_path_
         assert record["words"] == record["tokens"]
         text = nlm("perplexity", "-m", run_dir, valid, "--protocol", protocol).stdout
         assert f"bits per byte {record['bits_per_byte']:.4f} ({record['bytes']:,} bytes)" in text
+
+
+def test_a_byte_order_mark_and_crlf_change_nothing_from_stdin_or_a_file(run_dir, tmp_path):
+    lines = SOURCE.sample(5, seed=17)
+    plain = "".join(f"{line}\n" for line in lines).encode()
+    expected = nlm("score", "-m", run_dir, "-q", input=plain).stdout
+    for variant in (b"\xef\xbb\xbf" + plain, plain.replace(b"\n", b"\r\n")):
+        assert nlm("score", "-m", run_dir, "-q", input=variant).stdout == expected
+        (tmp_path / "text.txt").write_bytes(variant)
+        assert nlm("score", "-m", run_dir, "-q", tmp_path / "text.txt").stdout == expected
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + plain)
+    built = nlm("vocab", "build", "--level", "char", tmp_path / "bom.txt", "-o", tmp_path / "chars.vocab")
+    assert built.exit_code == 0, built.stderr
+    assert "\ufeff" not in (tmp_path / "chars.vocab").read_text(encoding="utf-8")

@@ -108,7 +108,8 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 def test_importing_the_cli_loads_no_torch():
-    code = "import sys, nlm.cli; print(sorted(m for m in ('torch', 'numpy', 'sentencepiece', 'sacrebleu', 'matplotlib') if m in sys.modules))"
+    heavy = "('torch', 'numpy', 'sentencepiece', 'sacrebleu', 'matplotlib')"
+    code = f"import sys, nlm.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -125,7 +126,7 @@ def test_modules_stay_short():
 
 
 def test_commands_pass_their_options_by_name():
-    """No `dict(locals())`: a command hands its library function each option by name, so a reader sees what it passes."""
+    """No `dict(locals())`: a command hands its library function each option by name, so a reader sees them."""
     calls = {
         f"{p.relative_to(REPO)}:{node.lineno}"
         for p in PACKAGE.rglob("*.py")
@@ -156,3 +157,27 @@ def test_the_api_sits_under_the_cli_and_over_the_library():
         or (package_of(imported) == "nlm.api" and package_of(module) not in ("nlm.cli", "nlm.api", "nlm"))
     }
     assert upward == set()
+
+
+# The language-model commands reach the library's work through nlm.api only, so the command line and Python
+# cannot disagree; what they may still take from the library directly is presentation (and `nlm evaluate`'s
+# own work, which the API does not cover).
+API_COMMANDS = ("nlm/cli/score.py", "nlm/cli/generate.py", "nlm/cli/next_tokens.py", "nlm/cli/lm.py")
+PRESENTATION = {
+    "nlm.lm.scoring": {"CorpusSummary", "LOG_BASES"},
+    "nlm.lm.generation": {"SamplingConfig", "evaluate_generation"},
+    "nlm.lm.memory": {"marked_accuracy"},
+}
+
+
+def test_the_language_model_commands_go_through_the_api():
+    direct = {
+        f"{name}: {node.module}.{alias.name}"
+        for name in API_COMMANDS
+        for node in ast.walk(ast.parse((REPO / name).read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nlm.lm")
+        for alias in node.names
+        if alias.name not in PRESENTATION.get(node.module, set())
+    }
+    assert direct == set()
+    assert all("from nlm.api" in (REPO / name).read_text() for name in ("nlm/cli/score.py", "nlm/cli/lm.py"))
