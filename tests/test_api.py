@@ -183,3 +183,17 @@ def test_a_char_model_from_python(tmp_path_factory):
     assert all(len(token) == 1 or token.startswith("<") for token, _ in pieces)
     words = lm.token_scores(f"{SOURCE.words[0]} {SOURCE.words[1]}", words=True)
     assert [w.token for w in words] == [SOURCE.words[0], SOURCE.words[1], "<eos>"]
+
+
+def test_nlm_train_takes_the_options_of_nlm_train_with_the_same_defaults():
+    from typer.main import get_command
+
+    from nlm.api.options import option_names, train_configs
+    from nlm.cli import app
+
+    command = {p.name: getattr(p.default, "value", p.default) for p in get_command(app).commands["train"].params}
+    options = {name for names in option_names().values() for name in names}
+    runs = {"train", "valid", "vocab", "output", "resume", "finetune", "recipe", "force", "quiet", "cache_dir"}
+    assert set(command) == options | runs
+    assert train_configs({}) == train_configs({name: command[name] for name in options})
+    assert set(inspect.signature(nlm.train).parameters) == runs | {"options"}
