@@ -30,9 +30,10 @@ import torch
 
 from nlm.errors import ConfigError, DataError
 from nlm.io.text import STDIO, EmptyInputError, display_name, read_lines, spooled
+from nlm.lm.adapt import Adapter, adapted_scores
 from nlm.lm.loading import LoadedLM
 from nlm.lm.measures import TextSize, predicted_span
-from nlm.lm.scoring import CorpusSummary, perplexity, score_sentences
+from nlm.lm.scoring import CorpusSummary, perplexity
 from nlm.lm.task import evaluate_corpus
 from nlm.text.batches import context_only, evaluation_rows
 from nlm.text.corpus import encode_corpus
@@ -85,15 +86,22 @@ def _stream_counts(text_tokens: int, rows: int, predicted: int) -> str:
     return f"{predicted:,} of the text's {text_tokens:,} tokens (one <eos> per line) predicted: {skipped} context only"
 
 
-def _stream(lm: LoadedLM, path: str | Path, cache_dir: Path | None) -> Perplexity:
+def _stream(lm: LoadedLM, path: str | Path, cache_dir: Path | None, rows: int | None, adapter: Adapter | None):
     corpus = encode_corpus(path, lm.vocab, cache_dir=cache_dir)
     if corpus.tokens < 2:  # one token predicts nothing in a stream
         raise DataError(
             f"{corpus.name} has {corpus.tokens} token(s), too few for the stream protocol; use --protocol sentence"
         )
     data = lm.data_config
+    if data.mode == "sentence" and adapter is not None:
+        raise ConfigError(
+            "this sentence-trained model reads each line alone, so there is no stream to adapt along: "
+            "use --protocol sentence with --cache or --dynamic-eval"
+        )
+    rows = rows or (adapter and adapter.stream_rows)
+    data = data.replace(eval_batch_size=rows or data.eval_batch_size, bptt=(adapter and adapter.segment) or data.bptt)
     with torch.inference_mode():
-        nats, tokens = evaluate_corpus(lm.model, corpus, data, lm.device)
+        nats, tokens = evaluate_corpus(lm.model, corpus, data, lm.device, adapter=adapter)
     if data.mode == "sentence":
         skipped = np.zeros(0, dtype=np.int64)
         words = (
@@ -108,22 +116,25 @@ def _stream(lm: LoadedLM, path: str | Path, cache_dir: Path | None) -> Perplexit
             + _stream_counts(corpus.tokens, rows, tokens)
         )
     size = predicted_span(path, corpus, lm.vocab, skipped)
-    return _result(lm, "stream", words, nats, tokens, corpus.oovs, corpus.tokens, size=size)
+    return _result(lm, "stream", words, nats, tokens, corpus.oovs, corpus.tokens, size=size, adapter=adapter)
 
 
-def _sentences(lm: LoadedLM, lines: Iterable[str], batch_size: int, name: str) -> Perplexity:
+def _sentences(lm: LoadedLM, lines: Iterable[str], batch_size: int, name: str, adapter: Adapter | None):
     summary, size = CorpusSummary(), TextSize()
-    for score in score_sentences(lm, size.counting(lines), batch_size=batch_size, name=name):
+    for score in adapted_scores(lm, size.counting(lines), adapter, batch_size=batch_size, name=name):
         summary.add(score)
     words = (
         f"each line from a fresh state, start {lm.start_symbol}, <eos> scored; "
         "every token predicted, one <eos> per line included"
     )
-    return _result(lm, "sentence", words, -summary.logprob, summary.tokens, summary.oovs, summary.tokens, size=size)
+    counts = (-summary.logprob, summary.tokens, summary.oovs, summary.tokens)
+    return _result(lm, "sentence", words, *counts, size=size, adapter=adapter)
 
 
-def _result(lm: LoadedLM, protocol: str, words: str, *counts, size: TextSize) -> Perplexity:
-    signature = f"protocol:{protocol}|{lm.signature}"
+def _result(lm: LoadedLM, protocol: str, words: str, *counts, size: TextSize, adapter: Adapter | None) -> Perplexity:
+    adapted = "" if adapter is None else f"{adapter.describe()}|"
+    words += "" if adapter is None else f"; adapted: {adapter.describe()}"
+    signature = f"protocol:{protocol}|{adapted}{lm.signature}"
     return Perplexity(protocol, words, *counts, bytes=size.bytes, words=size.words, signature=signature)
 
 
@@ -134,19 +145,25 @@ def corpus_perplexity(
     protocol: str = "stream",
     batch_size: int = 64,
     cache_dir: Path | None = None,
+    rows: int | None = None,
+    adapter: Adapter | None = None,
 ) -> Perplexity:
     """Perplexity of a text under `protocol` (see the module docstring): `source` is a file (`-` for stdin),
-    or the lines themselves (any iterable of strings that is not a str)."""
+    or the lines themselves (any iterable of strings that is not a str).  `rows`: the stream's parallel
+    rows (default: the model's validation rows; one under dynamic evaluation); `adapter`: the cache pointer
+    and dynamic evaluation (nlm/lm/adapt.py)."""
     if protocol not in PROTOCOLS:
         raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    if rows is not None and (rows < 1 or protocol != "stream"):
+        raise ConfigError(f"--rows applies to --protocol stream and must be at least 1, not {rows}")
     is_path = isinstance(source, str | PathLike)
     name = display_name(source) if is_path else "the input"
     if protocol == "sentence":
-        return _sentences(lm, read_lines(source, allow_empty=True) if is_path else source, batch_size, name)
+        return _sentences(lm, read_lines(source, allow_empty=True) if is_path else source, batch_size, name, adapter)
     try:
         if is_path and str(source) != STDIO:
-            return _stream(lm, source, cache_dir)
+            return _stream(lm, source, cache_dir, rows, adapter)
         with spooled(read_lines(source) if is_path else source) as spool, tempfile.TemporaryDirectory() as private:
-            return _stream(lm, spool.path, Path(private))  # stdin or given lines: encoded privately, never cached
+            return _stream(lm, spool.path, Path(private), rows, adapter)  # stdin or given lines: never cached
     except EmptyInputError:  # in the words `nlm score` uses
         raise EmptyInputError(name, f"{name} is empty: nothing to score") from None

@@ -108,10 +108,11 @@ class CorpusSummary:
         ]
 
 
-def protocol_signature(lm: LoadedLM, *, bos_eos: bool) -> str:
-    """The model's signature plus how sentences were scored."""
+def protocol_signature(lm: LoadedLM, *, bos_eos: bool, adapted: str = "") -> str:
+    """The model's signature plus how sentences were scored (and adapted: the cache, dynamic evaluation)."""
     ends = f"start:{lm.start_symbol}|eos:yes" if bos_eos else "start:none|eos:no"
-    return f"nlm-score|{lm.signature}|{ends}|state:fresh-per-line|nlm:{__version__}"
+    adapted = f"|{adapted}" if adapted else ""
+    return f"nlm-score|{lm.signature}|{ends}|state:fresh-per-line{adapted}|nlm:{__version__}"
 
 
 def _pairs(ids: Sequence[int], *, start_id: int, bos_eos: bool) -> tuple[list[int], list[int]]:
@@ -133,11 +134,14 @@ def score_ids(
     start_id: int,
     bos_eos: bool = True,
     logit_budget: int = LOGIT_BUDGET,
+    adapter=None,
+    steps: int | None = None,
 ) -> list[np.ndarray]:
     """The natural log-prob of every scored token of each sentence, as one padded batch.
 
-    The batch goes through the model window by window (`window_steps`), the state carried
-    across windows: the same numbers as one pass, in memory bounded by `logit_budget`."""
+    The batch goes through the model window by window (`window_steps`, or `steps`), the state
+    carried across windows: the same numbers as one pass, in memory bounded by `logit_budget`.
+    An `adapter` (nlm/lm/adapt.py) turns each window's scores into adapted ones, in order."""
     pairs = [_pairs(ids, start_id=start_id, bos_eos=bos_eos) for ids in sentences]
     lengths = [len(targets) for _, targets in pairs]
     results = [np.zeros(0, dtype=np.float64) for _ in pairs]
@@ -152,13 +156,18 @@ def score_ids(
         inputs[r, : lengths[i]] = torch.tensor(pairs[i][0])
         targets[r, : lengths[i]] = torch.tensor(pairs[i][1])
     logprobs = torch.empty(len(rows), width, dtype=torch.float64)  # positions past a sentence's end are padding
-    steps, state = window_steps(len(rows), model.config.vocab_size, logit_budget), None
+    steps, state = steps or window_steps(len(rows), model.config.vocab_size, logit_budget), None
     with torch.inference_mode():
+        if adapter is not None:
+            adapter.start()
         for begin in range(0, width, steps):
             # the first window starts from a zero state, every later one from the state the last one left
-            features, state = model(inputs[:, begin : begin + steps].to(device), state)
-            nll = model.nll(features, targets[:, begin : begin + steps].to(device))
-            logprobs[:, begin : begin + steps] = -nll.double().cpu()
+            window = inputs[:, begin : begin + steps].to(device), targets[:, begin : begin + steps].to(device)
+            features, next_state = model(window[0], state)
+            nll = model.nll(features, window[1])
+            if adapter is not None:
+                nll = adapter.window(*window, state, features, nll)
+            logprobs[:, begin : begin + steps], state = -nll.double().cpu(), next_state
     logprobs = logprobs.numpy()
     for r, i in enumerate(rows):
         results[i] = logprobs[r, : lengths[i]]
@@ -179,7 +188,7 @@ def length_batches(lengths: Sequence[int], *, batch_size: int, vocab_size: int) 
     return batches
 
 
-def _sentence_score(
+def sentence_score(
     index: int, text: str, ids: list[int], logprobs: np.ndarray, *, bos_eos: bool, per_token: bool
 ) -> SentenceScore:
     targets = [*ids, EOS] if bos_eos else ids[1:]
@@ -206,13 +215,15 @@ def score_sentences(
     eager: bool = False,
     name: str = "the input",
     logit_budget: int = LOGIT_BUDGET,
+    adapter=None,
 ) -> Iterator[SentenceScore]:
     """Score each line as an independent sentence; yields in input order as each pool is done.
 
     `batch_size` 1 scores one sentence at a time.  `eager` never waits for more input than
     is already there: a pool is whatever lines are waiting (at least one), so an interactive
     pipe gets each answer as soon as its line arrives.  No line at all is a DataError
-    naming the input (`name`); `logit_budget` bounds the logits of one forward pass.
+    naming the input (`name`); `logit_budget` bounds the logits of one forward pass; an `adapter`
+    (the cache pointer: nlm/lm/adapt.py) sees every batch as new documents.
     """
     pools = waiting_pools(lines, batch_size * POOL_BATCHES) if eager else fixed_pools(lines, batch_size * POOL_BATCHES)
     index = 0
@@ -221,12 +232,17 @@ def score_sentences(
         logprobs: list[np.ndarray] = [np.zeros(0)] * len(pool)
         for batch in length_batches([len(ids) for ids in encoded], batch_size=batch_size, vocab_size=len(lm.vocab)):
             scored = score_ids(
-                lm.model, [encoded[i] for i in batch], start_id=lm.start_id, bos_eos=bos_eos, logit_budget=logit_budget
+                lm.model,
+                [encoded[i] for i in batch],
+                start_id=lm.start_id,
+                bos_eos=bos_eos,
+                logit_budget=logit_budget,
+                adapter=adapter,
             )
             for i, values in zip(batch, scored):
                 logprobs[i] = values
         for text, ids, values in zip(pool, encoded, logprobs):
-            yield _sentence_score(index, text, ids, values, bos_eos=bos_eos, per_token=per_token)
+            yield sentence_score(index, text, ids, values, bos_eos=bos_eos, per_token=per_token)
             index += 1
     if index == 0:
         raise EmptyInputError(name, f"{name} is empty: nothing to score")

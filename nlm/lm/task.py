@@ -203,17 +203,31 @@ def _layer_state(tensors: list[torch.Tensor]) -> LayerState:
 
 
 def evaluate_corpus(
-    model: RNNLM, corpus: EncodedCorpus, data: LMDataConfig, device: torch.device, *, shard: Shard = SINGLE
+    model: RNNLM,
+    corpus: EncodedCorpus,
+    data: LMDataConfig,
+    device: torch.device,
+    *,
+    shard: Shard = SINGLE,
+    adapter=None,
 ) -> tuple[float, int]:
     """Summed cross-entropy (nats) and token count of `corpus`, with the training protocol; several processes
-    each take their block of the rows (stream) or every world-th batch (sentence), and sum."""
+    each take their block of the rows (stream) or every world-th batch (sentence), and sum.  An `adapter`
+    (stream mode: nlm/lm/adapt.py) turns each window's scores into adapted ones, in order."""
     total, count = 0.0, 0
     if data.mode == "stream":
         rows = stream_rows(corpus.ids, evaluation_rows(len(corpus.ids), data.eval_batch_size))
         rows, state = rows[shard.block(len(rows))], None
+        if adapter is not None:
+            adapter.start()
         for window in bptt_windows(rows, data.bptt) if len(rows) else ():
-            features, state = model(window.inputs.to(device), state)
-            total += float(model.nll(features, window.targets.to(device)).sum())
+            inputs, targets = window.inputs.to(device), window.targets.to(device)
+            features, next_state = model(inputs, state)
+            nll = model.nll(features, targets)
+            if adapter is not None:
+                nll = adapter.window(inputs, targets, state, features, nll)
+            total += float(nll.sum())
+            state = next_state
             count += window.targets.numel()
     else:
         for indices in sentence_batches(corpus, data.eval_batch_size, seed=None)[shard.rank :: shard.world]:
