@@ -30,7 +30,8 @@ CASES = {
                 "he was interested in world history because he read the book",
             ],
             [
-                "It is the guiding principle which guarantees the military forces always being under the command of the Party.",
+                "It is the guiding principle which guarantees the military forces always being "
+                "under the command of the Party.",
                 "he read the book because he was interested in world history",
             ],
         ],

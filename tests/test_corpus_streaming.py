@@ -83,7 +83,8 @@ def test_streamed_subword_vocabulary_equals_sentencepiece_trained_on_all_lines_i
 
 
 def test_sentencepiece_trains_on_a_sample_and_coverage_counts_every_line():
-    # each line carries one character of its own; with coverage 1.0 the alphabet is exactly the sampled lines' characters
+    # each line carries one character of its own;
+    # with coverage 1.0 the alphabet is exactly the sampled lines' characters
     rare = [chr(0x4E00 + i) for i in range(600)]
     lines = [f"the river {c}" for c in rare]
     config = VocabConfig(level="bpe", size=170, character_coverage=1.0, sample_lines=150)

@@ -76,7 +76,8 @@ def _rank(rank: int, world: int, port: int, argv: list[str], queue) -> None:
 
 
 def ranks(*args, world: int = 2) -> list[tuple[int, str]]:
-    """`nlm ARGS` in `world` processes forked from this one, with the environment torchrun gives them: (exit code, stderr) per rank."""
+    """`nlm ARGS` in `world` processes forked from this one, with the environment torchrun gives them:
+    (exit code, stderr) per rank."""
     context = multiprocessing.get_context("fork")
     queue, port = context.Queue(), _free_port()
     processes = [
@@ -159,7 +160,8 @@ def test_blocks_cover_every_batch_once_and_weights_restore_the_batch_mean():
 
 @pytest.fixture(scope="module")
 def lm_runs(tmp_path_factory):
-    """{variant: (run on one process, run on two)}, 20 steps each with a global batch of 5 lines or rows (blocks of 2 and 3)."""
+    """{variant: (run on one process, run on two)}, 20 steps each with a global batch of 5 lines or rows
+    (blocks of 2 and 3)."""
     root = tmp_path_factory.mktemp("ddp-lm")
     train, valid = write_grammar_corpus(root, 300)
     variants = {
