@@ -14,7 +14,7 @@ from rich.console import Console
 
 from nlm.corpora.markov import MarkovSource
 from nlm.lm.config import LMDataConfig
-from nlm.lm.training import LMJob, train_language_model
+from nlm.lm.training import LMJob
 from nlm.models.rnn import RNNConfig
 from nlm.text.build import VocabConfig
 from nlm.train.config import TrainConfig
@@ -64,8 +64,7 @@ def train_tiny_lm(
         data=LMDataConfig(mode=mode, batch_size=8, bptt=12, eval_batch_size=4),
         model=RNNConfig(emb=hidden, hidden=hidden, layers=1, dropout=0.0, softmax=softmax, cutoffs=cutoffs),
     )
-    train_language_model(
-        job=job,
+    job.start(
         output=run_dir,
         console=Console(file=io.StringIO()),
         quiet=True,

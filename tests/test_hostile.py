@@ -220,7 +220,7 @@ def _train_lm(corpus: Path, output: Path, **options):
     from rich.console import Console
 
     from nlm.lm.config import LMDataConfig
-    from nlm.lm.training import LMJob, train_language_model
+    from nlm.lm.training import LMJob
     from nlm.models.rnn import RNNConfig
     from nlm.train.config import TrainConfig
 
@@ -230,14 +230,12 @@ def _train_lm(corpus: Path, output: Path, **options):
         data=LMDataConfig(batch_size=4, bptt=8),
         model=RNNConfig(emb=16, hidden=16, layers=1, dropout=0.3),
     )
-    return train_language_model(
-        job=job, output=output, train=TrainConfig(device="cpu", **options), console=Console(quiet=True), quiet=True
-    )
+    return job.start(output=output, train=TrainConfig(device="cpu", **options), console=Console(quiet=True), quiet=True)
 
 
 def test_save_every_writes_a_mid_epoch_checkpoint_that_resumes_exactly(corpus, monkeypatch):
     from nlm.lm.task import LMTask
-    from nlm.lm.training import resume_language_model
+    from nlm.lm.training import LMJob
 
     straight = _train_lm(corpus, corpus / "straight", epochs=2)
     steps_per_epoch = straight.progress.global_step // 2
@@ -257,7 +255,7 @@ def test_save_every_writes_a_mid_epoch_checkpoint_that_resumes_exactly(corpus, m
     assert saved["global_step"] == 15 and 0 < saved["batch"] < steps_per_epoch  # mid-epoch
     from rich.console import Console
 
-    resume_language_model(run_dir=corpus / "killed", changes={}, console=Console(quiet=True), quiet=True)
+    LMJob.resume(run_dir=corpus / "killed", changes={}, console=Console(quiet=True), quiet=True)
     expected = torch.load(corpus / "straight" / "last.pt", weights_only=True)["model"]
     resumed = torch.load(corpus / "killed" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(resumed[k], expected[k]) for k in expected)
@@ -294,7 +292,8 @@ RESUME_REFUSED = [
     (["--cell", "gru", "--dropout", "0.5"], 2, "--cell, --dropout cannot change when resuming"),
     (["--train", "valid.txt"], 2, "is not the file"),
     (["--train", "nope.txt"], 66, "nope.txt: no such file"),
-    (["-o", "other"], 2, "-o and --force start a new run"),
+    (["-o", "other"], 2, "-o other names another"),
+    (["--force"], 2, "--force starts a new run"),
     (["--epochs", "0"], 2, "--epochs must be at least 1"),
 ]
 

@@ -32,6 +32,12 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _is_out_of_memory(error: RuntimeError) -> bool:
+    from nlm.runtime import is_out_of_memory
+
+    return is_out_of_memory(error)
+
+
 def _silence_stdout() -> None:
     """After stdout failed, send what is still buffered nowhere, so the interpreter's last flush cannot fail again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -56,6 +62,13 @@ class NLMGroup(TyperGroup):
             raise _fail(f"error: {e.format_message()} (see `{command} --help`)", e.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 128 + signal.SIGINT) from None
+        except RuntimeError as e:  # torch's allocators: one line, like every other failure a user can act on
+            if "torch" not in sys.modules or not _is_out_of_memory(e):
+                raise
+            from nlm.runtime import out_of_memory
+
+            error = out_of_memory(e)
+            raise _fail(f"error: {error}; try a smaller --batch-size or a smaller model", error.exit_code) from None
         except OSError as e:
             if e.errno not in WRITE_ERRORS:
                 raise
