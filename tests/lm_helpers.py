@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import torch
 from rich.console import Console
 
 from nlm.corpora.markov import MarkovSource
@@ -18,8 +17,6 @@ from nlm.lm.training import LMJob
 from nlm.models.rnn import RNNConfig
 from nlm.text.build import VocabConfig
 from nlm.train.config import TrainConfig
-
-torch.set_num_threads(1)
 
 SOURCE = MarkovSource.random(num_words=12, concentration=0.5, mean_length=6.0, seed=7)
 

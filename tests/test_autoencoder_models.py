@@ -11,8 +11,6 @@ from nlm.images.data import generate_digits
 from nlm.io.png import save_filters, save_grid, save_pairs
 from nlm.models.autoencoder import Autoencoder, AutoencoderConfig, reconstruction_error
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def digits() -> torch.Tensor:

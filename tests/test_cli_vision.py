@@ -9,25 +9,11 @@ import struct
 
 import numpy as np
 import pytest
+from cli_helpers import nlm, one_line_error
 from PIL import Image
-from typer.testing import CliRunner
 
-from nlm.cli import app
-
-runner = CliRunner()
 TINY_MLP = ["--arch", "mlp", "--hidden", "16", "--batch-size", "50", "--device", "cpu", "-q"]
 TINY_AE = ["--hidden", "16", "--batch-size", "50", "--device", "cpu", "-q"]
-
-
-def nlm(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, code: int, words: str) -> None:
-    """The error contract: the exit code, one line on stderr that says what is wrong, no traceback, no stdout."""
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    assert result.stderr.startswith("nlm: error:") and result.stderr.count("\n") == 1, result.stderr
-    assert words in result.stderr and "Traceback" not in result.stderr and result.stdout == ""
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,6 @@ from nlm.lm.gradients import lag_gradient_norms, layer_gradient_norms, sample_wi
 from nlm.models.recurrent import set_forget_bias
 from nlm.models.rnn import RNNLM, RNNConfig, layer_name
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def random_text(tmp_path_factory):

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import nlm
 from conftest import REPO, write_grammar_corpus
-from typer.testing import CliRunner
 
-from nlm.cli import app
 from nlm.train.shard import Shard
 
 TIMEOUT = 240  # generous for a busy machine: a hang still fails
@@ -52,10 +51,6 @@ LM = [
 MLP = ["--arch", "mlp", "--hidden", "16", "--batch-size", "25", "--optimizer", "adam", "--device", "cpu", "-q"]
 
 
-def nlm(*args, input: str | None = None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=input)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,7 +66,7 @@ def _rank(rank: int, world: int, port: int, argv: list[str], queue) -> None:
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
-    result = CliRunner().invoke(app, argv)
+    result = nlm(*argv)
     queue.put((rank, result.exit_code, result.stderr))
 
 

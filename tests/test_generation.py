@@ -24,8 +24,6 @@ from nlm.lm.loading import load_language_model
 from nlm.lm.scoring import CorpusSummary, score_sentences
 from nlm.text.symbols import BOS, EOS, PAD
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="session", params=sorted(HEADS))
 def word_lm(request, tmp_path_factory):

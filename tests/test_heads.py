@@ -18,8 +18,6 @@ from nlm.models.rnn import RNNLM, RNNConfig
 from nlm.text.corpus import encode_corpus
 from nlm.text.symbols import PAD
 
-torch.set_num_threads(1)
-
 VOCAB = 60
 KINDS = {"full": {}, "adaptive": {"softmax": "adaptive", "cutoffs": (10, 25)}}
 

@@ -7,16 +7,10 @@ import json
 import pytest
 import torch
 import typer
-from typer.testing import CliRunner
+from cli_helpers import nlm
 
 from nlm.cli import app
 from nlm.lm.recipes import RECIPES
-
-runner = CliRunner()
-
-
-def nlm(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_every_recipe_sets_only_options_of_nlm_train():

@@ -20,8 +20,6 @@ from nlm.lm.pools import fixed_pools, waiting_pools
 from nlm.lm.scoring import CorpusSummary, length_batches, score_ids, score_sentences, token_rows
 from nlm.text.symbols import BOS, EOS, UNK
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="session", params=sorted(HEADS))
 def word_lm(request, tmp_path_factory):
