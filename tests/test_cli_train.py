@@ -1,4 +1,4 @@
-"""`nlm vocab` and `nlm train` through the real CLI: what they write and report (bad inputs: tests/test_hostile_*.py)."""
+"""`nlm vocab` and `nlm train` through the real CLI: what they write and report (bad input: test_hostile_*.py)."""
 
 from __future__ import annotations
 

@@ -103,6 +103,25 @@ def test_no_import_cycle_between_packages():
     assert cycles(packages) == []
 
 
+# The layers, top to bottom: a module imports from its own layer or the ones below, never from one above.
+LAYERS = (
+    {"nlm.__main__", "nlm.cli"},
+    {"nlm.lm", "nlm.classify", "nlm.autoencode", "nlm.eval", "nlm.corpora"},
+    {"nlm.train", "nlm.models", "nlm.text", "nlm.images", "nlm.io"},
+    {"nlm", "nlm.config", "nlm.errors", "nlm.runtime", "nlm.units"},
+)
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    layer = {package: depth for depth, packages in enumerate(LAYERS) for package in packages}
+    graph = import_graph()
+    assert {package_of(m) for m in graph} <= set(layer)  # every package has its layer
+    upward = sorted(
+        f"{m} -> {i}" for m, imports in graph.items() for i in imports if layer[package_of(i)] < layer[package_of(m)]
+    )
+    assert upward == []
+
+
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
