@@ -32,12 +32,6 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _is_out_of_memory(error: RuntimeError) -> bool:
-    from nlm.runtime import is_out_of_memory
-
-    return is_out_of_memory(error)
-
-
 def _silence_stdout() -> None:
     """After stdout failed, send what is still buffered nowhere, so the interpreter's last flush cannot fail again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -63,10 +57,12 @@ class NLMGroup(TyperGroup):
         except KeyboardInterrupt:
             raise _fail("interrupted", 128 + signal.SIGINT) from None
         except RuntimeError as e:  # torch's allocators: one line, like every other failure a user can act on
-            if "torch" not in sys.modules or not _is_out_of_memory(e):
+            if "torch" not in sys.modules:  # only torch raises them, and a command that did not load it raised this
                 raise
-            from nlm.runtime import out_of_memory
+            from nlm.runtime import is_out_of_memory, out_of_memory
 
+            if not is_out_of_memory(e):
+                raise
             error = out_of_memory(e)
             raise _fail(f"error: {error}; try a smaller --batch-size or a smaller model", error.exit_code) from None
         except OSError as e:
