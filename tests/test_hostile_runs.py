@@ -338,3 +338,12 @@ def test_cuda_out_of_memory_while_training_is_one_line(corpus):
     assert done.returncode == 69, done.stderr
     says_one_line(done.stderr, "out of memory on the GPU while training in", "nothing of this run was kept")
     assert not (corpus / "run").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to cap the address space")
+def test_running_out_of_memory_in_any_command_is_one_line(lm_run):
+    done = nlm_process(
+        "generate", "-m", lm_run, "--num", 10_000_000, "--max-tokens", 2, "--greedy", setup=CPU_MEMORY_CAP
+    )
+    assert done.returncode == 69 and done.stdout == "", done.stderr
+    says_one_line(done.stderr, "out of memory on the CPU (an allocation of", "failed); try a smaller batch")

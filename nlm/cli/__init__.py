@@ -64,7 +64,9 @@ class NLMGroup(TyperGroup):
             if not is_out_of_memory(e):
                 raise
             error = out_of_memory(e)
-            raise _fail(f"error: {error}; try a smaller --batch-size or a smaller model", error.exit_code) from None
+            raise _fail(
+                f"error: {error}; try a smaller batch (--batch-size, --num) or model", error.exit_code
+            ) from None
         except OSError as e:
             if e.errno not in WRITE_ERRORS:
                 raise
