@@ -31,14 +31,14 @@ import torch
 from nlm.errors import ConfigError, DataError
 from nlm.io.text import STDIO, EmptyInputError, display_name, read_lines, spooled
 from nlm.lm.adapt import Adapter, adapted_scores
+from nlm.lm.config import MODES
 from nlm.lm.loading import LoadedLM
 from nlm.lm.measures import TextSize, predicted_span
-from nlm.lm.scoring import CorpusSummary, perplexity
+from nlm.lm.scoring import CorpusSummary
 from nlm.lm.task import evaluate_corpus
 from nlm.text.batches import context_only, evaluation_rows
 from nlm.text.corpus import encode_corpus
-
-PROTOCOLS = ("stream", "sentence")
+from nlm.units import bits, perplexity
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,17 @@ class Perplexity:
 
     @property
     def ppl(self) -> float:
-        return math.exp(min(self.loss, 700.0))
+        return perplexity(self.loss)
 
     @property
     def bits_per_byte(self) -> float:
         """Total -log2 P over the UTF-8 bytes of the predicted span."""
-        return self.nats / math.log(2) / self.bytes if self.bytes else math.nan
+        return bits(self.nats) / self.bytes if self.bytes else math.nan
 
     @property
     def word_ppl(self) -> float:
         """exp(total -ln P / words): comparable across word, subword and character models."""
-        return perplexity(-self.nats, self.words)
+        return perplexity(self.nats / self.words) if self.words else math.nan
 
 
 def _stream_counts(text_tokens: int, rows: int, predicted: int) -> str:
@@ -152,8 +152,8 @@ def corpus_perplexity(
     or the lines themselves (any iterable of strings that is not a str).  `rows`: the stream's parallel
     rows (default: the model's validation rows; one under dynamic evaluation); `adapter`: the cache pointer
     and dynamic evaluation (nlm/lm/adapt.py)."""
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    if protocol not in MODES:  # a protocol reads the text as a model in that mode does
+        raise ConfigError(f"--protocol must be one of {', '.join(MODES)}, not {protocol!r}")
     if rows is not None and (rows < 1 or protocol != "stream"):
         raise ConfigError(f"--rows applies to --protocol stream and must be at least 1, not {rows}")
     is_path = isinstance(source, str | PathLike)
