@@ -7,11 +7,35 @@ from typing import Annotated
 
 import typer
 
+from nlm.cli.adapt_options import (
+    DYN_SEGMENT,
+    CacheLambda,
+    CacheTheta,
+    CacheWindow,
+    DynamicEval,
+    DynCarry,
+    DynDecay,
+    DynLr,
+    DynRuleOption,
+    DynSegment,
+    DynStats,
+    TuneCache,
+    tuned,
+)
 from nlm.cli.console import err_console
 from nlm.cli.options import Device, DeviceOption, JsonFlag, LogBase, Mode, ModelPath, format_option, wants_json
 from nlm.io.tables import RowWriter, jsonl_line
 
 BatchOption = Annotated[int, typer.Option(min=1, help="Sentences per batch, sorted by length (1: one at a time).")]
+RowsOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="--protocol stream: the parallel rows the text is cut into [default: the model's validation rows; "
+        "1 with --dynamic-eval].",
+        show_default=False,
+    ),
+]
 
 
 def load_lm(model: str, device: Device):
@@ -61,6 +85,17 @@ def score(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No corpus summary on stderr.")] = False,
     device: DeviceOption = "auto",
+    cache: CacheWindow = 0,
+    cache_theta: CacheTheta = None,
+    cache_lambda: CacheLambda = None,
+    tune_cache: TuneCache = None,
+    dynamic_eval: DynamicEval = False,
+    dyn_lr: DynLr = None,
+    dyn_decay: DynDecay = None,
+    dyn_segment: DynSegment = DYN_SEGMENT,
+    dyn_stats: DynStats = None,
+    dyn_rule: DynRuleOption = "rms",
+    dyn_carry: DynCarry = False,
 ) -> None:
     """Score each line as a sentence from a fresh state: log P(w1…wn <eos> | start).
 
@@ -73,23 +108,47 @@ def score(
     Defined behaviour: an empty line is scored as <eos> alone; an input without a single line
     is exit 65 ("nothing to score").  Exit 66: a missing input file or checkpoint.  Exit 65: an undecodable or binary
     line (the lines before it are written first), or a checkpoint that is not a language model.
+
+    With --cache or --dynamic-eval each line is its own document (its cache and what dynamic
+    evaluation learns start afresh), unless --dyn-carry; dynamic evaluation scores the lines one
+    at a time, in input order.
     """
     from nlm.io.text import display_name, read_lines
     from nlm.lm.scoring import CorpusSummary
 
+    adaptation = dict(
+        cache=cache,
+        cache_theta=cache_theta,
+        cache_lambda=cache_lambda,
+        tune_cache=tune_cache,
+        dynamic_eval=dynamic_eval,
+        dyn_lr=dyn_lr,
+        dyn_decay=dyn_decay,
+        dyn_segment=dyn_segment,
+        dyn_stats=dyn_stats,
+        dyn_rule=dyn_rule,
+        dyn_carry=dyn_carry,
+    )
     lm = load_lm(model, device)
+    adaptation = tuned(lm, adaptation, protocol="sentence", batch_size=batch_size)
     rows = _row_maker(lm, base=base, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos)
     lines = (line for path in (files or ["-"]) for line in read_lines(path, allow_empty=True))
     summary, writer = CorpusSummary(), RowWriter(sys.stdout, fmt=output_format, flush=unbuffered)
     name = display_name(files[0]) if files and len(files) == 1 else "the input"
     for result in lm.iter_scores(
-        lines, batch_size=batch_size, bos_eos=bos_eos, per_token=per_token or per_word, eager=unbuffered, name=name
+        lines,
+        batch_size=batch_size,
+        bos_eos=bos_eos,
+        per_token=per_token or per_word,
+        eager=unbuffered,
+        name=name,
+        **adaptation,
     ):
         summary.add(result)
         for row in rows(result):
             writer.write(row)
     if not quiet:
-        _tell(summary.describe(base=base, signature=lm.score_signature(bos_eos=bos_eos)))
+        _tell(summary.describe(base=base, signature=lm.score_signature(bos_eos=bos_eos, **adaptation)))
 
 
 def perplexity(
@@ -105,7 +164,19 @@ def perplexity(
     output_format: Annotated[str, format_option("text", "json", help="A text line, or one JSON object.")] = "text",
     old_json: JsonFlag = False,
     batch_size: BatchOption = 64,
+    rows: RowsOption = None,
     device: DeviceOption = "auto",
+    cache: CacheWindow = 0,
+    cache_theta: CacheTheta = None,
+    cache_lambda: CacheLambda = None,
+    tune_cache: TuneCache = None,
+    dynamic_eval: DynamicEval = False,
+    dyn_lr: DynLr = None,
+    dyn_decay: DynDecay = None,
+    dyn_segment: DynSegment = DYN_SEGMENT,
+    dyn_stats: DynStats = None,
+    dyn_rule: DynRuleOption = "rms",
+    dyn_carry: DynCarry = False,
 ) -> None:
     """Corpus perplexity, printed with the protocol that produced it, and bits per byte and word
     perplexity, which compare models whatever their vocabularies (word, subword or char).
@@ -117,9 +188,26 @@ def perplexity(
 
     Exit 66: a missing file or checkpoint; exit 65: an empty, undecodable or binary file,
     or a checkpoint that is not a language model.
+
+    --cache and --dynamic-eval adapt the model to the text as it is read (the stream protocol: one
+    document; --protocol sentence: each line its own, unless --dyn-carry).
     """
+    adaptation = dict(
+        cache=cache,
+        cache_theta=cache_theta,
+        cache_lambda=cache_lambda,
+        tune_cache=tune_cache,
+        dynamic_eval=dynamic_eval,
+        dyn_lr=dyn_lr,
+        dyn_decay=dyn_decay,
+        dyn_segment=dyn_segment,
+        dyn_stats=dyn_stats,
+        dyn_rule=dyn_rule,
+        dyn_carry=dyn_carry,
+    )
     lm = load_lm(model, device)
-    result = lm.perplexity(file, protocol=protocol, batch_size=batch_size)
+    adaptation = tuned(lm, adaptation, protocol=protocol, rows=rows, batch_size=batch_size)
+    result = lm.perplexity(file, protocol=protocol, batch_size=batch_size, rows=rows, **adaptation)
     record = {
         "name": "PPL",
         "score": round(result.ppl, 4),

@@ -79,11 +79,15 @@ def _stream_counts(text_tokens: int, rows: int, predicted: int) -> str:
     """Why a stream predicts fewer tokens than its text holds."""
     tail = text_tokens % rows
     skipped = (
-        f"the first token of each of the {rows:,} rows and the {tail:,}-token tail that fills no row are"
+        f"the first token of {_each_row(rows)} and the {tail:,}-token tail that fills no row are"
         if tail
-        else f"the first token of each of the {rows:,} rows is"
+        else f"the first token of {_each_row(rows)} is"
     )
     return f"{predicted:,} of the text's {text_tokens:,} tokens (one <eos> per line) predicted: {skipped} context only"
+
+
+def _each_row(rows: int) -> str:
+    return "the one row" if rows == 1 else f"each of the {rows:,} rows"
 
 
 def _stream(lm: LoadedLM, path: str | Path, cache_dir: Path | None, rows: int | None, adapter: Adapter | None):
@@ -112,7 +116,8 @@ def _stream(lm: LoadedLM, path: str | Path, cache_dir: Path | None, rows: int | 
         rows = evaluation_rows(corpus.tokens, data.eval_batch_size)
         skipped = context_only(corpus.tokens, rows)
         words = (
-            f"training protocol: one stream, state carried across lines, {rows} rows, bptt {data.bptt}; "
+            f"training protocol: one stream, state carried across lines, {rows} row{'s' * (rows != 1)}, "
+            f"{'segments' if adapter and adapter.segment else 'bptt'} {data.bptt}; "
             + _stream_counts(corpus.tokens, rows, tokens)
         )
     size = predicted_span(path, corpus, lm.vocab, skipped)
