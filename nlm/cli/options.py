@@ -30,7 +30,7 @@ from nlm.models.choices import (
     SOFTMAXES,
 )
 from nlm.text.symbols import LEVELS
-from nlm.train.config import OPTIMIZERS, SCHEDULES
+from nlm.train.config import ANNEALS, OPTIMIZERS, SCHEDULES
 
 DATA, MODEL, OPTIM, RUN = "Data", "Model", "Optimization", "Run"
 
@@ -47,6 +47,7 @@ AutoencoderKind = Literal[AUTOENCODER_KINDS]
 Corruption = Literal[CORRUPTIONS]
 Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
+Anneal = Literal[ANNEALS]
 Device = Literal[DEVICES]
 XAxis = Literal[tuple(X_AXES)]
 YMetric = Literal[tuple(Y_METRICS)]

@@ -16,7 +16,7 @@ import typer
 from nlm.api.options import train_config
 from nlm.cli.console import err_console
 from nlm.cli.option_groups import OptionGroup, given_options, option_spec
-from nlm.cli.options import OPTIM, RUN, Device, Optimizer, Schedule
+from nlm.cli.options import OPTIM, RUN, Anneal, Device, Optimizer, Schedule
 
 Output = Annotated[
     Path | None,
@@ -63,8 +63,21 @@ TRAINING_OPTIONS: dict[str, tuple] = {
         Schedule | None,
         None,
         "plateau: lr x --lr-factor when an epoch does not improve; decay: "
-        "lr x --lr-factor after every epoch from --decay-start on; steps: after each of --milestones; none "
-        "[default: plateau; none with ntasgd].",
+        "lr x --lr-factor after every epoch from --decay-start on; steps: after each of --milestones; budget: "
+        "lr falls with the fraction of the budget spent (--max-time, --max-steps or --epochs, whichever ends the "
+        "run first), so the run ends annealed; none [default: plateau; none with ntasgd].",
+        OPTIM,
+    ),
+    "anneal": option_spec(
+        Anneal | None, None, "budget: how the rate falls: linear or cosine [default: linear].", OPTIM
+    ),
+    "lr_floor": option_spec(
+        float | None, None, "budget: the rate at the end, as a fraction of --lr [default: 0].", OPTIM
+    ),
+    "warmup": option_spec(
+        float | None,
+        None,
+        "budget: the fraction of the budget over which the rate first rises from 0 to --lr [default: 0].",
         OPTIM,
     ),
     "lr_factor": option_spec(float, 0.25, "LR multiplier of the schedule.", OPTIM),

@@ -22,7 +22,8 @@ RESUMABLE = (
     "bf16",
     "log_every",
 )
-SCHEDULES = ("plateau", "decay", "steps", "none")
+SCHEDULES = ("plateau", "decay", "steps", "budget", "none")
+ANNEALS = ("linear", "cosine")  # --schedule budget: how the rate falls with the fraction of the budget spent
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class TrainConfig(Config):
     lr_factor: float = 0.25  # the multiplier of every schedule (the PyTorch example divides by 4)
     decay_start: int = 4  # decay: the number of epochs run at the full rate (Zaremba et al.: 4)
     milestones: tuple[int, ...] = ()  # steps: the epochs after which lr *= factor (AWD-LSTM's --when)
+    # budget: lr follows the fraction of the budget spent (nlm.train.budget); None: linear, to 0, no warm-up
+    anneal: str | None = None  # linear | cosine
+    lr_floor: float | None = None  # the rate at the end of the budget, as a fraction of lr
+    warmup: float | None = None  # the fraction of the budget over which the rate first rises from 0 to lr
     nonmono: int = 5  # ntasgd: average once a validation loss is worse than the best before the last `nonmono` ones
     patience: int | None = None  # stop after this many evaluations without a better validation loss
     save_every: int | None = None  # also write last.pt every this many optimizer steps, mid-epoch included
@@ -73,6 +78,7 @@ class TrainConfig(Config):
         check(0 < self.lr_factor <= 1, f"--lr-factor must be in (0, 1], not {self.lr_factor}")
         check(self.decay_start >= 0, f"--decay-start must be >= 0, not {self.decay_start}")
         self._validate_averaging()
+        self._validate_budget()
         check(self.patience is None or self.patience >= 1, f"--patience must be at least 1, not {self.patience}")
         check(
             self.save_every is None or self.save_every >= 1,
@@ -110,3 +116,14 @@ class TrainConfig(Config):
                 "--optimizer ntasgd already answers a stalled validation loss (by averaging); "
                 "--schedule plateau would also cut the rate then: use --schedule none (AWD-LSTM), decay or steps",
             )
+
+    def _validate_budget(self) -> None:
+        """The settings of --schedule budget, and only with it."""
+        for name in ("anneal", "lr_floor", "warmup"):
+            check(
+                getattr(self, name) is None or self.schedule == "budget",
+                f"--{name.replace('_', '-')} applies to --schedule budget",
+            )
+        check(self.anneal in (None, *ANNEALS), f"--anneal must be one of {', '.join(ANNEALS)}, not {self.anneal!r}")
+        check(self.lr_floor is None or 0 <= self.lr_floor <= 1, f"--lr-floor must be in [0, 1], not {self.lr_floor}")
+        check(self.warmup is None or 0 <= self.warmup < 1, f"--warmup must be in [0, 1), not {self.warmup}")

@@ -21,6 +21,7 @@ from nlm.errors import Interrupted, OutOfMemoryError, TrainingDivergedError
 from nlm.io.atomic import write_text_atomic
 from nlm.runtime import is_out_of_memory, out_of_memory, set_rng_state
 from nlm.train.averaging import AveragedCheckpoint, NonMonotoneSwitch, WeightAveraging
+from nlm.train.budget import BudgetSchedule
 from nlm.train.callbacks import CheckpointCallback, ProgressCallback
 from nlm.train.config import TrainConfig
 from nlm.train.control import DivergenceGuard, EarlyStopping, LRSchedule
@@ -60,7 +61,8 @@ class TrainingSession:
         callbacks = []
         if switch is not None:
             callbacks.append(WeightAveraging())  # first: the averages are out again before anyone reads the model
-        callbacks += [DivergenceGuard(task.uniform_loss), LRSchedule(train)]
+        schedule = BudgetSchedule(train) if train.schedule == "budget" else LRSchedule(train)
+        callbacks += [DivergenceGuard(task.uniform_loss), schedule]
         if switch is not None:
             callbacks.append(switch)
         if train.patience:
