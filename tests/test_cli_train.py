@@ -88,3 +88,18 @@ def test_adaptive_softmax_and_awd_regularisers_train_and_score_from_the_cli(tiny
     assert model["weight_drop"] == 0.3 and model["last_hidden"] == 8 and model["tie"] is True
     refused = nlm("train", "--train", train, "-o", tmp_path / "bad", "--softmax", "adaptive", "--cutoffs", "2000", "-q")
     assert refused.exit_code == 2 and "below the vocabulary size" in refused.stderr and not (tmp_path / "bad").exists()
+
+
+def test_a_budget_schedule_spends_the_steps_and_ends_at_its_floor(tiny_corpus, tmp_path):
+    train, valid = tiny_corpus
+    options = ["--schedule", "budget", "--anneal", "cosine", "--lr-floor", "0.05", "--lr", "2", "--max-steps", "50"]
+    result = nlm(
+        "train", "--train", train, "--valid", valid, "-o", tmp_path / "run", "--epochs", "100", *options, *SMALL
+    )
+    assert result.exit_code == 0, result.stderr
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rates = [m["lr"] for m in metrics]
+    assert metrics[-1]["step"] == 50 and rates[-1] == 2 * 0.05  # the last step's rate is the floor
+    assert rates == sorted(rates, reverse=True) and rates[0] < 2  # falling from the first epoch on
+    refused = nlm("train", "--train", train, "-o", tmp_path / "other", "--anneal", "cosine", *SMALL)
+    assert refused.exit_code == 2 and "--anneal applies to --schedule budget" in refused.stderr

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from nlm.errors import Interrupted, TrainingDivergedError
+from nlm.train.budget import BudgetSchedule, budget_multiplier, budget_spent
 from nlm.train.config import TrainConfig
 from nlm.train.control import DivergenceGuard, EarlyStopping, LRSchedule
 from nlm.train.hooks import Callback
@@ -209,3 +210,66 @@ def test_a_signal_finishes_the_step_tells_the_callbacks_and_raises_with_128_plus
     assert stopped.value.exit_code == code and trainer.progress.global_step == 4  # the step in flight finished, no more
     assert recorder.calls[-2:] == ["interrupt", "fit_end"] and trainer.stop_reason == "interrupted"
     assert signal.getsignal(signum) is previous  # the trainer's handler is gone again
+
+
+# -- --schedule budget ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fraction, options, multiplier",
+    [
+        (0.0, {}, 1.0),
+        (0.5, {}, 0.5),
+        (1.0, {}, 0.0),
+        (1.7, {}, 0.0),  # past the budget (a run that overshoots its time by a step): the floor
+        (0.5, {"floor": 0.2}, 0.6),
+        (0.5, {"anneal": "cosine"}, 0.5),
+        (0.25, {"anneal": "cosine"}, (1 + math.cos(math.pi / 4)) / 2),
+        (1.0, {"anneal": "cosine", "floor": 0.1}, 0.1),
+        (0.05, {"warmup": 0.1}, 0.5),  # half way up the warm-up
+        (0.1, {"warmup": 0.1}, 1.0),
+        (0.55, {"warmup": 0.1}, 0.5),  # half way down what is left
+    ],
+)
+def test_the_budget_schedules_multiplier(fraction, options, multiplier):
+    assert budget_multiplier(fraction, **options) == pytest.approx(multiplier)
+
+
+def test_the_budget_spent_is_that_of_the_limit_the_run_is_closest_to():
+    config = TrainConfig(epochs=10, max_steps=1000, max_time=600.0, schedule="budget")
+    assert budget_spent(config, seconds=60.0, steps=50, epochs=0.5) == pytest.approx(0.1)  # the time
+    assert budget_spent(config, seconds=6.0, steps=500, epochs=0.5) == pytest.approx(0.5)  # the steps
+    assert budget_spent(config, seconds=6.0, steps=50, epochs=8.0) == pytest.approx(0.8)  # the epochs
+    assert budget_spent(TrainConfig(epochs=4, schedule="budget"), seconds=1e6, steps=10**6, epochs=1.0) == 0.25
+
+
+def budget_trainer(task: FakeTask, **options) -> tuple[Trainer, Recorder]:
+    trainer, recorder = fit(task, schedule="budget", epochs=100, max_steps=8, lr_floor=0.1, **options)
+    trainer.callbacks.insert(-1, BudgetSchedule(trainer.config))  # before the recorder: it records the next step's
+    return trainer, recorder
+
+
+def test_the_budget_schedule_anneals_to_the_floor_at_the_last_step_and_resumes_where_it_stood():
+    straight, recorder = budget_trainer(FakeTask())
+    straight.fit()
+    assert straight.stop_reason == "max-steps"
+    assert recorder.lrs == pytest.approx([0.01 * (0.1 + 0.9 * (1 - step / 8)) for step in range(1, 9)])
+    # Stopped after 5 steps, saved, and resumed in a new trainer: the same rates and the same weight.
+    first, _ = budget_trainer(FakeTask())
+    first.callbacks.insert(0, StopAt(5))
+    first.fit()
+    resumed, resumed_recorder = budget_trainer(FakeTask())
+    resumed.task.model.load_state_dict(first.task.model.state_dict())  # what a checkpoint holds besides the trainer
+    resumed.load_state_dict(first.state_dict())
+    resumed.fit()
+    assert resumed_recorder.lrs == recorder.lrs[5:]
+    assert torch.equal(resumed.task.model.weight, straight.task.model.weight)
+
+
+class StopAt(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_batch_end(self, trainer):
+        if trainer.progress.global_step == self.step:
+            trainer.stop("interrupted")
