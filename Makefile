@@ -11,7 +11,7 @@ DEMO ?= runs/demo
 DEMO_SECONDS ?= 90
 CORPUS := corpora/english
 
-.PHONY: all install demo test test-fast bench bench-train bench-startup bench-equal-time bench-score bench-vision bench-memory bench-quality bench-levels clean
+.PHONY: all install demo test test-fast bench bench-train bench-startup bench-equal-time bench-score bench-vision bench-memory bench-quality bench-levels bench-adapt bench-char clean
 
 all: test
 
@@ -56,6 +56,28 @@ bench-startup: install
 bench-equal-time: install
 	test -n "$(EXAMPLE)" || { echo "make bench-equal-time EXAMPLE=path/to/examples/word_language_model" >&2; exit 2; }
 	$(PY) bench/equal_time.py --example $(EXAMPLE)
+
+# Plain, --cache, --dynamic-eval and both on a model's validation text (tuned on its first half, measured on the
+# second): ADAPT_LM (default: the PTB model of `make bench-equal-time`), ADAPT_VALID, ADAPT_TRAIN, ADAPT_CACHE (window).
+ADAPT_LM ?= runs/bench/equal-time/ptb-25min
+ADAPT_VALID ?= ../shared/data/ptb/ptb.valid.txt
+ADAPT_TRAIN ?= ../shared/data/ptb/ptb.train.txt
+ADAPT_CACHE ?= 500
+bench-adapt: install
+	taskset -c 0 $(PY) bench/adaptation.py -m $(ADAPT_LM) --valid $(ADAPT_VALID) --train $(ADAPT_TRAIN) \
+		--cache $(ADAPT_CACHE) --out runs/bench/adapt-$(notdir $(ADAPT_LM)).json
+
+# Tiny Shakespeare at equal time, side by side (core 0 and core 1, one thread each): `nlm train --recipe
+# shakespeare-char` against the bare PyTorch character model of bench/char_reference.py; then the table.
+CHAR_MINUTES ?= 15
+bench-char: install
+	mkdir -p runs/bench
+	taskset -c 0 $(NLM) --threads 1 train --recipe shakespeare-char --train ../shared/data/tinyshakespeare/train.txt \
+		--valid ../shared/data/tinyshakespeare/valid.txt -o runs/bench/shakespeare-char --force \
+		--max-time $$(( $(CHAR_MINUTES) * 60 )) -q & \
+	taskset -c 1 $(PY) bench/char_reference.py --minutes $(CHAR_MINUTES) --out runs/bench/char-reference.json & \
+	wait
+	$(PY) bench/char_reference.py --compare runs/bench/shakespeare-char --reference runs/bench/char-reference.json
 
 # The README's scoring figures used the PTB model of `make bench-equal-time` (runs/bench/equal-time/ptb-25min);
 # without it, a PTB model is trained for 5 minutes first.

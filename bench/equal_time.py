@@ -17,6 +17,12 @@ The example's loader also demands a test.txt: it gets a copy of the validation s
 line it prints is the validation figure again.
 
     python bench/equal_time.py --example ~/src/examples/word_language_model [--minutes 25] [--recipe ptb-25min]
+        [--nlm-args "--anneal cosine"] [--name RUN_NAME]
+
+`--nlm-args` adds options to nlm's command (a variant of the recipe); `--name` names nlm's run folder under
+--out (default: the recipe's name; give another to keep a 10-minute run beside the 25-minute one).
+The table says what stopped nlm's run and how much of its budget it trained: a time-budgeted recipe on
+`--schedule budget` uses all of it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -62,8 +69,8 @@ def example_figure(log: str) -> tuple[float, int, float]:
     return min(ppl for _, _, ppl in epochs), len(epochs), sum(t for _, t, _ in epochs)
 
 
-def nlm_figure(run: Path) -> tuple[float, float, int, float]:
-    """(best validation perplexity, epochs, steps, seconds of training) from the run's metrics."""
+def nlm_figure(run: Path) -> tuple[float, float, int, float, str]:
+    """(best validation perplexity, epochs, steps, seconds of training, what stopped it) from the run's metrics."""
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     valid = [m for m in metrics if m.get("split") == "valid"]
     data = json.loads((run / "config.json").read_text())["data"]
@@ -72,7 +79,8 @@ def nlm_figure(run: Path) -> tuple[float, float, int, float]:
         tokens = sum(len(line.split()) + 1 for line in train)
     steps_per_epoch = math.ceil((tokens // data["batch_size"] - 1) / data["bptt"])
     last = metrics[-1]
-    return min(m["ppl"] for m in valid), last["step"] / steps_per_epoch, last["step"], last["elapsed"]
+    stop = last.get("stop", "?")
+    return min(m["ppl"] for m in valid), last["step"] / steps_per_epoch, last["step"], last["elapsed"], stop
 
 
 def main() -> None:
@@ -87,6 +95,8 @@ def main() -> None:
         help="the example's seconds per epoch (training and validation) on one core of this machine",
     )
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "equal-time")
+    parser.add_argument("--nlm-args", default="", help="more options for nlm train, e.g. '--anneal cosine'")
+    parser.add_argument("--name", help="nlm's run folder under --out [default: the recipe's name]")
     args = parser.parse_args()
     main_py = args.example / "main.py"
     if not main_py.exists():
@@ -99,10 +109,11 @@ def main() -> None:
         print(f"data: ptb/ptb.{split}.txt sha256 {sha256(data_file(f'ptb/ptb.{split}.txt'))}")
     with tempfile.TemporaryDirectory() as scratch:
         data = example_data(Path(scratch))
-        run = args.out / args.recipe
+        name = args.name or args.recipe
+        run = args.out / name
         with (
-            (args.out / "example.log").open("w") as example_log,
-            (args.out / f"{args.recipe}.log").open("w") as nlm_log,
+            (args.out / f"example-{args.minutes:g}min.log").open("w") as example_log,
+            (args.out / f"{name}.log").open("w") as nlm_log,
         ):
             start = time.monotonic()
             example = subprocess.Popen(
@@ -146,6 +157,7 @@ def main() -> None:
                         "--max-time",
                         str(seconds),
                         "-q",
+                        *shlex.split(args.nlm_args),
                     ],
                     env=_env(),
                     stderr=nlm_log,
@@ -161,17 +173,19 @@ def main() -> None:
                     example.wait()
     if ours.returncode or example.returncode:
         sys.exit(f"a run failed: nlm exit {ours.returncode}, example exit {example.returncode} (logs in {args.out})")
-    ex_ppl, ex_epochs, ex_train = example_figure((args.out / "example.log").read_text())
-    nlm_ppl, nlm_epochs, nlm_steps, nlm_train = nlm_figure(run)
-    print("\n| run | epochs | training time | wall | best validation perplexity |")
-    print("|---|---:|---:|---:|---:|")
+    ex_ppl, ex_epochs, ex_train = example_figure((args.out / f"example-{args.minutes:g}min.log").read_text())
+    nlm_ppl, nlm_epochs, nlm_steps, nlm_train, stop = nlm_figure(run)
+    print("\n| run | epochs | training time | wall | stopped by | best validation perplexity |")
+    print("|---|---:|---:|---:|---|---:|")
     print(
         f"| pytorch/examples main.py, defaults, --epochs {epochs} | {ex_epochs} | {ex_train / 60:.1f} min | "
-        f"{example_wall / 60:.1f} min | {ex_ppl:.2f} |"
+        f"{example_wall / 60:.1f} min | its epochs | {ex_ppl:.2f} |"
     )
+    extra = f" {args.nlm_args}" if args.nlm_args else ""
     print(
-        f"| nlm train --recipe {args.recipe} --max-time {seconds:g} | {nlm_epochs:.2f} ({nlm_steps:,} steps) | "
-        f"{nlm_train / 60:.1f} min | {ours_wall / 60:.1f} min | {nlm_ppl:.2f} |"
+        f"| nlm train --recipe {args.recipe} --max-time {seconds:g}{extra} | {nlm_epochs:.2f} ({nlm_steps:,} steps) | "
+        f"{nlm_train / 60:.1f} min ({nlm_train / seconds:.0%} of the budget) | {ours_wall / 60:.1f} min | {stop} | "
+        f"{nlm_ppl:.2f} |"
     )
     print(f"\nnlm / example perplexity: {nlm_ppl / ex_ppl:.3f} ({(nlm_ppl / ex_ppl - 1) * 100:+.1f}%)")
 

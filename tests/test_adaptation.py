@@ -275,3 +275,19 @@ def test_the_api_names_an_unknown_adaptation_option(grammar_run):
     with pytest.raises(nlm_api.NlmError, match="no adaptation option 'cach'") as error:
         nlm_api.load(grammar_run).score("the cat", cach=5)
     assert error.value.exit_code == 2
+
+
+def test_a_step_size_that_blows_up_is_one_line_and_exit_70(grammar_run, corpora):
+    result = nlm(
+        "perplexity",
+        "-m",
+        grammar_run,
+        corpora / "grammar_shifted.txt",
+        "--dynamic-eval",
+        "--dyn-rule",
+        "sgd",
+        "--dyn-lr",
+        "1e9",
+    )
+    one_line_error(result, 70, "dynamic evaluation diverged")
+    assert "lower --dyn-lr" in result.stderr

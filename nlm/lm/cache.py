@@ -115,7 +115,7 @@ def mixture_nll(nll: torch.Tensor, mass: torch.Tensor, lam: float) -> torch.Tens
 # The grid `--tune-cache` searches: theta scales dot products of last-layer features (tanh-bounded, so with
 # H units up to H), lambda is the cache's share.  AWD-LSTM's tuned values: theta 1.0 (PTB) and 0.662 (WikiText-2),
 # lambda 0.1 and 0.128.
-THETAS = (0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+THETAS = (0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
 LAMBDAS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 
 

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from pathlib import Path
 
 import torch
 
-from nlm.errors import DataError
+from nlm.errors import DataError, TrainingDivergedError
 from nlm.io.atomic import write_bytes_atomic
 from nlm.io.text import file_sha256
 from nlm.lm.adapt_config import DYN_EPSILON
@@ -54,14 +55,14 @@ class DynamicEvaluator:
         named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self.params = [p for _, p in named]
         self.trained = [p.detach().clone() for p in self.params]
-        if rule == "rms":
+        self.rule, self.lr, self.decay = rule, lr, decay
+        self.uniform = math.log(model.config.vocab_size)  # a uniform guess's loss
+        self.limit = max(3 * self.uniform, self.uniform + 5)  # a loss above this is divergence, as training's guard
+        if rule == "rms":  # per weight: the pull decay * r, clipped at 1, and the step size lr / (MS + eps)
             ms = [stats[name].to(p.device, p.dtype) for name, p in named]
             mean = torch.stack([m.mean() for m in ms]).mean()
             self.pull = [(decay * m / mean).clamp(max=1.0) for m in ms]
             self.step = [lr / (m + DYN_EPSILON) for m in ms]
-        else:
-            self.pull = [torch.full_like(p, decay) for p in self.params]
-            self.step = [torch.full_like(p, lr) for p in self.params]
 
     def learn(self, inputs: torch.Tensor, targets: torch.Tensor, state: State | None) -> None:
         """One step on the mean loss of a scored segment (`inputs` -> `targets` from `state`, <pad> targets not
@@ -74,12 +75,22 @@ class DynamicEvaluator:
             state = None if state is None else map_state(state, torch.clone)
             features, _ = self.model(inputs.clone(), state)
             loss = self.model.nll(features, targets.clone())[counted.clone()].mean()
+            if not float(loss.detach()) <= self.limit:  # NaN or infinite included
+                raise TrainingDivergedError(
+                    f"dynamic evaluation diverged: a segment's loss became {float(loss.detach()):.4g} nats per token, far "
+                    f"above a uniform guess's {self.uniform:.3g} (steps too large for this model); lower --dyn-lr"
+                )
             grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-        with torch.no_grad():
-            for p, p0, g, pull, step in zip(self.params, self.trained, grads, self.pull, self.step):
-                p.addcmul_(p0 - p, pull)
-                if g is not None:  # a tail cluster of an adaptive softmax that no target of the segment reached
-                    p.addcmul_(g, step, value=-1.0)
+        with torch.no_grad():  # as multi-tensor operations: a few kernels for all the weights
+            moved = [(i, g) for i, g in enumerate(grads) if g is not None]  # not: a tail no target reached
+            params, grads = [self.params[i] for i, _ in moved], [g for _, g in moved]
+            if self.rule == "rms":
+                torch._foreach_lerp_(self.params, self.trained, self.pull)  # theta += pull * (theta_0 - theta)
+                torch._foreach_addcmul_(params, grads, [self.step[i] for i, _ in moved], value=-1.0)
+                return
+            if self.decay:
+                torch._foreach_lerp_(self.params, self.trained, self.decay)
+            torch._foreach_add_(params, grads, alpha=-self.lr)
 
     def restore(self) -> None:
         """The trained weights again, bit for bit."""
