@@ -75,9 +75,10 @@ class DynamicEvaluator:
             state = None if state is None else map_state(state, torch.clone)
             features, _ = self.model(inputs.clone(), state)
             loss = self.model.nll(features, targets.clone())[counted.clone()].mean()
-            if not float(loss.detach()) <= self.limit:  # NaN or infinite included
+            value = float(loss.detach())
+            if not value <= self.limit:  # NaN or infinite included
                 raise TrainingDivergedError(
-                    f"dynamic evaluation diverged: a segment's loss became {float(loss.detach()):.4g} nats per token, far "
+                    f"dynamic evaluation diverged: a segment's loss became {value:.4g} nats per token, far "
                     f"above a uniform guess's {self.uniform:.3g} (steps too large for this model); lower --dyn-lr"
                 )
             grads = torch.autograd.grad(loss, self.params, allow_unused=True)
