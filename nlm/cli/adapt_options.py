@@ -2,18 +2,21 @@
 
 The continuous cache pointer (`--cache W`, Grave et al. 2017) and dynamic evaluation (`--dynamic-eval`,
 Krause et al. 2018); their names and defaults are those of nlm/lm/adapt_config.py, where they are
-checked, and the commands hand them to `nlm.LanguageModel.score` / `.perplexity` by name.
+checked.  `with_adaptation` adds them to a command, which receives them as one dict, `adaptation`,
+named as `nlm.LanguageModel.score` and `.perplexity` take them.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import typer
 
 from nlm.cli.console import err_console
-from nlm.lm.adapt_config import CACHE_LAMBDA, CACHE_THETA, DYN_DEFAULTS, DYN_RULES
-from nlm.lm.adapt_config import DYN_SEGMENT as DYN_SEGMENT  # --dyn-segment's default, for the commands
+from nlm.lm.adapt_config import CACHE_LAMBDA, CACHE_THETA, DYN_DEFAULTS, DYN_RULES, DYN_SEGMENT
 
 ADAPT = "Adaptation: cache pointer and dynamic evaluation"
 DynRule = Literal[DYN_RULES]
@@ -110,6 +113,41 @@ DynCarry = Annotated[
         rich_help_panel=ADAPT,
     ),
 ]
+
+
+OPTIONS: dict[str, tuple[Any, Any]] = {  # name: (annotation, default), in the order --help lists them
+    "cache": (CacheWindow, 0),
+    "cache_theta": (CacheTheta, None),
+    "cache_lambda": (CacheLambda, None),
+    "tune_cache": (TuneCache, None),
+    "dynamic_eval": (DynamicEval, False),
+    "dyn_lr": (DynLr, None),
+    "dyn_decay": (DynDecay, None),
+    "dyn_segment": (DynSegment, DYN_SEGMENT),
+    "dyn_stats": (DynStats, None),
+    "dyn_rule": (DynRuleOption, "rms"),
+    "dyn_carry": (DynCarry, False),
+}
+
+
+def with_adaptation(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`command` with the adaptation options after its own; it receives them by name in one dict, `adaptation`."""
+    signature = inspect.signature(command, eval_str=True)  # the annotations themselves, as Typer reads them
+    own = [parameter for parameter in signature.parameters.values() if parameter.name != "adaptation"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+        for name, (annotation, default) in OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def adapted_command(**options: Any) -> Any:
+        adaptation = {name: options.pop(name) for name in OPTIONS}
+        return command(**options, adaptation=adaptation)
+
+    adapted_command.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    annotations = {k: v for k, v in command.__annotations__.items() if k != "adaptation"}
+    adapted_command.__annotations__ = {**annotations, **{name: a for name, (a, _) in OPTIONS.items()}}
+    return adapted_command
 
 
 def tuned(lm, adaptation: dict[str, Any], **scoring: Any) -> dict[str, Any]:

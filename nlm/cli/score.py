@@ -7,21 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nlm.cli.adapt_options import (
-    DYN_SEGMENT,
-    CacheLambda,
-    CacheTheta,
-    CacheWindow,
-    DynamicEval,
-    DynCarry,
-    DynDecay,
-    DynLr,
-    DynRuleOption,
-    DynSegment,
-    DynStats,
-    TuneCache,
-    tuned,
-)
+from nlm.cli.adapt_options import tuned, with_adaptation
 from nlm.cli.console import err_console
 from nlm.cli.options import Device, DeviceOption, JsonFlag, LogBase, Mode, ModelPath, format_option, wants_json
 from nlm.io.tables import RowWriter, jsonl_line
@@ -45,6 +31,7 @@ def load_lm(model: str, device: Device):
     return load(model, device=device)
 
 
+@with_adaptation
 def score(
     files: Annotated[
         list[str] | None,
@@ -85,17 +72,7 @@ def score(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No corpus summary on stderr.")] = False,
     device: DeviceOption = "auto",
-    cache: CacheWindow = 0,
-    cache_theta: CacheTheta = None,
-    cache_lambda: CacheLambda = None,
-    tune_cache: TuneCache = None,
-    dynamic_eval: DynamicEval = False,
-    dyn_lr: DynLr = None,
-    dyn_decay: DynDecay = None,
-    dyn_segment: DynSegment = DYN_SEGMENT,
-    dyn_stats: DynStats = None,
-    dyn_rule: DynRuleOption = "rms",
-    dyn_carry: DynCarry = False,
+    adaptation: dict | None = None,
 ) -> None:
     """Score each line as a sentence from a fresh state: log P(w1…wn <eos> | start).
 
@@ -116,21 +93,8 @@ def score(
     from nlm.io.text import display_name, read_lines
     from nlm.lm.scoring import CorpusSummary
 
-    adaptation = dict(
-        cache=cache,
-        cache_theta=cache_theta,
-        cache_lambda=cache_lambda,
-        tune_cache=tune_cache,
-        dynamic_eval=dynamic_eval,
-        dyn_lr=dyn_lr,
-        dyn_decay=dyn_decay,
-        dyn_segment=dyn_segment,
-        dyn_stats=dyn_stats,
-        dyn_rule=dyn_rule,
-        dyn_carry=dyn_carry,
-    )
     lm = load_lm(model, device)
-    adaptation = tuned(lm, adaptation, protocol="sentence", batch_size=batch_size)
+    adaptation = tuned(lm, adaptation or {}, protocol="sentence", batch_size=batch_size)
     rows = _row_maker(lm, base=base, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos)
     lines = (line for path in (files or ["-"]) for line in read_lines(path, allow_empty=True))
     summary, writer = CorpusSummary(), RowWriter(sys.stdout, fmt=output_format, flush=unbuffered)
@@ -151,6 +115,7 @@ def score(
         _tell(summary.describe(base=base, signature=lm.score_signature(bos_eos=bos_eos, **adaptation)))
 
 
+@with_adaptation
 def perplexity(
     file: Annotated[str, typer.Argument(help="Text, one sentence per line ('-' for stdin).", show_default=False)],
     model: ModelPath = ...,
@@ -166,17 +131,7 @@ def perplexity(
     batch_size: BatchOption = 64,
     rows: RowsOption = None,
     device: DeviceOption = "auto",
-    cache: CacheWindow = 0,
-    cache_theta: CacheTheta = None,
-    cache_lambda: CacheLambda = None,
-    tune_cache: TuneCache = None,
-    dynamic_eval: DynamicEval = False,
-    dyn_lr: DynLr = None,
-    dyn_decay: DynDecay = None,
-    dyn_segment: DynSegment = DYN_SEGMENT,
-    dyn_stats: DynStats = None,
-    dyn_rule: DynRuleOption = "rms",
-    dyn_carry: DynCarry = False,
+    adaptation: dict | None = None,
 ) -> None:
     """Corpus perplexity, printed with the protocol that produced it, and bits per byte and word
     perplexity, which compare models whatever their vocabularies (word, subword or char).
@@ -192,21 +147,8 @@ def perplexity(
     --cache and --dynamic-eval adapt the model to the text as it is read (the stream protocol: one
     document; --protocol sentence: each line its own, unless --dyn-carry).
     """
-    adaptation = dict(
-        cache=cache,
-        cache_theta=cache_theta,
-        cache_lambda=cache_lambda,
-        tune_cache=tune_cache,
-        dynamic_eval=dynamic_eval,
-        dyn_lr=dyn_lr,
-        dyn_decay=dyn_decay,
-        dyn_segment=dyn_segment,
-        dyn_stats=dyn_stats,
-        dyn_rule=dyn_rule,
-        dyn_carry=dyn_carry,
-    )
     lm = load_lm(model, device)
-    adaptation = tuned(lm, adaptation, protocol=protocol, rows=rows, batch_size=batch_size)
+    adaptation = tuned(lm, adaptation or {}, protocol=protocol, rows=rows, batch_size=batch_size)
     result = lm.perplexity(file, protocol=protocol, batch_size=batch_size, rows=rows, **adaptation)
     record = {
         "name": "PPL",
