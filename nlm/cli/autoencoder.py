@@ -27,6 +27,7 @@ from nlm.cli.options import (
     Resume,
     Scale,
     ValidSpec,
+    epochs_help,
     report_run,
     resume_changes,
     sizes,
@@ -40,8 +41,10 @@ AUTOENCODER_TRAINING = TRAINING.with_defaults(
     optimizer=Optimizer.adam,
     clip=0.0,
     lr_factor=0.5,
-    epochs=10,
-    helps={"lr": "Learning rate [default: Adam 1e-3; SGD 0.1].", "epochs": "Epochs (of fine-tuning, when stacked)."},
+    helps={
+        "lr": "Learning rate [default: Adam 1e-3; SGD 0.1].",
+        "epochs": epochs_help("autoencoder", "Epochs (of fine-tuning, when stacked)"),
+    },
 )
 ImagesOption = Annotated[
     str,

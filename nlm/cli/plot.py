@@ -42,7 +42,8 @@ def plot(
         YMetric,
         typer.Option(
             "--y",
-            help="What to draw: loss for any run; ppl/bpc for language models; accuracy (classifiers) and mse (autoencoders) on validation only.",
+            help="What to draw: loss for any run; ppl and bpc (bits per character, or per token for word and "
+            "subword models) for language models; accuracy (classifiers) and mse (autoencoders), validation only.",
         ),
     ] = YMetric.loss,
     log: Annotated[bool, typer.Option("--log", help="Logarithmic vertical axis.")] = False,
@@ -50,9 +51,9 @@ def plot(
     """Draw the training (dashed) and validation (solid) curves of each run, labelled by its folder's name."""
     from nlm.io.curves import plot_training_curves
 
-    width, height = plot_training_curves(runs, output, x=x.value, y=y.value, log_y=log)
+    width, height, label = plot_training_curves(runs, output, x=x.value, y=y.value, log_y=log)
     err_console.print(
-        f"wrote the {y.value} curves of {len(runs)} run(s) against {x.value} ({width}x{height}) to {output}"
+        f"wrote the {label} curves of {len(runs)} run(s) against {x.value} ({width}x{height}) to {output}"
     )
 
 

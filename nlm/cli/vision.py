@@ -28,6 +28,7 @@ from nlm.cli.options import (
     Quiet,
     Resume,
     ValidSpec,
+    epochs_help,
     format_option,
     report_run,
     resume_changes,
@@ -40,8 +41,7 @@ IMAGE_TRAINING = TRAINING.with_defaults(
     optimizer=Optimizer.adam,
     clip=0.0,
     lr_factor=0.5,
-    epochs=5,
-    helps={"lr": "Learning rate [default: Adam 1e-3; SGD 0.05 (use --momentum 0.9)]."},
+    helps={"lr": "Learning rate [default: Adam 1e-3; SGD 0.05 (use --momentum 0.9)].", "epochs": epochs_help("vision")},
 )
 EvalBatch = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
 ImagesOption = Annotated[

@@ -96,7 +96,8 @@ class LMJob:
     def run_config(self) -> dict[str, Any]:
         return {
             **self.records,
-            "vocab_config": self.vocab_config.to_dict(),
+            "vocab": {"level": self.vocabulary.level, "size": len(self.vocabulary)},  # what the run uses
+            "vocab_config": self.vocab_config.to_dict(),  # how it was built (without --vocab)
             "model": self.model.to_dict(),
             "data": self.data.to_dict(),
         }
@@ -105,7 +106,7 @@ class LMJob:
         train, valid = task.train, task.valid
         counts = f"train {train.tokens:,} tokens with <eos> ({train.oovs:,} <unk>)"
         counts += f", valid {valid.tokens:,} ({valid.oovs:,} <unk>)" if valid else ", no validation text"
-        return [f"model: {self.model.to_dict()}", f"data: {self.data.to_dict()}; {counts}"]
+        return [f"model: {self.model.describe()}", f"data: {self.data.describe()}; {counts}"]
 
     def fit(self, fit_task, task: LMTask, train: TrainConfig) -> RunResult:
         return fit_task(task, train)

@@ -35,7 +35,7 @@ from nlm.io.checkpoint import load_checkpoint
 from nlm.runtime import seed_everything, set_rng_state
 from nlm.train.averaging import AveragedCheckpoint, NonMonotoneSwitch, WeightAveraging, finetune_changes
 from nlm.train.callbacks import CheckpointCallback, ProgressCallback
-from nlm.train.config import RESUMABLE, TrainConfig
+from nlm.train.config import RESUMABLE, TrainConfig, stop_words
 from nlm.train.control import DivergenceGuard, EarlyStopping, LRSchedule
 from nlm.train.distributed import Ranks, build_trainer, join_processes
 from nlm.train.optim import LR_KIND
@@ -49,8 +49,16 @@ from nlm.train.trainer import Task
 class RunResult:
     run_dir: Path
     progress: Progress
-    stop_reason: str  # finished | max-steps | max-time | early-stopping | non-monotone (a fine-tuning stalled)
+    stop_reason: str  # nlm.train.config.STOP_REASONS: the limit that ended the run, or what else did
     metrics: dict[str, Any]  # the last evaluation
+    train: TrainConfig | None = None  # the limits it ran under
+
+    def stop_line(self) -> str:
+        """The line that ends a training command: what stopped the run, where, and its best loss."""
+        p = self.progress
+        why = self.stop_reason if self.train is None else stop_words(self.stop_reason, self.train)
+        best = f"best loss {p.best_loss:.4f} (epoch {p.best_epoch + 1})" if p.best_epoch >= 0 else "no evaluation"
+        return f"stopped ({why}) after {p.global_step:,} steps, {p.elapsed:.1f} s of training; {best}; run in {self.run_dir}"
 
 
 class Job(Protocol):
@@ -105,6 +113,7 @@ class Fitting:
                     extra_config={**(extra_config or {}), "world_size": self.ranks.world},
                     every_steps=train.save_every,
                     every_seconds=train.save_every_seconds,
+                    console=None if self.quiet else self.console,
                 )
             )
         callbacks += [] if self.quiet else [ProgressCallback(self.console, describe=task.describe)]
@@ -122,7 +131,7 @@ class Fitting:
             switch.start_finetuning(trainer)
             self.finetune = False
         progress = trainer.fit()
-        return RunResult(self.root, progress, trainer.stop_reason or "finished", trainer.last_metrics)
+        return RunResult(self.root, progress, trainer.stop_reason or "epochs", trainer.last_metrics, train)
 
 
 def start_run(
@@ -137,12 +146,14 @@ def start_run(
             if train.lr is not None
             else train.replace(lr=job.default_lr(LR_KIND.get(train.optimizer, train.optimizer)))
         )
+        train = train.with_default_epochs(job.kind)
         quiet = quiet or not ranks.lead
         if train.bf16 and device.type != "cuda" and ranks.lead:
             console.print(f"warning: --bf16 applies on CUDA only; training in float32 on {device.type}")
         folder = None
         with ranks.agreed():  # rank 0 first: it reads (and caches) every input, and takes the run folder
             if ranks.lead:
+                RunFolder.check_free(output, force=force)  # before the inputs: a vocabulary can take minutes
                 job.load(output, train)
                 folder = RunFolder.create(output, force=force)
         try:
@@ -304,7 +315,7 @@ def _announce(console: Console, job: Job, task: Task, train: TrainConfig, device
     """The full configuration, on stderr before training starts."""
     for line in job.describe(task):
         console.print(line)
-    console.print(f"train: {train.to_dict()}")
+    console.print(f"train: {train.describe()}")
     parameters = sum(p.numel() for p in task.model.parameters())
     console.print(
         f"{parameters:,} parameters on {device}; {task.batches_per_epoch():,} batches per epoch"
