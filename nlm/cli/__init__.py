@@ -101,10 +101,10 @@ def _global_options(
 
 
 def _register() -> None:
-    from nlm.cli import autoencoder, bleu, corpus, diagnose, lm, neighbours, plot, score, vision, vocab
+    from nlm.cli import autoencoder, bleu, corpus, diagnose, generate, lm, neighbours, plot, score, vision, vocab
 
     app.add_typer(vocab.app, name="vocab")
-    for module in (lm, score, bleu, vision, autoencoder, corpus, diagnose, neighbours, plot):
+    for module in (lm, score, generate, bleu, vision, autoencoder, corpus, diagnose, neighbours, plot):
         module.register(app)
 
 

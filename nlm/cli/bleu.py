@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import Format, format_option
+from nlm.cli.options import Format, JsonFlag, format_option, wants_json
+from nlm.io.tables import jsonl_line
 
 
 def bleu(
@@ -28,15 +29,16 @@ def bleu(
             "--sentence", help="One line of scores per hypothesis (BLEU with effective order, as sacrebleu does)."
         ),
     ] = False,
-    format: Annotated[
+    output_format: Annotated[
         Format,
         format_option(
             Format.text,
             Format.json,
-            help="text: sacrebleu's lines (tab-separated scores with --sentence); json: one object per metric, or per sentence.",
+            help="text: sacrebleu's lines (tab-separated scores with --sentence); "
+            "json: one object per metric, or per sentence.",
         ),
     ] = Format.text,
-    json: Annotated[bool, typer.Option("--json", hidden=True, help="The same as --format json.")] = False,
+    old_json: JsonFlag = False,
 ) -> None:
     """Score HYPOTHESIS against REFERENCES with sacrebleu: the same numbers as `sacrebleu`, with its signatures.
 
@@ -53,27 +55,21 @@ def bleu(
         sentence_scores,
     )
 
-    json = json or format is Format.json
+    as_json = wants_json(output_format, old_json)
     hyps, refs = read_parallel(hypothesis, references)
     options = dict(metrics=parse_metrics(metrics), tokenize=tokenize, lowercase=lowercase)
     if not sentence:
         for score in corpus_scores(hyps, refs, **options):
-            typer.echo(_json(score.to_dict()) if json else score.line())
+            typer.echo(jsonl_line(score.to_dict()) if as_json else score.line())
         return
     for i, scores in enumerate(sentence_scores(hyps, refs, **options)):
         typer.echo(
-            _json({s.metric: round(s.score, 4) for s in scores})
-            if json
+            jsonl_line({s.metric: round(s.score, 4) for s in scores})
+            if as_json
             else "\t".join(f"{s.score:.4f}" for s in scores)
         )
         if i == len(hyps) - 1:
             err_console.print("\n".join(f"{s.name}|{s.signature}" for s in scores), markup=False)
-
-
-def _json(record: dict) -> str:
-    from nlm.io.tables import jsonl_line
-
-    return jsonl_line(record)
 
 
 def register(app: typer.Typer) -> None:

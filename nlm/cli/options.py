@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import re
@@ -94,6 +95,14 @@ def format_option(*allowed: Format, help: str) -> Any:
     return typer.Option("--format", parser=parse, metavar=names, help=help)
 
 
+JsonFlag = Annotated[bool, typer.Option("--json", hidden=True, help="The same as --format json (an old spelling).")]
+
+
+def wants_json(output_format: Format, json_flag: bool) -> bool:
+    """Whether `--format json`, or the old `--json`, was asked for."""
+    return json_flag or output_format is Format.json
+
+
 # -- options of the commands that use a trained model -----------------------------------------
 ModelPath = Annotated[
     str,
@@ -173,9 +182,9 @@ def parse_every(text: str | None) -> tuple[int | None, float | None]:
     return None, float(number) * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
-def option_spec(annotation, default, help: str, panel: str, *decls: str) -> tuple:
-    """One member of an OptionGroup: (type, default, the typer.Option)."""
-    return annotation, default, typer.Option(*decls, help=help, rich_help_panel=panel)
+def option_spec(annotation, default, help: str, panel: str, *decls: str, **checks: Any) -> tuple:
+    """One member of an OptionGroup: (type, default, the typer.Option); `checks` such as min=0 go to the Option."""
+    return annotation, default, typer.Option(*decls, help=help, rich_help_panel=panel, **checks)
 
 
 TRAINING_OPTIONS: dict[str, tuple] = {
@@ -271,13 +280,17 @@ class OptionGroup:
         options = {k: (a, defaults.get(k, d), o) for k, (a, d, o) in self.options.items()}
         return OptionGroup(self.name, self.build, options, {**self.helps, **(helps or {})})
 
+    def without(self, *names: str) -> OptionGroup:
+        """The group less some options: the command does not offer them, and `build` gets their defaults."""
+        options = {k: v for k, v in self.options.items() if k not in names}
+        return OptionGroup(self.name, self.build, options, self.helps)
+
     def _parameters(self) -> list[inspect.Parameter]:
         parameters = []
         for name, (annotation, default, option) in self.options.items():
             if name in self.helps:
-                option = typer.Option(
-                    *option.param_decls, help=self.helps[name], rich_help_panel=option.rich_help_panel
-                )
+                option = copy.copy(option)
+                option.help = self.helps[name]
             parameters.append(
                 inspect.Parameter(
                     name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, option]
