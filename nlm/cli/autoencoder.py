@@ -34,7 +34,7 @@ from nlm.cli.options import (
 )
 
 app = typer.Typer(
-    help="Autoencoders (undercomplete, sparse, denoising, stacked): train, encode, reconstruct, filters.",
+    help="Autoencoders: train, encode, reconstruct, filters.",
     no_args_is_help=True,
 )
 AUTOENCODER_TRAINING = TRAINING.with_defaults(
@@ -121,7 +121,9 @@ def train(
     quiet: Quiet = False,
     training=None,
 ) -> None:
-    """Train an autoencoder into a run folder; with --resume, continue one (in the phase it stopped in)."""
+    """Train an autoencoder, or resume one.
+
+    Trains into the run folder -o; with --resume RUN, continues that run in the phase it stopped in."""
     from nlm.autoencode.task import ReconstructConfig
     from nlm.autoencode.training import AutoencoderJob, autoencoder_config, resume_autoencoder, train_autoencoder
     from nlm.errors import ConfigError
@@ -179,7 +181,7 @@ def encode(
     batch_size: EvalBatch = 500,
     device: DeviceOption = Device.auto,
 ) -> None:
-    """Write the code of every image, in input order, as a .npy array."""
+    """Write every image's code, in input order, as a .npy."""
     from nlm.autoencode.inference import encode_images, write_codes
 
     loaded = _load(model, device)
@@ -203,7 +205,9 @@ def reconstruct(
     scale: Scale = 2,
     device: DeviceOption = Device.auto,
 ) -> None:
-    """Write a PNG grid of inputs beside their reconstructions; the reconstruction error goes to stderr."""
+    """Draw inputs beside their reconstructions as a PNG.
+
+    The reconstruction error goes to stderr."""
     from nlm.autoencode.inference import reconstruct as rebuild
     from nlm.autoencode.inference import save_reconstructions
 
@@ -227,7 +231,9 @@ def filters(
     count: Annotated[int | None, typer.Option(min=1, help="Hidden units to draw [default: all].")] = None,
     scale: Scale = 2,
 ) -> None:
-    """Write a PNG grid of the first layer's weights as images: what each hidden unit responds to."""
+    """Draw the first layer's weights as a PNG grid.
+
+    One image per hidden unit: what it responds to."""
     from nlm.autoencode.inference import first_layer_units, save_first_layer_filters
 
     loaded = _load(model, Device.cpu)

@@ -48,7 +48,9 @@ def plot(
     ] = YMetric.loss,
     log: Annotated[bool, typer.Option("--log", help="Logarithmic vertical axis.")] = False,
 ) -> None:
-    """Draw the training (dashed) and validation (solid) curves of each run, labelled by its folder's name."""
+    """Draw the training and validation curves of runs.
+
+    Training dashed, validation solid, one colour per run, labelled by its folder's name."""
     from nlm.io.curves import plot_training_curves
 
     width, height, label = plot_training_curves(runs, output, x=x.value, y=y.value, log_y=log)

@@ -71,7 +71,9 @@ def score(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No corpus summary on stderr.")] = False,
     device: DeviceOption = Device.auto,
 ) -> None:
-    """Score each line as a sentence from a fresh state: log P(w1…wn <eos> | start).
+    """Score each line: log-prob, tokens, OOVs, perplexity.
+
+    Each line is a sentence scored from a fresh state: log P(w1…wn <eos> | start).
 
     One row per input line, in input order: logprob, tokens (<eos> included), oovs, ppl.
     The start symbol is what the model saw before every sentence in training: <eos> for a
@@ -118,7 +120,7 @@ def perplexity(
     batch_size: BatchOption = 64,
     device: DeviceOption = Device.auto,
 ) -> None:
-    """Corpus perplexity, printed with the protocol that produced it.
+    """Corpus perplexity, with the protocol that produced it.
 
     Exit 66: a missing file or checkpoint; exit 65: an empty, undecodable or binary file,
     or a checkpoint that is not a language model.

@@ -36,7 +36,7 @@ from nlm.cli.options import (
 )
 
 ADV = "Adversarial training"
-app = typer.Typer(help="Image classifiers (MLP, CNN): train, evaluate, predict, attack.", no_args_is_help=True)
+app = typer.Typer(help="Image classifiers: train, eval, predict, attack, filters.", no_args_is_help=True)
 IMAGE_TRAINING = TRAINING.with_defaults(
     optimizer=Optimizer.adam,
     clip=0.0,
@@ -117,7 +117,9 @@ def train(
     quiet: Quiet = False,
     training=None,
 ) -> None:
-    """Train an image classifier into a run folder; with --resume, continue one."""
+    """Train an image classifier, or resume one.
+
+    Trains into the run folder -o; with --resume RUN, continues that run where its last.pt stopped."""
     from nlm.classify.task import ClassifyConfig
     from nlm.classify.training import ClassifierJob, classifier_config, resume_classifier, train_classifier
     from nlm.errors import ConfigError
@@ -175,7 +177,9 @@ def evaluate(
         ),
     ] = Format.text,
 ) -> None:
-    """Accuracy, per-class accuracy and the confusion matrix of a classifier on labelled images, on stdout."""
+    """Accuracy, per class too, and the confusion matrix.
+
+    Of a classifier on labelled images, on stdout."""
     from nlm.classify.evaluation import evaluate_images, evaluation_report
     from nlm.io.tables import jsonl_line
 
@@ -197,7 +201,9 @@ def predict(
         Format, format_option(Format.tsv, Format.json, help="tsv or json: one row per image.")
     ] = Format.tsv,
 ) -> None:
-    """One row per image on stdout: index, predicted label and its probability, in input order."""
+    """One row per image: index, predicted label, probability.
+
+    On stdout, in input order."""
     from nlm.classify.evaluation import predict_images
     from nlm.io.tables import RowWriter
 
@@ -239,14 +245,17 @@ def attack(
         ),
     ] = True,
 ) -> None:
-    """Accuracy under the fast gradient sign method at each epsilon, on stdout; --examples draws what it does."""
+    """Accuracy under FGSM attacks, one row per epsilon.
+
+    Stdout: a header `epsilon<TAB>accuracy<TAB>images`, then one row per epsilon (the step in pixel
+    units of [0, 1], the accuracy on the attacked images, how many there were)."""
     from nlm.classify.attack import attack_images, parse_epsilons
-    from nlm.classify.pictures import attack_examples, draw_attack_examples
+    from nlm.classify.pictures import ROWS, attack_examples, draw_attack_examples
     from nlm.io.tables import RowWriter
 
     steps = parse_epsilons(epsilons)
     loaded, images = _load(model, data, device)
-    writer = RowWriter(sys.stdout, fmt=format.value)
+    writer = RowWriter(sys.stdout, fmt=format.value, header=True)
     for r in attack_images(loaded.model, loaded.classes, images, steps, device=loaded.device, batch_size=batch_size):
         writer.write({"epsilon": r.epsilon, "accuracy": r.accuracy, "images": r.count})
     if examples is not None:
@@ -261,8 +270,10 @@ def attack(
             device=loaded.device,
         )
         width, height = draw_attack_examples(drawn, examples)
+        rows = ", ".join(row.format(epsilon=epsilon) for row in ROWS)
         err_console.print(
-            f"wrote {len(drawn.clean)} FGSM examples at epsilon {epsilon} ({width}x{height}) to {examples}"
+            f"wrote {len(drawn.clean)} FGSM examples at epsilon {epsilon} (rows: {rows}; {width}x{height}) "
+            f"to {examples}"
         )
 
 
@@ -276,7 +287,9 @@ def filters(
         typer.Option(min=1, help="Draw each weight as scale x scale pixels [default: about 60 pixels a filter]."),
     ] = None,
 ) -> None:
-    """Write a PNG grid of the first layer's weights: a CNN's first conv kernels, or an MLP's first units as images."""
+    """Draw the first layer's weights as a PNG grid.
+
+    A CNN's first conv kernels, or an MLP's first units as images."""
     from nlm.classify.loading import load_classifier
     from nlm.classify.pictures import save_classifier_filters
 

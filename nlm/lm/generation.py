@@ -24,7 +24,7 @@ NEVER_GENERATED = (PAD, BOS)  # never a training target, so never an output
 @dataclass(frozen=True)
 class SamplingConfig(Config):
     max_tokens: int = 50  # new tokens per sample at most; a sample ends earlier at <eos>
-    greedy: bool = False  # always take the most likely token (temperature 0 means the same)
+    greedy: bool = True  # always take the most likely token (temperature 0 means the same); False: sample
     temperature: float = 1.0  # logits are divided by this before sampling: < 1 sharper, > 1 flatter
     top_k: int = 0  # sample among the k most likely tokens only (0: all)
     top_p: float = 1.0  # sample from the smallest set of tokens whose probability reaches p (1: all)
@@ -38,6 +38,15 @@ class SamplingConfig(Config):
         check(self.top_k >= 0, f"--top-k must be >= 0 (0: off), not {self.top_k}")
         check(0 < self.top_p <= 1, f"--top-p must be in (0, 1] (1: off), not {self.top_p}")
         check(self.num >= 1, f"--num must be at least 1, not {self.num}")
+        shaped = [f"--{n}" for n, v, off in self._knobs() if v != off and not (n == "temperature" and v == 0)]
+        check(
+            not (self.greedy and shaped),
+            f"{', '.join(shaped)} shape sampling, but decoding is greedy (the default): add --sample",
+        )
+
+    def _knobs(self) -> list[tuple[str, float, float]]:
+        """The options that shape sampling: (name, value, the value that leaves it off)."""
+        return [("temperature", self.temperature, 1.0), ("top-k", self.top_k, 0), ("top-p", self.top_p, 1.0)]
 
     @property
     def is_greedy(self) -> bool:
@@ -55,6 +64,11 @@ class Sample:
     ids: tuple[int, ...]  # the generated ids, <eos> excluded
     ended: bool  # stopped at <eos> (rather than at max_tokens)
     prompt_oovs: int  # prompt symbols outside the vocabulary, read as <unk>
+
+    @property
+    def hypothesis(self) -> str:
+        """The continuation alone, as BLEU compares it with a reference (`nlm generate --continuation-only`)."""
+        return self.continuation.strip()
 
     @property
     def text(self) -> str:
@@ -191,7 +205,7 @@ def evaluate_generation(
     if hyps is not None:
         with open_output(hyps) as out:
             out.writelines(sample.text + "\n" for sample in samples)
-    hypotheses = [sample.continuation.strip() for sample in samples]
+    hypotheses = [sample.hypothesis for sample in samples]
     targets = [reference_continuation(p, r) for p, r in zip(prompts, references)]
     scores = corpus_scores(hypotheses, [targets], metrics=metrics, tokenize=tokenize)
     summary = CorpusSummary()
