@@ -28,7 +28,7 @@ from conftest import REPO, SHARED_DATA
 from lm_helpers import session_root, train_tiny_lm, write_corpus
 
 README = REPO / "README.md"
-SCALE = 40  # every budget of the tour, divided by this
+SCALE = 100  # every budget of the tour, divided by this (the README says so)
 COUNTS = re.compile(r"(--(?:max-steps|epochs|pretrain-epochs|save-every) )(\d+)\b(?![smh.])")
 SECONDS = re.compile(r"(--max-time )(\d+(?:\.\d+)?)")
 DURATION = re.compile(r"(--save-every )(\d+(?:\.\d+)?)([smh])\b")
@@ -147,6 +147,7 @@ def test_vocab_show_lists_the_most_frequent_symbols_after_the_specials(tour):
 def test_a_time_budget_is_a_budget_and_the_resume_extends_it(tour):
     first = tour.of("-o runs/en ").stderr
     assert f"stopped (max-time: {300 / SCALE:g} s)" in first and "epochs=none" in first
+    assert f"divided by one factor, {SCALE}," in " ".join(README.read_text().split())
     stops = [m for m in tour.metrics("runs/en") if "stop" in m]
     assert [m["stop"] for m in stops] == ["max-time", "max-time"]
     assert 300 / SCALE <= stops[0]["elapsed"] < 600 / SCALE <= stops[1]["elapsed"]
@@ -224,6 +225,7 @@ def test_image_commands_write_the_rows_and_files_the_text_names(tour):
     header, *rows = tour.of("nlm vision attack -m runs/digits").stdout.splitlines()
     assert header == "epsilon\taccuracy\timages" and [float(r.split("\t")[0]) for r in rows] == [0, 0.05, 0.1, 0.2]
     assert "accuracy" in tour.of("nlm vision eval").stdout
+    assert "initialised 2 hidden layer(s) from the encoder" in tour.of("--init-from runs/sae").stderr
     assert np.load(tour.folder / "runs/codes.npy").shape == (1000, 64)
     for picture in ("pairs.png", "filters.png"):
         png_size(tour.folder / "runs" / picture)
