@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import nlm
 from conftest import REPO, write_grammar_corpus
-from typer.testing import CliRunner
 
-from nlm.cli import app
 from nlm.train.shard import Shard
 
 TIMEOUT = 240  # generous for a busy machine: a hang still fails
@@ -52,10 +51,6 @@ LM = [
 MLP = ["--arch", "mlp", "--hidden", "16", "--batch-size", "25", "--optimizer", "adam", "--device", "cpu", "-q"]
 
 
-def nlm(*args, input: str | None = None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=input)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,12 +66,13 @@ def _rank(rank: int, world: int, port: int, argv: list[str], queue) -> None:
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
-    result = CliRunner().invoke(app, argv)
+    result = nlm(*argv)
     queue.put((rank, result.exit_code, result.stderr))
 
 
 def ranks(*args, world: int = 2) -> list[tuple[int, str]]:
-    """`nlm ARGS` in `world` processes forked from this one, with the environment torchrun gives them: (exit code, stderr) per rank."""
+    """`nlm ARGS` in `world` processes forked from this one, with the environment torchrun gives them:
+    (exit code, stderr) per rank."""
     context = multiprocessing.get_context("fork")
     queue, port = context.Queue(), _free_port()
     processes = [
@@ -159,7 +155,8 @@ def test_blocks_cover_every_batch_once_and_weights_restore_the_batch_mean():
 
 @pytest.fixture(scope="module")
 def lm_runs(tmp_path_factory):
-    """{variant: (run on one process, run on two)}, 20 steps each with a global batch of 5 lines or rows (blocks of 2 and 3)."""
+    """{variant: (run on one process, run on two)}, 20 steps each with a global batch of 5 lines or rows
+    (blocks of 2 and 3)."""
     root = tmp_path_factory.mktemp("ddp-lm")
     train, valid = write_grammar_corpus(root, 300)
     variants = {

@@ -103,18 +103,47 @@ def test_no_import_cycle_between_packages():
     assert cycles(packages) == []
 
 
+# The layers, top to bottom: a module imports from its own layer or the ones below, never from one above.
+LAYERS = (
+    {"nlm.__main__", "nlm.cli"},
+    {"nlm.lm", "nlm.classify", "nlm.autoencode", "nlm.eval", "nlm.corpora"},
+    {"nlm.train", "nlm.models", "nlm.text", "nlm.images", "nlm.io"},
+    {"nlm", "nlm.config", "nlm.errors", "nlm.runtime", "nlm.units"},
+)
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    layer = {package: depth for depth, packages in enumerate(LAYERS) for package in packages}
+    graph = import_graph()
+    assert {package_of(m) for m in graph} <= set(layer)  # every package has its layer
+    upward = sorted(
+        f"{m} -> {i}" for m, imports in graph.items() for i in imports if layer[package_of(i)] < layer[package_of(m)]
+    )
+    assert upward == []
+
+
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
 def test_importing_the_cli_loads_no_torch():
-    code = "import sys, nlm.cli; print(sorted(m for m in ('torch', 'numpy', 'sentencepiece', 'sacrebleu', 'matplotlib') if m in sys.modules))"
+    heavy = ("torch", "numpy", "sentencepiece", "sacrebleu", "matplotlib")
+    code = f"import sys, nlm.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
 
 def test_modules_stay_short():
+    """Counted as ruff formats them, one statement a line: nothing is packed to fit."""
+    formatted = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--quiet", str(PACKAGE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert formatted.returncode == 0, f"run `ruff format nlm` first:\n{formatted.stdout}{formatted.stderr}"
     long = {
         str(p.relative_to(REPO)): n
         for p in PACKAGE.rglob("*.py")
@@ -125,7 +154,8 @@ def test_modules_stay_short():
 
 
 def test_commands_pass_their_options_by_name():
-    """No `dict(locals())`: a command hands its library function each option by name, so a reader sees what it passes."""
+    """No `dict(locals())`: a command hands its library function each option by name, so a reader sees what it
+    passes."""
     calls = {
         f"{p.relative_to(REPO)}:{node.lineno}"
         for p in PACKAGE.rglob("*.py")

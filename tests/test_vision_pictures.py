@@ -18,7 +18,6 @@ from nlm.classify.pictures import (
 from nlm.errors import ConfigError
 from nlm.images.data import load_images
 
-torch.set_num_threads(1)
 CPU = torch.device("cpu")
 
 

@@ -8,17 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import (
-    Device,
-    DeviceOption,
-    Format,
-    JsonFlag,
-    ModelPath,
-    OptionGroup,
-    format_option,
-    option_spec,
-    wants_json,
-)
+from nlm.cli.option_groups import OptionGroup, option_spec
+from nlm.cli.options import Device, DeviceOption, JsonFlag, ModelPath, format_option, wants_json
 from nlm.cli.score import load_lm
 from nlm.io.tables import jsonl_line
 
@@ -76,10 +67,10 @@ def generate(
         ),
     ] = False,
     output_format: Annotated[
-        Format,
-        format_option(Format.text, Format.json, help="text: the prompt and its continuation; json: with the details."),
-    ] = Format.text,
-    device: DeviceOption = Device.auto,
+        str,
+        format_option("text", "json", help="text: the prompt and its continuation; json: with the details."),
+    ] = "text",
+    device: DeviceOption = "auto",
     sampling=None,
 ) -> None:
     """Continue prompts, one line per sample, in prompt order.
@@ -97,7 +88,7 @@ def generate(
     lm = load_lm(model, device)
     for sample in generate_samples(lm, texts, config=sampling):
         _warn_oovs(sample)
-        if output_format is Format.json:
+        if output_format == "json":
             typer.echo(jsonl_line(_sample_record(sample)))
         else:
             typer.echo(sample.hypothesis if continuation_only else sample.text)
@@ -127,10 +118,10 @@ def evaluate(
         str | None, typer.Option(help="Also write the generated lines (prompt + continuation) to this file.")
     ] = None,
     output_format: Annotated[
-        Format, format_option(Format.text, Format.json, help="Text lines, or one JSON object per metric.")
-    ] = Format.text,
+        str, format_option("text", "json", help="Text lines, or one JSON object per metric.")
+    ] = "text",
     old_json: JsonFlag = False,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
     sampling=None,
 ) -> None:
     """Judge a model's continuations: BLEU, chrF, perplexity.

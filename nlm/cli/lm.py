@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from nlm.cli.console import err_console
 from nlm.cli.lm_options import LM_DATA, RNN_MODEL, VOCAB_BUILD
-from nlm.cli.options import DATA, RUN, TRAINING, Force, Output, Quiet, Resume, given_options, report_run, resume_changes
+from nlm.cli.option_groups import given_options
+from nlm.cli.options import DATA, RUN
 from nlm.cli.recipes import RecipeName, with_recipe
+from nlm.cli.training import TRAINING, Force, Output, Quiet, Resume, train_or_resume
 
 Finetune = Annotated[
     bool,
@@ -69,31 +70,40 @@ def train(
     """Train a language model, or resume one.
 
     Trains into the run folder -o; with --resume RUN, continues that run where its last.pt stopped."""
+    from nlm.config import option_name
     from nlm.errors import ConfigError
-    from nlm.lm.training import LMJob, resume_language_model, train_language_model
+    from nlm.lm.training import LMJob
 
-    if resume is not None:
-        result = resume_language_model(
-            run_dir=resume, changes=resume_changes(ctx, training), console=err_console, quiet=quiet
+    def new_job() -> LMJob:
+        if finetune:
+            raise ConfigError("--finetune continues a finished NT-ASGD run: give it with --resume RUN_DIR")
+        if train is None:
+            raise ConfigError("nlm train needs --train FILE and -o RUN_DIR (or --resume RUN_DIR)")
+        if vocab is not None and (building := sorted(given_options(ctx) & set(VOCAB_BUILD.options))):
+            raise ConfigError(
+                f"{', '.join(map(option_name, building))} build a vocabulary, "
+                f"but --vocab {vocab} gives one; leave one of them out"
+            )
+        return LMJob(
+            train=train,
+            valid=valid,
+            vocab=vocab,
+            cache_dir=cache_dir,
+            vocab_config=vocab_config,
+            model=model,
+            data=data,
         )
-        return report_run(err_console, result, quiet)
-    if finetune:
-        raise ConfigError("--finetune continues a finished NT-ASGD run: give it with --resume RUN_DIR")
-    if train is None or output is None:
-        raise ConfigError("nlm train needs --train FILE and -o RUN_DIR (or --resume RUN_DIR)")
-    if vocab is not None and (building := sorted(given_options(ctx) & set(VOCAB_BUILD.options))):
-        raise ConfigError(
-            f"{', '.join('--' + n.replace('_', '-') for n in building)} build a vocabulary, "
-            f"but --vocab {vocab} gives one; leave one of them out"
-        )
-    job = LMJob(
-        train=train, valid=valid, vocab=vocab, cache_dir=cache_dir, vocab_config=vocab_config, model=model, data=data
-    )
-    training = training.replace(recipe=recipe)
-    report_run(
-        err_console,
-        train_language_model(job=job, output=output, train=training, force=force, console=err_console, quiet=quiet),
-        quiet,
+
+    train_or_resume(
+        ctx,
+        LMJob,
+        new_job,
+        output=output,
+        resume=resume,
+        force=force,
+        quiet=quiet,
+        training=training if resume is not None else training.replace(recipe=recipe),
+        configs=(vocab_config, data, model),
     )
 
 

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
 from typing import Annotated
 
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import Device, DeviceOption, Format, JsonFlag, Mode, ModelPath, format_option, wants_json
+from nlm.cli.options import Device, DeviceOption, JsonFlag, LogBase, Mode, ModelPath, format_option, wants_json
 from nlm.io.tables import RowWriter, jsonl_line
-
-
-class LogBase(str, Enum):
-    e = "e"
-    two = "2"
-    ten = "10"
-
 
 BatchOption = Annotated[int, typer.Option(min=1, help="Sentences per batch, sorted by length (1: one at a time).")]
 
@@ -27,7 +19,7 @@ def load_lm(model: str, device: Device):
     from nlm.lm.loading import load_language_model
     from nlm.runtime import pick_device
 
-    return load_language_model(model, device=pick_device(device.value))
+    return load_language_model(model, device=pick_device(device))
 
 
 def score(
@@ -37,15 +29,15 @@ def score(
     ] = None,
     model: ModelPath = ...,
     output_format: Annotated[
-        Format, format_option(Format.tsv, Format.json, help="One row per line: tab-separated values, or a JSON object.")
-    ] = Format.tsv,
+        str, format_option("tsv", "json", help="One row per line: tab-separated values, or a JSON object.")
+    ] = "tsv",
     with_text: Annotated[
         bool,
         typer.Option("--with-text", help="Add the sentence to each row (TSV escapes tab, newline, CR and backslash)."),
     ] = False,
     base: Annotated[
         LogBase, typer.Option(help="Base of the log-probs written (perplexity does not depend on it).")
-    ] = LogBase.e,
+    ] = "e",
     per_token: Annotated[
         bool, typer.Option("--per-token", help="One row per scored token: sentence, position, token, log-prob.")
     ] = False,
@@ -69,7 +61,7 @@ def score(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No corpus summary on stderr.")] = False,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
 ) -> None:
     """Score each line: log-prob, tokens, OOVs, perplexity.
 
@@ -89,9 +81,9 @@ def score(
     from nlm.lm.scoring import CorpusSummary, protocol_signature, score_sentences
 
     lm = load_lm(model, device)
-    rows = _row_maker(lm, base=base.value, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos)
+    rows = _row_maker(lm, base=base, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos)
     lines = (line for path in (files or ["-"]) for line in read_lines(path, allow_empty=True))
-    summary, writer = CorpusSummary(), RowWriter(sys.stdout, fmt=output_format.value, flush=unbuffered)
+    summary, writer = CorpusSummary(), RowWriter(sys.stdout, fmt=output_format, flush=unbuffered)
     name = display_name(files[0]) if files and len(files) == 1 else "the input"
     for result in score_sentences(
         lm, lines, batch_size=batch_size, bos_eos=bos_eos, per_token=per_token or per_word, eager=unbuffered, name=name
@@ -100,7 +92,7 @@ def score(
         for row in rows(result):
             writer.write(row)
     if not quiet:
-        _tell(summary.describe(base=base.value, signature=protocol_signature(lm, bos_eos=bos_eos)))
+        _tell(summary.describe(base=base, signature=protocol_signature(lm, bos_eos=bos_eos)))
 
 
 def perplexity(
@@ -112,13 +104,11 @@ def perplexity(
             help="stream: the training-validation protocol (one stream, state carried); "
             "sentence: each line from a fresh state, as `nlm score`."
         ),
-    ] = Mode.stream,
-    output_format: Annotated[
-        Format, format_option(Format.text, Format.json, help="A text line, or one JSON object.")
-    ] = Format.text,
+    ] = "stream",
+    output_format: Annotated[str, format_option("text", "json", help="A text line, or one JSON object.")] = "text",
     old_json: JsonFlag = False,
     batch_size: BatchOption = 64,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
 ) -> None:
     """Corpus perplexity, with the protocol that produced it.
 
@@ -128,7 +118,7 @@ def perplexity(
     from nlm.lm.perplexity import corpus_perplexity
 
     lm = load_lm(model, device)
-    result = corpus_perplexity(lm, file, protocol=protocol.value, batch_size=batch_size)
+    result = corpus_perplexity(lm, file, protocol=protocol, batch_size=batch_size)
     signature = f"protocol:{result.protocol}|{lm.signature}"
     record = {
         "name": "PPL",
@@ -160,7 +150,8 @@ def _tell(lines: list[str]) -> None:
 def _row_maker(lm, *, base: str, with_text: bool, per_token: bool, per_word: bool, bos_eos: bool):
     """A function from one SentenceScore to its output rows."""
     from nlm.errors import ConfigError
-    from nlm.lm.scoring import LOG_BASES, token_rows
+    from nlm.lm.config import LOG_BASES
+    from nlm.lm.scoring import token_rows
 
     if per_token and per_word:
         raise ConfigError("choose one of --per-token and --per-word")

@@ -15,15 +15,15 @@ from pathlib import Path
 from nlm.config import check
 from nlm.errors import ConfigError, DataError, InputMissingError
 from nlm.io.figures import Series, line_chart
+from nlm.units import bits, perplexity
 
 X_AXES = {"step": ("step", "optimizer step"), "time": ("elapsed", "training time (s)"), "epoch": ("epoch", "epoch")}
-LN2 = math.log(2)
 # The y measures: (a validation row's value, a training row's value from its train_loss or None, axis label).
 # `bpc` is bits per symbol: per character for char models, per token for word and subword ones (see y_label).
 Y_METRICS = {
     "loss": (lambda r: r.get("loss"), lambda loss: loss, "loss (nats per token or example)"),
-    "ppl": (lambda r: r.get("ppl"), lambda loss: math.exp(min(loss, 700.0)), "perplexity"),
-    "bpc": (lambda r: None if (v := _number(r.get("loss"))) is None else v / LN2, lambda loss: loss / LN2, "bits"),
+    "ppl": (lambda r: r.get("ppl"), perplexity, "perplexity"),
+    "bpc": (lambda r: None if (v := _number(r.get("loss"))) is None else bits(v), bits, "bits"),
     "accuracy": (lambda r: r.get("accuracy"), None, "validation accuracy"),
     "mse": (lambda r: r.get("mse"), None, "validation mean squared error"),
 }
@@ -112,7 +112,7 @@ def y_label(y: str, levels: list[str | None]) -> str:
 
 
 def run_series(run_dir: str | Path, *, x: str, y: str, name: str | None = None) -> list[Series]:
-    """The training (if the metric has one) and validation series of one run, labelled `name` (the folder's)."""
+    """The training (if the metric has one) and validation series of one run, labelled `name` (or the folder's)."""
     rows, name = read_metrics(run_dir), name or Path(run_dir).resolve().name
     x_key = X_AXES[x][0]
     valid_of, from_train_loss, _ = Y_METRICS[y]

@@ -152,7 +152,7 @@ def open_output(path: str | Path, *, line_buffered: bool = False) -> Iterator[Te
 
 
 def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes, as hex, read through one small buffer; InputMissingError naming a file that is not there."""
+    """The sha256 of a file's bytes, as hex, read through one small buffer; InputMissingError for a missing file."""
     import hashlib
 
     with open_input(path) as f:

@@ -17,7 +17,6 @@ error (exit 65); a file of empty lines is a text of zero-word sentences.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +25,12 @@ import torch
 
 from nlm.errors import ConfigError, DataError
 from nlm.io.text import EmptyInputError, display_name, read_lines
+from nlm.lm.config import MODES
 from nlm.lm.loading import LoadedLM
 from nlm.lm.scoring import CorpusSummary, score_sentences
 from nlm.lm.task import evaluate_corpus
 from nlm.text.corpus import encode_corpus
-
-PROTOCOLS = ("stream", "sentence")
+from nlm.units import perplexity
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class PerplexityResult:
 
     @property
     def ppl(self) -> float:
-        return math.exp(min(self.loss, 700.0))
+        return perplexity(self.loss)
 
 
 def _stream_counts(text_tokens: int, rows: int, predicted: int) -> str:
@@ -75,7 +74,8 @@ def _stream(lm: LoadedLM, path: str | Path, cache_dir: Path | None) -> Perplexit
         nats, tokens = evaluate_corpus(lm.model, corpus, data, lm.device)
     if data.mode == "sentence":
         words = (
-            f"training protocol of this sentence-trained model: each line from <bos>, batches of {data.eval_batch_size}; "
+            "training protocol of this sentence-trained model: each line from <bos>, "
+            f"batches of {data.eval_batch_size}; "
             "every token predicted, one <eos> per line included"
         )
     else:
@@ -91,7 +91,10 @@ def _sentences(lm: LoadedLM, lines: Iterable[str], batch_size: int, name: str) -
     summary = CorpusSummary()
     for score in score_sentences(lm, lines, batch_size=batch_size, name=name):
         summary.add(score)
-    words = f"each line from a fresh state, start {lm.start_symbol}, <eos> scored; every token predicted, one <eos> per line included"
+    words = (
+        f"each line from a fresh state, start {lm.start_symbol}, <eos> scored; "
+        "every token predicted, one <eos> per line included"
+    )
     return PerplexityResult("sentence", words, -summary.logprob, summary.tokens, summary.oovs, summary.tokens)
 
 
@@ -99,8 +102,8 @@ def corpus_perplexity(
     lm: LoadedLM, path: str | Path, *, protocol: str = "stream", batch_size: int = 64, cache_dir: Path | None = None
 ) -> PerplexityResult:
     """Perplexity of the text in `path` (`-` for stdin) under `protocol` (see the module docstring)."""
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    if protocol not in MODES:  # a protocol reads the text as a model in that mode does
+        raise ConfigError(f"--protocol must be one of {', '.join(MODES)}, not {protocol!r}")
     name = display_name(path)
     if protocol == "stream":
         try:
