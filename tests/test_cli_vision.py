@@ -162,7 +162,8 @@ def test_stacked_autoencoder_through_the_cli_and_into_a_classifier(tmp_path):
         "cpu",
     )
     assert ae.exit_code == 0, ae.stderr
-    assert "layer 1/2: training one layer" in ae.stderr and "fine-tune: training the whole network" in ae.stderr
+    assert "layer 1/2: training layer 1 alone; loss: its error rebuilding its own input (the images)" in ae.stderr
+    assert "fine-tune: training the whole network; loss and mse: its error on the images" in ae.stderr
     mlp = nlm(
         "vision",
         "train",
@@ -180,7 +181,7 @@ def test_stacked_autoencoder_through_the_cli_and_into_a_classifier(tmp_path):
         "cpu",
     )
     assert mlp.exit_code == 0, mlp.stderr
-    assert "initialised 2 hidden layer(s) from the encoder" in mlp.stderr and "'hidden': (32, 8)" in mlp.stderr
+    assert "initialised 2 hidden layer(s) from the encoder" in mlp.stderr and "hidden=32,8 " in mlp.stderr
 
 
 # --- bad input: one line, one exit code --------------------------------------------------------
