@@ -254,6 +254,9 @@ def test_diagnose_prints_its_tables_and_the_clipping_example_clips(tour):
 
 @pytest.mark.slow
 def test_the_copy_task_trains_its_steps_and_evaluate_reports_accuracy(tour):
+    printed = re.search(r"^train on it: (.*)$", tour.of("nlm corpus copy -o runs/copy40").stderr, re.M).group(1)
+    written = next(c for b in tour_blocks(README.read_text()) for c in commands(b) if "-o runs/copy40-lstm" in c)
+    assert printed.split() == written.split()  # the recipe `nlm corpus` prints is the README's
     stopped_by(tour, "runs/copy40-lstm", "max-steps")
     assert re.search(r"^accuracy \d\.\d{4}", tour.of("--task runs/copy40").stdout, re.M)
 
