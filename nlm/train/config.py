@@ -26,8 +26,6 @@ SCHEDULES = ("plateau", "decay", "steps", "none")
 # The epochs of a run given no --epochs and no budget, by the kind of model.  A run with --max-time or
 # --max-steps and no --epochs has no limit on epochs: it trains until its budget runs out.
 DEFAULT_EPOCHS = {"lm": 6, "vision": 5, "autoencoder": 10}
-# Why a run stopped, as the stop line and metrics.jsonl say it: the limit that ended it, or what else did.
-STOP_REASONS = ("epochs", "max-steps", "max-time", "early-stopping", "non-monotone", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,7 @@ class TrainConfig(Config):
 
 
 def stop_words(reason: str, config: TrainConfig) -> str:
-    """Why a run stopped, for people: the reason and the limit behind it (`max-time: 300 s of training`)."""
+    """Why a run stopped, for people: the reason and the limit behind it (`max-time: 300 s`)."""
     words = {
         "epochs": f"{config.epoch_limit} epochs",
         "max-steps": f"{config.max_steps} steps",

@@ -25,10 +25,11 @@ RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "meta.json", "config.json")
 LOCK, STAGING, REPLACED = ".lock", ".staging", ".replaced"
 
 
-def _lock(root: Path, *, create: bool = True) -> int:
-    """Lock RUN/.lock for this process, writing its pid there; RunBusyError naming the holder if taken."""
+def _lock(root: Path, *, claim: bool = True) -> int:
+    """Lock RUN/.lock for this process, writing its pid there; RunBusyError naming the holder if taken.
+    Without `claim`, only look: the file must exist, and nothing is written to it."""
     try:
-        fd = os.open(root / LOCK, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        fd = os.open(root / LOCK, os.O_RDWR | (os.O_CREAT if claim else 0), 0o644)
     except OSError as e:
         raise write_error(root / LOCK, e) from None
     try:
@@ -40,8 +41,9 @@ def _lock(root: Path, *, create: bool = True) -> int:
             f"{root} is in use by another nlm process (pid {holder}); "
             "wait for it to finish or stop it, or train into another folder"
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    if claim:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
 
@@ -84,7 +86,7 @@ class RunFolder:
         if output.exists() and not output.is_dir():
             raise OutputExistsError(f"{output} exists and is not a folder; give -o a folder for the run")
         if (output / LOCK).is_file():
-            os.close(_lock(output, create=False))  # closing the descriptor releases the lock at once
+            os.close(_lock(output, claim=False))  # closing the descriptor releases the lock at once
         if output.is_dir():
             _refuse_a_run_there(output, force=force)
 

@@ -34,7 +34,8 @@ from nlm.train.task import Task
 class RunResult:
     run_dir: Path
     progress: Progress
-    stop_reason: str  # nlm.train.config.STOP_REASONS: the limit that ended the run, or what else did
+    # the limit that ended the run (epochs, max-steps, max-time) or what else did (early-stopping, non-monotone)
+    stop_reason: str
     metrics: dict[str, Any]  # the last evaluation
     train: TrainConfig | None = None  # the limits it ran under
 
