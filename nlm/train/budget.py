@@ -36,7 +36,8 @@ def budget_multiplier(fraction: float, *, anneal: str = "linear", floor: float =
 
 def budget_spent(config: TrainConfig, *, seconds: float, steps: int, epochs: float) -> float:
     """The fraction of the budget spent: of the limit the run is closest to (see the module docstring)."""
-    spent = [epochs / config.epochs]
+    limit = config.epoch_limit  # None: no limit on epochs, the budget ends the run
+    spent = [] if limit is None else [epochs / limit]
     if config.max_steps is not None:
         spent.append(steps / config.max_steps)
     if config.max_time is not None:
