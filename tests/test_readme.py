@@ -203,6 +203,16 @@ def test_scoring_and_perplexity_write_what_the_text_names(tour):
 
 
 @pytest.mark.slow
+def test_the_cache_and_dynamic_evaluation_examples_say_what_they_used(tour):
+    tuned = tour.of("--tune-cache")
+    assert "cache tuned on corpora/english/refs.txt: --cache-theta " in tuned.stderr
+    assert tuned.stdout.startswith("PPL|protocol:stream|cache:500,theta=")
+    assert "|dynamic:rms,lr=0.0001,decay=0.02,segment=20,stats=train|" in tour.of("--dyn-stats").stdout
+    assert "|cache:500,theta=0.7,lambda=0.15|dynamic:sgd," in tour.of("--cache 500 --dynamic-eval").stdout
+    assert len(tour.of("--dyn-carry").stdout.splitlines()) == 3
+
+
+@pytest.mark.slow
 def test_generation_and_bleu_compare_what_the_text_says(tour):
     sampled = tour.of('--prompt "the river" --sample')
     assert len(sampled.stdout.splitlines()) == 3 and all(
