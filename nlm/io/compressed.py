@@ -59,7 +59,7 @@ class _Checked(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         try:
-            return self.inner.readinto(buffer)
+            return self.inner.readinto1(buffer)  # what one step decodes: never waits to fill the buffer
         except _FAILURES as e:
             reason = str(e) or type(e).__name__
             raise CorruptArchiveError(self.name, self.kind, reason[:120]) from None
