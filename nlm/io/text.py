@@ -66,13 +66,14 @@ def open_input(path: str | Path) -> IO[bytes]:
     return decompressed(stream, name=display_name(path))
 
 
-def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
+def read_lines(path: str | Path, *, allow_empty: bool = False, skip: int = 0) -> Iterator[str]:
     """Yield the lines of a UTF-8 file without their line ending.
 
     Only `\\n` ends a line (a `\\r` before it is dropped, so a CRLF file reads as LF), so the
     lines are the ones `wc -l` counts.  A byte-order mark at the start of the input is not
     text and is dropped.  Undecodable bytes or a NUL byte (a binary file) raise DataError
-    naming the file and the line; an empty file raises DataError unless allowed.
+    naming the file and the line; an empty file raises DataError unless allowed.  The first
+    `skip` lines are passed over without being decoded.
     """
     name = display_name(path)
     stream = open_input(path)
@@ -82,6 +83,8 @@ def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
         if not is_stdin and b"\0" in stream.peek(8192)[:8192]:
             raise DataError(f"{name} holds NUL bytes; it looks like a binary file, not text")
         for number, raw in enumerate(stream, start=1):
+            if number <= skip:  # another process's lines: passed over, not decoded
+                continue
             if b"\0" in raw:
                 raise DataError(f"{name}:{number}: NUL byte; this looks like a binary file, not text")
             try:
@@ -166,6 +169,15 @@ def open_output(path: str | Path, *, line_buffered: bool = False) -> Iterator[Te
         return
     with atomic_write(path, text=True) as f:  # a file appears whole when the command succeeds
         yield f
+
+
+def count_lines(path: str | Path) -> int:
+    """How many lines `read_lines(path)` yields (a last line without its newline counts), from the bytes alone."""
+    lines, last = 0, b"\n"
+    with open_input(path) as stream:
+        while chunk := stream.read(1 << 20):
+            lines, last = lines + chunk.count(b"\n"), chunk[-1:]
+    return lines + (last != b"\n")
 
 
 def file_sha256(path: str | Path, *, text: bool = False) -> str:
