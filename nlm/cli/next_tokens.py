@@ -10,7 +10,7 @@ import typer
 
 from nlm.cli.console import err_console
 from nlm.cli.options import Device, DeviceOption, Format, ModelPath, format_option
-from nlm.cli.score import BatchOption, load_lm
+from nlm.cli.score import load_lm
 from nlm.io.tables import RowWriter
 
 
@@ -33,7 +33,7 @@ def next_command(
     output_format: Annotated[
         Format, format_option(Format.tsv, Format.json, help="Tab-separated rows under a header, or JSON objects.")
     ] = Format.tsv,
-    batch_size: BatchOption = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Contexts per forward pass.")] = 64,
     device: DeviceOption = Device.auto,
 ) -> None:
     """The next-token distribution after each context: its --top most likely tokens, most likely first.
