@@ -18,6 +18,7 @@ from typing import Any, Self
 from nlm.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the hardware does it natively (nlm.runtime.bf16_is_fast)
 
 
 class Config:

@@ -15,6 +15,8 @@ from nlm.cli.options import (
     JsonFlag,
     ModelPath,
     OptionGroup,
+    Precision,
+    PrecisionOption,
     format_option,
     option_spec,
     wants_json,
@@ -88,6 +90,7 @@ def generate(
         format_option(Format.text, Format.json, help="text: the prompt and its continuation; json: with the details."),
     ] = Format.text,
     device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.fp32,
     sampling=None,
 ) -> None:
     """Continue prompts: one output line per sample, in prompt order, the prompt followed by its continuation.
@@ -100,7 +103,7 @@ def generate(
     <unk>, with a warning.  Exit 2: both --prompt and --prompts; exit 66: a missing file.
     """
     texts = _prompts(prompt, prompts)
-    lm = load_lm(model, device)
+    lm = load_lm(model, device, precision)
     for sample in lm.iter_generations(texts, config=sampling):
         _warn_oovs(sample)
         if output_format is Format.json:

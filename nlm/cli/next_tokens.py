@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import Device, DeviceOption, Format, ModelPath, format_option
+from nlm.cli.options import Device, DeviceOption, Format, ModelPath, Precision, PrecisionOption, format_option
 from nlm.cli.score import load_lm
 from nlm.io.tables import RowWriter
 
@@ -35,6 +35,7 @@ def next_command(
     ] = Format.tsv,
     batch_size: Annotated[int, typer.Option(min=1, help="Contexts per forward pass.")] = 64,
     device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.fp32,
 ) -> None:
     """The next-token distribution after each context: its --top most likely tokens, most likely first.
 
@@ -47,7 +48,7 @@ def next_command(
     from nlm.io.text import read_lines
 
     lines = read_lines("-", allow_empty=True) if contexts in (None, ["-"]) else contexts
-    lm = load_lm(model, device)
+    lm = load_lm(model, device, precision)
     unit = "token" if lm.vocab.level == "word" else "piece"
     writer = RowWriter(sys.stdout, fmt=output_format.value)
     warned = False

@@ -22,6 +22,8 @@ from typing import Annotated, Any
 
 import typer
 
+from nlm.config import PRECISIONS
+
 DATA, MODEL, OPTIM, RUN = "Data", "Model", "Optimization", "Run"
 
 
@@ -63,6 +65,9 @@ class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
     mps = "mps"
+
+
+Precision = Enum("Precision", [(name, name) for name in PRECISIONS], type=str)  # auto, fp32, bf16 (nlm.config)
 
 
 class Activation(str, Enum):
@@ -110,6 +115,11 @@ ModelPath = Annotated[
     ),
 ]
 DeviceOption = Annotated[Device, typer.Option(help="Where to run; auto picks CUDA, then MPS, then the CPU.")]
+PRECISION_HELP = (
+    "fp32; bf16 (autocast: products and recurrent cells in bfloat16, log-softmax and every sum in float32); "
+    "auto: bf16 where the hardware does it natively (CUDA with bf16, a CPU with AMX or AVX512-BF16), else fp32."
+)
+PrecisionOption = Annotated[Precision, typer.Option(help=PRECISION_HELP)]
 
 # -- options of the commands that train ---------------------------------------------------------
 Output = Annotated[
@@ -125,7 +135,7 @@ Resume = Annotated[
     Path | None,
     typer.Option(
         help="Continue the run in this folder where its last.pt stopped; only the stopping rules, "
-        "--lr, --save-every, --device and --bf16 may change.",
+        "--lr, --save-every, --device and --precision may change.",
         rich_help_panel=RUN,
     ),
 ]
@@ -219,7 +229,8 @@ TRAINING_OPTIONS: dict[str, tuple] = {
         RUN,
     ),
     "device": option_spec(Device, Device.auto, "Where to train; auto picks CUDA, then MPS, then the CPU.", RUN),
-    "bf16": option_spec(bool, False, "bf16 autocast (CUDA only).", RUN),
+    "precision": option_spec(Precision, Precision.fp32, PRECISION_HELP.replace("every sum", "the loss, weights"), RUN),
+    "bf16": option_spec(bool, False, "The same as --precision bf16 (an old spelling).", RUN, "--bf16", hidden=True),
     "seed": option_spec(int, 1, "Random seed: initialisation, dropout, batch order, the held-out split.", RUN),
 }
 
@@ -306,6 +317,7 @@ def resume_changes(ctx: typer.Context, training, *, runtime: tuple[str, ...] = (
         if name == "save_every":
             changes.update(save_every=training.save_every, save_every_seconds=training.save_every_seconds)
         elif name in TRAINING_OPTIONS:
+            name = "precision" if name == "bf16" else name  # the old spelling
             changes[name] = getattr(training, name)
         else:
             value = ctx.params[name]

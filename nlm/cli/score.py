@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import Device, DeviceOption, Format, JsonFlag, Mode, ModelPath, format_option, wants_json
+from nlm.cli.options import (
+    Device,
+    DeviceOption,
+    Format,
+    JsonFlag,
+    Mode,
+    ModelPath,
+    Precision,
+    PrecisionOption,
+    format_option,
+    wants_json,
+)
 from nlm.io.tables import RowWriter, jsonl_line
 
 
@@ -31,11 +42,12 @@ ResultOutput = Annotated[
 ]
 
 
-def load_lm(model: str, device: Device | str):
-    """The language model of `-m/--model` (an `nlm.LanguageModel`), on the device of `--device`."""
+def load_lm(model: str, device: Device | str, precision: Precision = Precision.fp32):
+    """The language model of `-m/--model` (an `nlm.LanguageModel`), on the device of `--device`, computing in
+    `--precision`."""
     from nlm.api import load
 
-    return load(model, device=device.value if isinstance(device, Device) else device)
+    return load(model, device=device.value if isinstance(device, Device) else device, precision=precision.value)
 
 
 def threads_given(ctx: typer.Context) -> int | None:
@@ -85,6 +97,7 @@ def score(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No corpus summary on stderr.")] = False,
     output: ResultOutput = None,
     device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.fp32,
 ) -> None:
     """Score each line as a sentence from a fresh state: log P(w1…wn <eos> | start).
 
@@ -107,7 +120,7 @@ def score(
         files or [], output=output, totals=CorpusSummary, threads=threads_given(ctx), line_buffered=unbuffered,
         console=err_console,
     ) as share:  # fmt: skip
-        lm = load_lm(model, share.device(device.value))
+        lm = load_lm(model, share.device(device.value), precision)
         rows = _row_maker(
             lm, base=base.value, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos
         )
@@ -145,6 +158,7 @@ def perplexity(
     batch_size: BatchOption = 64,
     output: ResultOutput = None,
     device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.fp32,
 ) -> None:
     """Corpus perplexity, printed with the protocol that produced it, and bits per byte and word
     perplexity, which compare models whatever their vocabularies (word, subword or char).
@@ -163,7 +177,7 @@ def perplexity(
     with scoring_share(
         [file], output=output, rows=False, totals=Perplexity, threads=threads_given(ctx), console=err_console
     ) as share:
-        lm = load_lm(model, share.device(device.value))
+        lm = load_lm(model, share.device(device.value), precision)
         share.result = share.perplexity(lm.perplexity, file, protocol=protocol.value, batch_size=batch_size)
     share.publish(_perplexity_line(share.total, as_json=wants_json(output_format, old_json)))
 

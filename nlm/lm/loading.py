@@ -12,6 +12,7 @@ from nlm.io.checkpoint import load_checkpoint, resolve_checkpoint
 from nlm.io.text import file_sha256
 from nlm.lm.config import LMDataConfig
 from nlm.models.rnn import RNNLM, RNNConfig
+from nlm.runtime import autocast, pick_precision
 from nlm.text.symbols import SPECIALS
 from nlm.text.vocab import Vocabulary
 from nlm.text.vocab_files import vocab_from_state
@@ -28,6 +29,7 @@ class LoadedLM:
     path: Path  # the checkpoint file (a run folder resolved to its best.pt or last.pt)
     device: torch.device
     digest: str  # first 12 hex digits of the checkpoint file's sha256
+    precision: str = "fp32"  # fp32 or bf16: how the model computes (nlm.runtime); the weights are float32 either way
 
     @property
     def start_id(self) -> int:
@@ -40,12 +42,19 @@ class LoadedLM:
 
     @property
     def signature(self) -> str:
-        """Which model and vocabulary produced a number: `model:best.pt#1a2b3c4d5e6f|vocab:word-1000#9f8e7d6c5b4a`."""
-        return f"model:{self.path.name}#{self.digest}|vocab:{self.vocab.level}-{len(self.vocab)}#{self.vocab.fingerprint()}"
+        """Which model, vocabulary and precision produced a number:
+        `model:best.pt#1a2b3c4d5e6f|vocab:word-1000#9f8e7d6c5b4a|precision:fp32`."""
+        vocab = f"{self.vocab.level}-{len(self.vocab)}#{self.vocab.fingerprint()}"
+        return f"model:{self.path.name}#{self.digest}|vocab:{vocab}|precision:{self.precision}"
+
+    def autocast(self):
+        """The context the model computes in: bf16 autocast for precision bf16, nothing for fp32."""
+        return autocast(self.device, self.precision)
 
 
-def load_language_model(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedLM:
-    """Load the language model in `path` (a checkpoint file or a run folder) for scoring or generation.
+def load_language_model(path: str | Path, *, device: str | torch.device = "cpu", precision: str = "fp32") -> LoadedLM:
+    """Load the language model in `path` (a checkpoint file or a run folder) for scoring or generation, to compute
+    in `precision` (fp32, bf16, or auto: bf16 where the device does it natively; see nlm.runtime).
 
     Raises InputMissingError when there is no such file, and CheckpointError when the file
     is not an nlm checkpoint, holds another kind of model, or does not match its own config.
@@ -83,4 +92,5 @@ def load_language_model(path: str | Path, *, device: str | torch.device = "cpu")
         path=file,
         device=device,
         digest=file_sha256(file)[:12],
+        precision=pick_precision(precision, device),
     )

@@ -220,9 +220,14 @@ def score_sentences(
         encoded = [lm.vocab.encode(line) for line in pool]
         logprobs: list[np.ndarray] = [np.zeros(0)] * len(pool)
         for batch in length_batches([len(ids) for ids in encoded], batch_size=batch_size, vocab_size=len(lm.vocab)):
-            scored = score_ids(
-                lm.model, [encoded[i] for i in batch], start_id=lm.start_id, bos_eos=bos_eos, logit_budget=logit_budget
-            )
+            with lm.autocast():
+                scored = score_ids(
+                    lm.model,
+                    [encoded[i] for i in batch],
+                    start_id=lm.start_id,
+                    bos_eos=bos_eos,
+                    logit_budget=logit_budget,
+                )
             for i, values in zip(batch, scored):
                 logprobs[i] = values
         for text, ids, values in zip(pool, encoded, logprobs):

@@ -32,7 +32,7 @@ from nlm import __version__
 from nlm.errors import ConfigError, Interrupted, TrainingDivergedError
 from nlm.io.atomic import write_text_atomic
 from nlm.io.checkpoint import load_checkpoint
-from nlm.runtime import seed_everything, set_rng_state
+from nlm.runtime import pick_precision, seed_everything, set_rng_state
 from nlm.train.averaging import AveragedCheckpoint, NonMonotoneSwitch, WeightAveraging, finetune_changes
 from nlm.train.callbacks import CheckpointCallback, ProgressCallback
 from nlm.train.config import RESUMABLE, TrainConfig
@@ -138,8 +138,7 @@ def start_run(
             else train.replace(lr=job.default_lr(LR_KIND.get(train.optimizer, train.optimizer)))
         )
         quiet = quiet or not ranks.lead
-        if train.bf16 and device.type != "cuda" and ranks.lead:
-            console.print(f"warning: --bf16 applies on CUDA only; training in float32 on {device.type}")
+        train = train.replace(precision=pick_precision(train.precision, device))  # config.json names fp32 or bf16
         folder = None
         with ranks.agreed():  # rank 0 first: it reads (and caches) every input, and takes the run folder
             if ranks.lead:
@@ -234,6 +233,7 @@ def _resumed_task(
         ]
     train, changed = resumed_train_config(saved, changes)
     device = ranks.device(train.device)
+    train = train.replace(precision=pick_precision(train.precision, device))
     job.load(run_dir, train)
     task = job.build_task(device, train, ranks.shard)
     weights = load_checkpoint(run_dir / "best.pt", kind=getattr(job_type, "kind", None)) if finetune else checkpoint
