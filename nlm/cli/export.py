@@ -1,0 +1,42 @@
+"""`nlm export`: a language model as a small, self-contained checkpoint for scoring and generation."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nlm.cli.console import err_console
+from nlm.cli.options import ModelPath
+from nlm.config import EXPORT_PRECISIONS
+
+ExportPrecision = Enum("ExportPrecision", [(name, name) for name in EXPORT_PRECISIONS], type=str)
+
+
+def export(
+    model: ModelPath = ...,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="The checkpoint file to write.", show_default=False)
+    ] = ...,
+    precision: Annotated[
+        ExportPrecision, typer.Option(help="The weights' type: bf16 (half the bytes) or fp32.")
+    ] = ExportPrecision.bf16,
+) -> None:
+    """Write the model, its configs and vocabulary, without the training state, for every command that takes -m.
+
+    The file loads with torch.load(weights_only=True) and cannot be resumed.  It computes in whatever
+    --precision a command asks for; with bf16 weights, --precision fp32 computes in float32 on them."""
+    from nlm.api.export import export_language_model
+
+    done = export_language_model(model, output=output, precision=precision.value)
+    err_console.print(
+        f"wrote {done.output}: {done.parameters:,} weights in {done.precision}, {done.output_bytes:,} bytes "
+        f"({done.output_bytes / done.source_bytes:.0%} of {done.source.name}'s {done.source_bytes:,})",
+        markup=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(export)
