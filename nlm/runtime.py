@@ -5,9 +5,11 @@ optimizer state, log-softmax, losses and every accumulated score stay float32), 
 takes bf16 where the hardware computes it natively and fp32 elsewhere.  Native means a CUDA GPU
 with bf16, or a CPU with AMX or AVX512-BF16 instructions (Intel Sapphire Rapids and later, AMD
 Zen 4 and later), where oneDNN runs bf16 products faster than fp32 ones; measured on an AMD EPYC
-with AVX512-BF16 and no AMX (one thread, a 2 x 300 LSTM with an adaptive head, batch 64 x 35):
-GEMM 2.8x, the LSTM 1.8x, the whole forward 1.3x with the head in fp32.  A CPU with AVX2 alone
-emulates bf16, which is slower than fp32, so `auto` keeps fp32 there.
+with AVX512-BF16 and no AMX, one thread, CPU time, medians of alternating rounds on a loaded
+machine: a 512 x 512 GEMM 2.6-2.8x as fast as in fp32, a 2 x 300 LSTM at batch 64 x 35 1.8x, the
+`ptb-25min` model's forward with its adaptive head 1.6x, a training step of it (batch 20 x 20,
+forward, backward, clipping, SGD) 1.4x.  A CPU with AVX2 alone emulates bf16, slower than fp32, so
+`auto` keeps fp32 there.
 """
 
 from __future__ import annotations
