@@ -35,7 +35,10 @@ demo: install
 	$(NLM) generate -m $(DEMO) --prompts $(CORPUS)/prompts.txt --greedy --max-tokens 20 | head -n 5
 	$(NLM) evaluate -m $(DEMO) --prompts $(CORPUS)/prompts.txt --refs $(CORPUS)/refs.txt --greedy
 
+# The linter and the formatter first (what CI runs too): a style fix is cheaper than a test run.
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -q
 
 test-fast: install

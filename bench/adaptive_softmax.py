@@ -113,12 +113,11 @@ def speed(args) -> None:
     full = statistics.median(rates["full"])
     ids = np.asarray(train.ids[:])
     print("\n| head | tokens/s (median) | rounds | vs full | training targets per cluster |\n|---|---:|---|---:|---|")
-    for name, (softmax, cuts) in heads.items():
+    for name, (_, cuts) in heads.items():
         median = statistics.median(rates[name])
         shares = " / ".join(f"{s:.1%}" for s in cluster_shares(ids, cuts)) if cuts else "—"
-        print(
-            f"| {name} | {median:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[name])} | {median / full:.2f}x | {shares} |"
-        )
+        rounds = ", ".join(f"{r:,.0f}" for r in rates[name])
+        print(f"| {name} | {median:,.0f} | {rounds} | {median / full:.2f}x | {shares} |")
 
 
 class EvalLog(Callback):

@@ -203,8 +203,10 @@ def table(sizes: list[int], results: list[dict[str, Result]]) -> str:
     for name in results[0]:
         peaks = " | ".join(f"{r[name][0]:,.0f} MiB" for r in results)
         times = " | ".join(f"{r[name][1]:,.1f} s ({r[name][2]:,.1f} s)" for r in results)
-        ratio = results[-1][name][0] / results[0][name][0]
-        rows.append(f"| {name} | {peaks} | {ratio:.2f} | {times} | {results[-1][name][3]} |")
+        rows.append(
+            f"| {name} | {peaks} | {results[-1][name][0] / results[0][name][0]:.2f} | {times} "
+            f"| {results[-1][name][3]} |"
+        )
     return "\n".join(rows)
 
 

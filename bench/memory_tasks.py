@@ -116,7 +116,8 @@ def main() -> None:
     args = parser.parse_args()
     tasks, cells, lags = args.tasks.split(","), args.cells.split(","), [int(v) for v in args.lags.split(",")]
     print(
-        f"<!-- {machine()}; each `nlm train` on 1 thread; {args.steps} steps, hidden {args.hidden}, {args.symbols} symbols (chance {1 / args.symbols:.3f}), "
+        f"<!-- {machine()}; each `nlm train` on 1 thread; {args.steps} steps, hidden {args.hidden}, "
+        f"{args.symbols} symbols (chance {1 / args.symbols:.3f}), "
         f"lr {args.lr}, init +-{args.init_range}, seed {args.seed} -->",
         flush=True,
     )

@@ -77,7 +77,8 @@ def main() -> int:
     config = lm.model_config
     print(f"model {lm.signature}: {config.cell} {config.layers}x{config.hidden}, vocabulary {len(lm.vocab):,}")
     print(
-        f"device {lm.device}, {args.threads} torch thread(s), {platform.processor() or platform.machine()}, torch {torch.__version__}"
+        f"device {lm.device}, {args.threads} torch thread(s), {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}"
     )
     print(f"text {args.text}: {len(lines):,} sentences\n")
     print(f"{'scoring':<24}{'seconds':>10}{'sentences/s':>14}{'tokens/s':>12}")
@@ -86,11 +87,13 @@ def main() -> int:
         seconds, scores, tokens = time_scoring(lm, lines, batch_size)
         timings[batch_size] = scores
         print(
-            f"{f'--batch-size {batch_size}':<24}{seconds:>10.2f}{len(lines) / seconds:>14,.0f}{tokens / seconds:>12,.0f}"
+            f"{f'--batch-size {batch_size}':<24}{seconds:>10.2f}"
+            f"{len(lines) / seconds:>14,.0f}{tokens / seconds:>12,.0f}"
         )
     difference = float(np.abs(timings[1] - timings[args.batch_size]).max())
     print(
-        f"max |batched - one at a time| = {difference:.2e} nats ({'agree' if difference <= 1e-4 else 'DISAGREE'} to 1e-4)\n"
+        f"max |batched - one at a time| = {difference:.2e} nats "
+        f"({'agree' if difference <= 1e-4 else 'DISAGREE'} to 1e-4)\n"
     )
     print(f"{'generation':<24}{'tokens/s':>10}{'ms/step, first 100':>20}{'last 100':>10}")
     for length, repeats in ((100, 10), (1000, 1)):

@@ -1,6 +1,7 @@
 """Start-up time, for pipelines and Makefiles that call nlm many times: `echo "w1 w2" | nlm score -m RUN`
-against `import torch` alone (also without the collection Python runs at exit, which nlm skips), each the median of several runs taken in turn (wall seconds, and CPU seconds: user +
-system, which a busy machine inflates less).  nlm's own start-up is the score command less torch.
+against `import torch` alone (also without the collection Python runs at exit, which nlm skips),
+each the median of several runs taken in turn (wall seconds, and CPU seconds: user + system,
+which a busy machine inflates less).  nlm's own start-up is the score command less torch.
 
     python bench/startup.py [-m RUN] [--runs 7]
 
@@ -67,7 +68,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nlm-startup-") as folder:
         model = args.model or small_model(Path(folder))
         print(
-            f"machine: {machine()}\nmodel: {model} ({os.path.getsize(model / 'best.pt' if model.is_dir() else model):,} bytes)"
+            f"machine: {machine()}\n"
+            f"model: {model} ({os.path.getsize(model / 'best.pt' if model.is_dir() else model):,} bytes)"
         )
         rows = medians(
             args.runs,
@@ -86,7 +88,8 @@ def main() -> None:
     for name in ("python -c 'import torch'", "  the same, no collection at exit"):
         torch_alone = rows[name]
         print(
-            f"nlm score beyond {name.strip()!r}: {score[0] - torch_alone[0]:+.2f} s wall, {score[1] - torch_alone[1]:+.2f} s cpu"
+            f"nlm score beyond {name.strip()!r}: {score[0] - torch_alone[0]:+.2f} s wall, "
+            f"{score[1] - torch_alone[1]:+.2f} s cpu"
         )
 
 

@@ -22,7 +22,8 @@ def summarize(run: Path) -> str:
     model, train = config["model"], config["train"]
     described = (
         f"{model['layers']}x{model['hidden']} {model['cell']}{' tied' if model['tie'] else ''} "
-        f"drop {model['dropout']}, {train['optimizer']} lr {train['lr']:g} {train['schedule']}, clip {train['clip']:g}, "
+        f"drop {model['dropout']}, {train['optimizer']} lr {train['lr']:g} {train['schedule']}, "
+        f"clip {train['clip']:g}, "
         f"bptt {config['data']['bptt']} batch {config['data']['batch_size']}"
     )
     quality = f"ppl {best['ppl']:.2f}" + (
@@ -32,7 +33,8 @@ def summarize(run: Path) -> str:
     epochs = metrics[-1]["step"] / metrics[0]["step"] if len(metrics) > 1 else metrics[-1]["epoch"]
     return (
         f"| {run.name} | {described} | {epochs:.2f} ({metrics[-1]['step']:,} steps) | "
-        f"best {quality} (epoch {best['epoch']}) | {metrics[-1]['elapsed'] / 60:.1f} min train, {wall_s / 60:.1f} min wall |"
+        f"best {quality} (epoch {best['epoch']}) | {metrics[-1]['elapsed'] / 60:.1f} min train, "
+        f"{wall_s / 60:.1f} min wall |"
     )
 
 

@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO))
 
 from nlm.autoencode.inference import load_autoencoder, reconstruct  # noqa: E402
 from nlm.autoencode.task import ReconstructConfig  # noqa: E402
-from nlm.autoencode.training import AutoencoderJob, autoencoder_config, train_autoencoder  # noqa: E402
+from nlm.autoencode.training import AutoencoderJob, autoencoder_config  # noqa: E402
 from nlm.classify.task import ClassifyConfig  # noqa: E402
-from nlm.classify.training import ClassifierJob, classifier_config, train_classifier  # noqa: E402
+from nlm.classify.training import ClassifierJob, classifier_config  # noqa: E402
 from nlm.images.data import ImageSet, load_idx  # noqa: E402
 from nlm.train.config import TrainConfig  # noqa: E402
 
@@ -78,7 +78,7 @@ def bench_cnn(train: ImageSet, valid: ImageSet, args, out: Path) -> dict:
         data=ClassifyConfig(batch_size=args.batch_size),
         images=(train, valid),
     )
-    result = train_classifier(job=job, output=out / "lenet", force=True, train=config, console=console)
+    result = job.start(output=out / "lenet", force=True, train=config, console=console)
     seconds = epoch_seconds(result.run_dir)
     return {
         "valid_accuracy": result.metrics["accuracy"],
@@ -113,7 +113,7 @@ def bench_autoencoder(train: ImageSet, valid: ImageSet, args, out: Path) -> dict
         seed=1,
     )
     job = AutoencoderJob(model=model, data=ReconstructConfig(batch_size=args.batch_size), images=(train, valid))
-    result = train_autoencoder(job=job, output=out / "autoencoder", force=True, train=config, console=console)
+    result = job.start(output=out / "autoencoder", force=True, train=config, console=console)
     _, _, error = reconstruct(load_autoencoder(result.run_dir / "best.pt"), valid)
     seconds = epoch_seconds(result.run_dir)
     return {"valid_mse": error, "seconds_per_epoch": sum(seconds) / len(seconds), "epochs": len(seconds)}
@@ -144,7 +144,8 @@ def main() -> None:
     train, valid = mnist_split(args.mnist)
     console.print(f"MNIST: {len(train):,} training and {len(valid):,} held-out images; runs in {out}")
     print(
-        f"hardware: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, device {args.device}, "
+        f"hardware: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+        f"device {args.device}, "
         f"torch {torch.__version__}"
     )
     if not args.skip_cnn:
@@ -157,11 +158,13 @@ def main() -> None:
         ae = bench_autoencoder(train, valid, args, out)
         pca = pca_error(train, valid, args.code)
         print(
-            f"autoencoder 784-{args.code}-784 ({args.activation} code, sigmoid output): valid MSE {ae['valid_mse']:.5f} "
+            f"autoencoder 784-{args.code}-784 ({args.activation} code, sigmoid output): "
+            f"valid MSE {ae['valid_mse']:.5f} "
             f"per pixel after {ae['epochs']} epochs, {ae['seconds_per_epoch']:.1f} s per epoch"
         )
         print(
-            f"PCA, {args.code} components (exact): valid MSE {pca:.5f} per pixel; autoencoder / PCA = {ae['valid_mse'] / pca:.3f}"
+            f"PCA, {args.code} components (exact): valid MSE {pca:.5f} per pixel; "
+            f"autoencoder / PCA = {ae['valid_mse'] / pca:.3f}"
         )
     print(f"wall time {time.monotonic() - started:.0f} s")
 

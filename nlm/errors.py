@@ -72,6 +72,12 @@ class DeviceError(NLMError):
     exit_code = 69  # EX_UNAVAILABLE
 
 
+class OutOfMemoryError(NLMError):
+    """A model, or a training step, that needs more memory than the machine (or its GPU) has."""
+
+    exit_code = 69  # EX_UNAVAILABLE: like a missing device, a resource this machine lacks
+
+
 class TrainingDivergedError(NLMError):
     """The loss became NaN or infinite, or stayed far above a uniform guess."""
 

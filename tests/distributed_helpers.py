@@ -9,10 +9,8 @@ import subprocess
 import sys
 import time
 
+from cli_helpers import nlm
 from conftest import REPO
-from typer.testing import CliRunner
-
-from nlm.cli import app
 
 TIMEOUT = 240  # generous for a busy machine: a hang still fails
 
@@ -32,7 +30,7 @@ def _rank(rank: int, world: int, port: int, argv: list[str], queue) -> None:
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
-    result = CliRunner().invoke(app, argv)
+    result = nlm(*argv)
     queue.put((rank, result.exit_code, result.stderr))
 
 

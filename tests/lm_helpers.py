@@ -9,17 +9,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import torch
 from rich.console import Console
 
 from nlm.corpora.markov import MarkovSource
 from nlm.lm.config import LMDataConfig
-from nlm.lm.training import LMJob, train_language_model
+from nlm.lm.training import LMJob
 from nlm.models.rnn import RNNConfig
 from nlm.text.build import VocabConfig
 from nlm.train.config import TrainConfig
-
-torch.set_num_threads(1)
 
 SOURCE = MarkovSource.random(num_words=12, concentration=0.5, mean_length=6.0, seed=7)
 
@@ -64,8 +61,7 @@ def train_tiny_lm(
         data=LMDataConfig(mode=mode, batch_size=8, bptt=12, eval_batch_size=4),
         model=RNNConfig(emb=hidden, hidden=hidden, layers=1, dropout=0.0, softmax=softmax, cutoffs=cutoffs),
     )
-    train_language_model(
-        job=job,
+    job.start(
         output=run_dir,
         console=Console(file=io.StringIO()),
         quiet=True,

@@ -11,8 +11,6 @@ from nlm.images.data import generate_digits
 from nlm.io.png import save_filters, save_grid, save_pairs
 from nlm.models.autoencoder import Autoencoder, AutoencoderConfig, reconstruction_error
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def digits() -> torch.Tensor:
@@ -126,7 +124,7 @@ def test_stacked_layerwise_pretraining_then_fine_tuning(digits):
     assert ae.layer_input(digits, 0).shape == (300, 196) and ae.layer_input(digits, 1).shape == (300, 48)
     for k in range(ae.num_layers):
         others = {name: p.clone() for name, p in ae.named_parameters()}
-        first, last = adam_steps(lambda: ae.layer_loss(digits, k, noise), ae.layer_parameters(k), steps=40, lr=1e-2)
+        first, last = adam_steps(lambda k=k: ae.layer_loss(digits, k, noise), ae.layer_parameters(k), steps=40, lr=1e-2)
         assert last < 0.7 * first
         changed = {name for name, p in ae.named_parameters() if not torch.equal(p, others[name])}
         assert changed == {

@@ -12,10 +12,10 @@ from test_autoencoder_models import captured
 
 from nlm.autoencode.inference import encode_images, load_autoencoder, reconstruct, write_codes
 from nlm.autoencode.task import ReconstructConfig
-from nlm.autoencode.training import AutoencoderJob, autoencoder_config, resume_autoencoder, train_autoencoder
+from nlm.autoencode.training import AutoencoderJob, autoencoder_config
 from nlm.classify.loading import load_classifier
 from nlm.classify.task import ClassifyConfig
-from nlm.classify.training import ClassifierJob, classifier_config, initialise_from_encoder, train_classifier
+from nlm.classify.training import ClassifierJob, classifier_config, initialise_from_encoder
 from nlm.images.data import generate_digits
 from nlm.images.sources import ImageSources
 from nlm.models.autoencoder import Autoencoder
@@ -31,7 +31,7 @@ def fit(tmp_path, name, model, *, images=None, sources=None, data=None, **train)
     job = AutoencoderJob(
         model=model, data=data or ReconstructConfig(batch_size=50), sources=sources or ImageSources(), images=images
     )
-    return train_autoencoder(job=job, output=tmp_path / name, train=TrainConfig(**train), console=QUIET, quiet=True)
+    return job.start(output=tmp_path / name, train=TrainConfig(**train), console=QUIET, quiet=True)
 
 
 def metrics(run_dir) -> list[dict]:
@@ -118,10 +118,12 @@ def test_resume_continues_the_phase_it_stopped_in(tmp_path):
         stopped = fit(tmp_path, name, model, sources=ImageSources(**run), data=data, epochs=2, max_steps=stop)
         assert stopped.stop_reason == "max-steps"
         if name == "between-phases":  # finish layer 1's epoch within the same budget: last.pt ends the phase
-            again = resume_autoencoder(run_dir=tmp_path / name, changes={"max_steps": stop}, console=QUIET, quiet=True)
+            again = AutoencoderJob.resume(
+                run_dir=tmp_path / name, changes={"max_steps": stop}, console=QUIET, quiet=True
+            )
             assert again.stop_reason == "max-steps" and metrics(tmp_path / name)[-1]["phase"] == "layer 1/2"
             assert torch.load(tmp_path / name / "last.pt", weights_only=True)["trainer"]["progress"]["epoch"] == 1
-        resume_autoencoder(run_dir=tmp_path / name, changes={"max_steps": 10**9}, console=QUIET, quiet=True)
+        AutoencoderJob.resume(run_dir=tmp_path / name, changes={"max_steps": 10**9}, console=QUIET, quiet=True)
     expected = _weights(tmp_path / "straight")
     for name in ("mid-layer-1", "mid-layer-2", "between-phases", "mid-fine-tune"):
         resumed = _weights(tmp_path / name)
@@ -147,8 +149,7 @@ def test_a_pretrained_encoder_initialises_a_classifier(tmp_path, digits):
     job = ClassifierJob(
         arch="mlp", model=config, data=ClassifyConfig(batch_size=50), init_from=str(tmp_path / "ae"), images=digits
     )
-    result = train_classifier(
-        job=job,
+    result = job.start(
         output=tmp_path / "classifier",
         console=QUIET,
         quiet=True,

@@ -7,10 +7,9 @@ import math
 
 import pytest
 import sacrebleu
+from cli_helpers import nlm
 from sacrebleu.metrics import CHRF
-from typer.testing import CliRunner
 
-from nlm.cli import app
 from nlm.errors import ConfigError, DataError
 from nlm.eval.bleu import corpus_scores, parse_metrics, read_parallel, sentence_scores
 
@@ -30,7 +29,8 @@ CASES = {
                 "he was interested in world history because he read the book",
             ],
             [
-                "It is the guiding principle which guarantees the military forces always being under the command of the Party.",
+                "It is the guiding principle which guarantees the military forces always being "
+                "under the command of the Party.",
                 "he read the book because he was interested in world history",
             ],
         ],
@@ -108,19 +108,19 @@ def files(tmp_path):
 
 def test_cli_prints_sacrebleus_score_and_signature(files):
     hyps, refs = CASES["two sentences, two references"]
-    result = CliRunner().invoke(app, ["bleu", *files, "--metrics", "bleu,chrf"])
+    result = nlm("bleu", *files, "--metrics", "bleu,chrf")
     assert result.exit_code == 0, result.output
     bleu_line, chrf_line = result.stdout.splitlines()
     expected = sacrebleu.corpus_bleu(hyps, refs)
     assert bleu_line.startswith("BLEU|nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:")
     assert bleu_line.split(" = ")[1].split()[0] == f"{expected.score:.2f}"
     assert chrf_line.startswith("chrF2|nrefs:2|")
-    records = [json.loads(line) for line in CliRunner().invoke(app, ["bleu", *files, "--json"]).stdout.splitlines()]
+    records = [json.loads(line) for line in nlm("bleu", *files, "--format", "json").stdout.splitlines()]
     assert records[0]["name"] == "BLEU" and records[0]["score"] == round(expected.score, 4)
 
 
 def test_cli_sentence_mode_writes_one_line_per_hypothesis(files):
-    result = CliRunner().invoke(app, ["bleu", *files, "--sentence", "--metrics", "bleu,chrf"])
+    result = nlm("bleu", *files, "--sentence", "--metrics", "bleu,chrf")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert len(lines) == 2 and all(len(line.split("\t")) == 2 for line in lines)
@@ -130,12 +130,11 @@ def test_cli_sentence_mode_writes_one_line_per_hypothesis(files):
 def test_cli_bad_input_exit_codes(files, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("only one line\n")
-    runner = CliRunner()
-    mismatch = runner.invoke(app, ["bleu", files[0], str(short)])
+    mismatch = nlm("bleu", files[0], str(short))
     assert mismatch.exit_code == 65 and "has 1 lines" in mismatch.stderr
-    missing = runner.invoke(app, ["bleu", files[0], str(tmp_path / "absent.txt")])
+    missing = nlm("bleu", files[0], str(tmp_path / "absent.txt"))
     assert missing.exit_code == 66 and "no such file" in missing.stderr
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    assert runner.invoke(app, ["bleu", str(empty), files[1]]).exit_code == 65
-    assert runner.invoke(app, ["bleu", *files, "--metrics", "meteor"]).exit_code == 2
+    assert nlm("bleu", str(empty), files[1]).exit_code == 65
+    assert nlm("bleu", *files, "--metrics", "meteor").exit_code == 2

@@ -1,19 +1,12 @@
-"""`nlm vocab` and `nlm train` through the real CLI: what they write and report (bad inputs: tests/test_hostile.py)."""
+"""`nlm vocab` and `nlm train` through the real CLI: what they write and report (bad input: test_hostile_*.py)."""
 
 from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
+from cli_helpers import nlm
 
-from nlm.cli import app
-
-runner = CliRunner()
 SMALL = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--bptt", "8", "-q"]
-
-
-def nlm(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_vocab_build_reports_coverage_and_oov_rate(tiny_corpus, tmp_path):
@@ -27,9 +20,7 @@ def test_vocab_build_reports_coverage_and_oov_rate(tiny_corpus, tmp_path):
 
 
 def test_vocab_build_reads_stdin(tmp_path):
-    result = runner.invoke(
-        app, ["vocab", "build", "-o", str(tmp_path / "v.txt"), "--level", "char"], input="ab\nba c\n"
-    )
+    result = nlm("vocab", "build", "-o", tmp_path / "v.txt", "--level", "char", input="ab\nba c\n")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "v.txt").read_text().splitlines()[4:] == ["a\t2", "b\t2", " \t1", "c\t1"]
 

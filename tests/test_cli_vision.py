@@ -1,4 +1,5 @@
-"""`nlm vision` and `nlm autoencoder` through the real CLI: outputs, PNG sizes, and each bad input's message and exit code."""
+"""`nlm vision` and `nlm autoencoder` through the real CLI: outputs, PNG sizes, and each bad input's message and
+exit code."""
 
 from __future__ import annotations
 
@@ -8,25 +9,11 @@ import struct
 
 import numpy as np
 import pytest
+from cli_helpers import nlm, one_line_error
 from PIL import Image
-from typer.testing import CliRunner
 
-from nlm.cli import app
-
-runner = CliRunner()
 TINY_MLP = ["--arch", "mlp", "--hidden", "16", "--batch-size", "50", "--device", "cpu", "-q"]
 TINY_AE = ["--hidden", "16", "--batch-size", "50", "--device", "cpu", "-q"]
-
-
-def nlm(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, code: int, words: str) -> None:
-    """The error contract: the exit code, one line on stderr that says what is wrong, no traceback, no stdout."""
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    assert result.stderr.startswith("nlm: error:") and result.stderr.count("\n") == 1, result.stderr
-    assert words in result.stderr and "Traceback" not in result.stderr and result.stdout == ""
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +129,8 @@ def test_autoencoder_commands_write_codes_and_pngs_of_the_expected_size(autoenco
         "autoencoder", "filters", "-m", autoencoder, "-o", tmp_path / "filters.png", "--count", "10", "--scale", "1"
     )
     assert filters.exit_code == 0, filters.stderr
-    # 5 pairs in one row of 10 images of 28 px with 2 px padding, scaled 2x; 10 filters in a 4-wide grid with 1 px padding
+    # 5 pairs in one row of 10 images of 28 px with 2 px padding, scaled 2x;
+    # 10 filters in a 4-wide grid with 1 px padding
     sizes = {"pairs.png": ((10 * 30 + 2) * 2, 32 * 2), "filters.png": (4 * 29 + 1, 3 * 29 + 1)}
     for name, size in sizes.items():
         with Image.open(tmp_path / name) as image:

@@ -12,9 +12,8 @@ import tracemalloc
 import numpy as np
 import pytest
 import sentencepiece as spm
-from typer.testing import CliRunner
+from cli_helpers import nlm
 
-from nlm.cli import app
 from nlm.io.text import TextFiles, read_lines
 from nlm.text.build import VocabConfig, build_vocab, measure_coverage
 from nlm.text.corpus import encode_corpus
@@ -83,7 +82,8 @@ def test_streamed_subword_vocabulary_equals_sentencepiece_trained_on_all_lines_i
 
 
 def test_sentencepiece_trains_on_a_sample_and_coverage_counts_every_line():
-    # each line carries one character of its own; with coverage 1.0 the alphabet is exactly the sampled lines' characters
+    # each line carries one character of its own;
+    # with coverage 1.0 the alphabet is exactly the sampled lines' characters
     rare = [chr(0x4E00 + i) for i in range(600)]
     lines = [f"the river {c}" for c in rare]
     config = VocabConfig(level="bpe", size=170, character_coverage=1.0, sample_lines=150)
@@ -127,17 +127,14 @@ def test_coverage_read_in_batches_equals_the_line_by_line_count(level, lowercase
 def test_vocab_build_check_reports_the_counted_figures(tmp_path):
     write(tmp_path / "train.txt", ["a b c", "a b"])
     write(tmp_path / "valid.txt", ["a d d", "<unk> b"])
-    result = CliRunner().invoke(
-        app,
-        [
-            "vocab",
-            "build",
-            str(tmp_path / "train.txt"),
-            "-o",
-            str(tmp_path / "v.txt"),
-            "--check",
-            str(tmp_path / "valid.txt"),
-        ],
+    result = nlm(
+        "vocab",
+        "build",
+        tmp_path / "train.txt",
+        "-o",
+        tmp_path / "v.txt",
+        "--check",
+        tmp_path / "valid.txt",
     )
     assert result.exit_code == 0, result.stderr
     # 5 tokens; d, d and the literal <unk> are OOVs of 2 types
@@ -149,10 +146,9 @@ def test_vocab_build_check_reports_the_counted_figures(tmp_path):
 
 def test_subword_vocabulary_from_stdin_equals_the_one_from_the_file(tmp_path):
     path = write(tmp_path / "train.txt", sentences(300))
-    runner = CliRunner()
-    args = ["vocab", "build", "--level", "bpe", "--size", "30", "-o"]
-    from_file = runner.invoke(app, args + [str(tmp_path / "file.model"), str(path)])
-    from_stdin = runner.invoke(app, args + [str(tmp_path / "stdin.model")], input=path.read_text())
+    args = ["vocab", "build", "--level", "bpe", "--vocab-size", "30", "-o"]
+    from_file = nlm(*args, tmp_path / "file.model", path)
+    from_stdin = nlm(*args, tmp_path / "stdin.model", input=path.read_text())
     assert from_file.exit_code == from_stdin.exit_code == 0, from_stdin.stderr
     assert (tmp_path / "file.model").read_bytes() == (tmp_path / "stdin.model").read_bytes()
     assert from_file.stderr.replace("file.model", "v") == from_stdin.stderr.replace(
@@ -162,19 +158,16 @@ def test_subword_vocabulary_from_stdin_equals_the_one_from_the_file(tmp_path):
 
 def test_undecodable_text_is_a_data_error_while_sentencepiece_streams_it(tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"good line one\ngood line two\nbad \xff line\n")
-    result = CliRunner().invoke(
-        app,
-        [
-            "vocab",
-            "build",
-            str(tmp_path / "bad.txt"),
-            "--level",
-            "bpe",
-            "--size",
-            "10",
-            "-o",
-            str(tmp_path / "v.model"),
-        ],
+    result = nlm(
+        "vocab",
+        "build",
+        tmp_path / "bad.txt",
+        "--level",
+        "bpe",
+        "--vocab-size",
+        "10",
+        "-o",
+        tmp_path / "v.model",
     )
     assert result.exit_code == 65 and "bad.txt:3: not valid UTF-8" in result.stderr
     assert not (tmp_path / "v.model").exists()

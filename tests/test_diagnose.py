@@ -13,11 +13,8 @@ from lm_helpers import session_root, train_tiny_lm, write_corpus
 
 from nlm.lm.diagnose import FreshModels, fresh_subjects, train_steps
 from nlm.lm.gradients import lag_gradient_norms, layer_gradient_norms, sample_windows
-from nlm.lm.recurrent import layer_name
 from nlm.models.recurrent import set_forget_bias
-from nlm.models.rnn import RNNLM, RNNConfig
-
-torch.set_num_threads(1)
+from nlm.models.rnn import RNNLM, RNNConfig, layer_name
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import nlm
 from conftest import write_grammar_corpus
 from distributed_helpers import TIMEOUT, ranks, torchrun
-from typer.testing import CliRunner
 
-from nlm.cli import app
 from nlm.train.shard import Shard
 
 LM = [
@@ -45,10 +44,6 @@ LM = [
     "-q",
 ]
 MLP = ["--arch", "mlp", "--hidden", "16", "--batch-size", "25", "--optimizer", "adam", "--device", "cpu", "-q"]
-
-
-def nlm(*args, input: str | None = None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=input)
 
 
 def alone_and_under_torchrun(tmp_path: Path, args: list) -> tuple[Path, Path]:

@@ -24,8 +24,6 @@ from nlm.lm.loading import load_language_model
 from nlm.lm.scoring import CorpusSummary, score_sentences
 from nlm.text.symbols import BOS, EOS, PAD
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="session", params=sorted(HEADS))
 def word_lm(request, tmp_path_factory):
@@ -73,9 +71,10 @@ def test_each_step_feeds_one_token_with_the_carried_state(word_lm):
 
 def test_sampling_with_a_seed_reproduces_and_another_seed_differs(word_lm):
     prompts = [SOURCE.words[0], "", SOURCE.words[3]]
-    run = lambda seed: [
-        s.text for s in generate(word_lm, prompts, config=SamplingConfig(num=4, seed=seed, max_tokens=20))
-    ]
+
+    def run(seed: int) -> list[str]:
+        return [s.text for s in generate(word_lm, prompts, config=SamplingConfig(num=4, seed=seed, max_tokens=20))]
+
     assert run(5) == run(5)
     assert run(5) != run(6)
 
@@ -93,7 +92,10 @@ def test_top_k_one_and_temperature_zero_equal_greedy(word_lm):
 
 def test_top_k_and_top_p_keep_exactly_the_tokens_they_should():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    kept = lambda **kw: torch.isfinite(filter_logits(logits, **kw))[0].tolist()
+
+    def kept(**filters) -> list[bool]:
+        return torch.isfinite(filter_logits(logits, **filters))[0].tolist()
+
     assert kept(top_k=2) == [True, True, False, False]
     assert kept(top_p=0.5) == [True, False, False, False]  # the first token already holds 0.5
     assert kept(top_p=0.8) == [True, True, False, False]

@@ -18,8 +18,6 @@ from nlm.models.rnn import RNNLM, RNNConfig
 from nlm.text.corpus import encode_corpus
 from nlm.text.symbols import PAD
 
-torch.set_num_threads(1)
-
 VOCAB = 60
 KINDS = {"full": {}, "adaptive": {"softmax": "adaptive", "cutoffs": (10, 25)}}
 
@@ -71,7 +69,10 @@ def test_tying_shares_the_embedding_with_the_whole_full_layer_and_the_adaptive_s
     assert full.decoder.weight is full.embedding.weight
     assert adaptive.decoder.head.shared is adaptive.embedding.weight
     untied = tiny_model("adaptive", tie=False)
-    count = lambda m: sum(p.numel() for p in m.parameters())
+
+    def count(model) -> int:
+        return sum(p.numel() for p in model.parameters())
+
     assert count(untied) - count(adaptive) == 10 * 16  # the shortlist's 10 rows of 16 are shared
     # a gradient through the head reaches the shortlist rows of the embedding (and only through it here)
     features = torch.randn(4, 16, generator=torch.Generator().manual_seed(3))

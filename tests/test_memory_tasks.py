@@ -4,6 +4,7 @@ and the learning result itself (slow): LSTM and GRU remember a symbol over 40 st
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 import torch
@@ -16,8 +17,6 @@ from nlm.lm.loading import load_language_model
 from nlm.lm.memory import marked_accuracy, marked_spans
 from nlm.text.symbols import SPECIALS
 from nlm.text.vocab import SymbolVocab
-
-torch.set_num_threads(1)
 
 
 def vocab_of(level: str, symbols: list[str]) -> SymbolVocab:
@@ -90,43 +89,24 @@ def test_a_plain_file_works_and_a_file_without_marks_is_a_data_error(copy_task, 
         marked_accuracy(lm, plain)
 
 
-# The slow result.  Every cell gets the same budget: 300 Adam steps (lr 0.005, clip 1) on sentences of
-# `a_i x x ... x ? a_i` with the symbol read 40 steps before the mark, 8 symbols, one layer of 64 units.
-# Weights start uniform in [-1, 1]: at the default +-0.1 the gates start half shut (0.5^40 of the memory
-# survives 40 steps) and no cell learns the task in this budget; with +-1 some units start open.
-TRAIN = [
-    "--mode",
-    "sentence",
-    "--layers",
-    1,
-    "--hidden",
-    64,
-    "--dropout",
-    0,
-    "--init-range",
-    1.0,
-    "--optimizer",
-    "adam",
-    "--lr",
-    0.005,
-    "--clip",
-    1,
-    "--batch-size",
-    32,
-    "--max-steps",
-    300,
-    "--epochs",
-    1000,
-    "--schedule",
-    "none",
-    "--device",
-    "cpu",
-    "--seed",
-    1,
-    "-q",
-]
+def test_a_memory_corpus_says_and_records_the_command_that_trains_on_it(tmp_path):
+    result = nlm("corpus", "recall", "-o", tmp_path / "task", "--lag", 5, "--lines", 20)
+    assert result.exit_code == 0, result.stderr
+    info = json.loads((tmp_path / "task" / "task.json").read_text())
+    assert f"train on it: {info['train_command']}\n" in result.stderr
+    assert info["train_reason"] in result.stderr and "windows of 35 steps" in info["train_reason"]
+    assert f"then measure it: {info['evaluate_command']}\n" in result.stderr
+    command = shlex.split(info["train_command"])
+    assert command[:4] == ["nlm", "train", "--train", str(tmp_path / "task" / "train.txt")]
+    assert "--mode sentence" in info["train_command"] and "--init-range 1" in info["train_command"]
+    assert info["evaluate_command"] == f"nlm evaluate -m {tmp_path / 'task'}-lstm --task {tmp_path / 'task'}"
 
 
+# The slow result.  Every cell gets the same budget, the command `nlm corpus copy` records in task.json:
+# 300 Adam steps (lr 0.005, clip 1) on sentences of `a_i x x ... x ? a_i` with the symbol read 40 steps before
+# the mark, 8 symbols, one layer of 64 units.  Weights start uniform in [-1, 1]: at the default +-0.1 the gates
+# start half shut (0.5^40 of the memory survives 40 steps) and no cell learns the task in this budget; with +-1
+# some units start open.
 @pytest.mark.slow
 def test_lstm_and_gru_remember_over_40_steps_while_a_tanh_rnn_stays_near_chance(tmp_path):
     assert (
@@ -135,10 +115,12 @@ def test_lstm_and_gru_remember_over_40_steps_while_a_tanh_rnn_stays_near_chance(
         ).exit_code
         == 0
     )
+    recorded = shlex.split(json.loads((tmp_path / "task.json").read_text())["train_command"])[1:]  # without `nlm`
     accuracy = {}
     for cell in ("lstm", "gru", "rnn-tanh"):
-        result = nlm("train", "--train", tmp_path / "train.txt", "-o", tmp_path / cell, "--cell", cell, *TRAIN)
-        # A tanh RNN at this initialisation may blow up instead: the divergence guard stops it (70), keeping what it had written.
+        result = nlm(*recorded, "-o", tmp_path / cell, "--cell", cell, "--device", "cpu", "--seed", 1, "-q")
+        # A tanh RNN at this initialisation may blow up instead:
+        # the divergence guard stops it (70), keeping what it had written.
         assert result.exit_code == 0 or (cell == "rnn-tanh" and result.exit_code == 70), result.stderr
         evaluated = nlm("evaluate", "-m", tmp_path / cell / "last.pt", "--task", tmp_path, "--format", "json")
         assert evaluated.exit_code == 0, evaluated.stderr

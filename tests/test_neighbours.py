@@ -12,8 +12,6 @@ from cli_helpers import nlm, one_line_error
 from nlm.lm.loading import load_language_model
 from nlm.lm.neighbours import nearest_words
 
-torch.set_num_threads(1)
-
 TRAIN = [
     "--hidden",
     16,

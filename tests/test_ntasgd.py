@@ -9,21 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import nlm
 from conftest import tiny_text
-from typer.testing import CliRunner
 
-from nlm.cli import app
 from nlm.models.rnn import RNNLM, RNNConfig
 from nlm.train.averaging import NonMonotoneSwitch, averaged_weights
 from nlm.train.config import TrainConfig
 from nlm.train.control import LRSchedule
 from nlm.train.optim import averaged_sgd
-
-runner = CliRunner()
-
-
-def nlm(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 # -- ASGD's averages, by hand ------------------------------------------------------------------------
@@ -261,7 +254,7 @@ def test_finetuning_restarts_averaged_sgd_from_best_pt(straight, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(straight, run)
     before = checkpoint(run, "best")
-    result = runner.invoke(app, ["train", "--resume", str(run), "--finetune", "--lr", "1e-9", "--epochs", "8"])
+    result = nlm("train", "--resume", str(run), "--finetune", "--lr", "1e-9", "--epochs", "8")
     assert result.exit_code == 0, result.stderr
     assert "fine-tuning" in result.stderr and "best.pt" in result.stderr and "--epochs 6 -> 8" in result.stderr
     last = checkpoint(run, "last")
@@ -280,7 +273,7 @@ def test_finetuning_restarts_averaged_sgd_from_best_pt(straight, tmp_path):
 def test_a_finetuning_is_granted_the_runs_limits_again(straight, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(straight, run)
-    result = runner.invoke(app, ["train", "--resume", str(run), "--finetune"])
+    result = nlm("train", "--resume", str(run), "--finetune")
     assert result.exit_code == 0, result.stderr
     assert "--epochs 6 -> 12" in result.stderr and "stopped (finished)" in result.stderr
     losses = [m["loss"] for m in metrics(run)[6:]]

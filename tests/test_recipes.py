@@ -7,16 +7,10 @@ import json
 import pytest
 import torch
 import typer
-from typer.testing import CliRunner
+from cli_helpers import nlm
 
 from nlm.cli import app
 from nlm.lm.recipes import RECIPES
-
-runner = CliRunner()
-
-
-def nlm(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_every_recipe_sets_only_options_of_nlm_train():
@@ -32,6 +26,29 @@ def test_every_recipe_builds_valid_configs(name, tmp_path):
     # The configs are built and checked before any input is read: a missing file (66), not a bad option (2).
     result = nlm("train", "--recipe", name, "--train", tmp_path / "missing.txt", "-o", tmp_path / "run", "-q")
     assert result.exit_code == 66 and "missing.txt: no such file" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_trains_when_made_small(name, tiny_corpus, tmp_path):
+    """The first thing anyone does with a recipe is to make it small: a tied recipe's last layer follows --emb."""
+    train, valid = tiny_corpus
+    recipe = RECIPES[name]
+    cutoffs = ["--cutoffs", "8"] if recipe.options["softmax"] == "adaptive" else []  # under the tiny vocabulary
+    small = ["--emb", "16", "--hidden", "32", "--max-steps", "3", *cutoffs]
+    result = nlm("train", "--recipe", name, "--train", train, "--valid", valid, "-o", tmp_path / "run", *small, "-q")
+    assert result.exit_code == 0, result.stderr
+    model = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert (model["emb"], model["hidden"]) == (16, 32)
+    if recipe.options.get("tie"):
+        assert model["tie"] and model["last_hidden"] == 16
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]["progress"]["global_step"] == 3
+
+
+def test_a_last_layer_given_with_a_tied_recipe_is_kept(tiny_corpus, tmp_path):
+    train, _ = tiny_corpus
+    small = ["--emb", "16", "--hidden", "32", "--last-hidden", "24", "--max-steps", "1", "-q"]
+    result = nlm("train", "--recipe", "awd-ptb", "--train", train, "-o", tmp_path / "run", *small)
+    assert result.exit_code == 2 and "--tie needs --emb equal to --last-hidden" in result.stderr
 
 
 def test_recipe_list_shows_every_recipe_with_its_published_figure_and_source():

@@ -20,8 +20,6 @@ from nlm.lm.pools import fixed_pools, waiting_pools
 from nlm.lm.scoring import CorpusSummary, length_batches, score_ids, score_sentences, token_rows
 from nlm.text.symbols import BOS, EOS, UNK
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="session", params=sorted(HEADS))
 def word_lm(request, tmp_path_factory):
@@ -145,6 +143,10 @@ def test_length_batches_cover_every_index_once_within_both_limits():
     assert flat == sorted(lengths)
     tight = length_batches(lengths, batch_size=100, vocab_size=1 << 20)  # 32 logits per batch at most
     assert all(len(b) * (max(lengths[i] for i in b) + 1) * (1 << 20) <= 1 << 25 or len(b) == 1 for b in tight)
+    budget = 100  # logits: 10 per time step, so at most 10 steps of all the batch's rows
+    small = length_batches(lengths, batch_size=100, vocab_size=10, logit_budget=budget)
+    assert all(len(b) * (max(lengths[i] for i in b) + 1) * 10 <= budget or len(b) == 1 for b in small)
+    assert len(small) > len(length_batches(lengths, batch_size=100, vocab_size=10))
 
 
 def test_fixed_pools_yield_the_lines_before_a_bad_one_then_raise():

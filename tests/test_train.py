@@ -14,7 +14,7 @@ from rich.console import Console
 from nlm.corpora.markov import MarkovSource
 from nlm.errors import TrainingDivergedError
 from nlm.lm.config import LMDataConfig
-from nlm.lm.training import DEFAULT_LR, LMJob, resume_language_model, train_language_model
+from nlm.lm.training import DEFAULT_LR, LMJob
 from nlm.models.rnn import RNNConfig
 from nlm.train.config import TrainConfig
 
@@ -26,9 +26,7 @@ def train(tmp_path, corpus, *, name="run", model=None, data=None, **train_option
     job = LMJob(
         train=str(corpus[0]), valid=str(corpus[1]), model=model, data=data or LMDataConfig(batch_size=8, bptt=10)
     )
-    return train_language_model(
-        job=job, output=tmp_path / name, train=TrainConfig(**train_options), console=QUIET, quiet=True
-    )
+    return job.start(output=tmp_path / name, train=TrainConfig(**train_options), console=QUIET, quiet=True)
 
 
 def vocab_size(run_dir: Path) -> int:
@@ -109,10 +107,10 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_co
     straight = train(tmp_path, tiny_corpus, name="straight", **options)
     # Stop after the first epoch, then resume for the second.
     train(tmp_path, tiny_corpus, name="epochwise", **{**options, "epochs": 1})
-    resume_language_model(run_dir=tmp_path / "epochwise", changes={"epochs": 2}, console=QUIET, quiet=True)
+    LMJob.resume(run_dir=tmp_path / "epochwise", changes={"epochs": 2}, console=QUIET, quiet=True)
     # Stop in the middle of an epoch (the hidden state and data position are saved), then resume.
     train(tmp_path, tiny_corpus, name="midway", **{**options, "max_steps": 13})
-    resume_language_model(run_dir=tmp_path / "midway", changes={"max_steps": 10**9}, console=QUIET, quiet=True)
+    LMJob.resume(run_dir=tmp_path / "midway", changes={"max_steps": 10**9}, console=QUIET, quiet=True)
     expected = _weights(straight.run_dir)
     for name in ("epochwise", "midway"):
         resumed = _weights(tmp_path / name)

@@ -14,8 +14,6 @@ from PIL import Image
 from nlm.errors import ConfigError, DataError, InputMissingError
 from nlm.images.data import ImageSet, check_shape, generate_digits, load_idx, load_image_folder, load_images, load_npz
 
-torch.set_num_threads(1)
-
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 

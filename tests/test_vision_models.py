@@ -21,8 +21,6 @@ from nlm.models.classifiers import (
     parse_conv_layers,
 )
 
-torch.set_num_threads(1)
-
 
 def test_parse_conv_layers_round_trip_and_defaults():
     assert parse_conv_layers("32:3:1:1, 64:3:2:1") == ((32, 3, 1, 1), (64, 3, 2, 1))

@@ -12,7 +12,6 @@ from nlm.classify.pictures import attack_examples, draw_attack_examples, first_l
 from nlm.errors import ConfigError
 from nlm.images.data import load_images
 
-torch.set_num_threads(1)
 CPU = torch.device("cpu")
 
 

@@ -1,4 +1,5 @@
-"""Classifiers on the shared trainer: batches, evaluation, FGSM, learning, adversarial training, exact resume, checkpoints."""
+"""Classifiers on the shared trainer: batches, evaluation, FGSM, learning, adversarial training, exact resume,
+checkpoints."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from nlm.classify.attack import attack_images, fgsm, parse_epsilons, perturb
 from nlm.classify.evaluation import align_labels, confusion_matrix, evaluate_images, predict
 from nlm.classify.loading import load_classifier
 from nlm.classify.task import ClassifyConfig
-from nlm.classify.training import ClassifierJob, classifier_config, resume_classifier, train_classifier
+from nlm.classify.training import ClassifierJob, classifier_config
 from nlm.errors import CheckpointError, ConfigError, DataError
 from nlm.images.batches import shuffled_batches
 from nlm.images.data import ImageSet, generate_digits
@@ -33,7 +34,7 @@ def fit(tmp_path, name, *, arch="mlp", model=None, data=None, images=None, sourc
     job = ClassifierJob(
         arch=arch, model=model, data=data or ClassifyConfig(), sources=sources or ImageSources(), images=images
     )
-    return train_classifier(job=job, output=tmp_path / name, train=TrainConfig(**train), console=QUIET, quiet=True)
+    return job.start(output=tmp_path / name, train=TrainConfig(**train), console=QUIET, quiet=True)
 
 
 def metrics(run_dir) -> list[dict]:
@@ -147,9 +148,9 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     )
     fit(tmp_path, "straight", sources=ImageSources(**run), epochs=2, **options)
     fit(tmp_path, "epochwise", sources=ImageSources(**run), epochs=1, **options)
-    resume_classifier(run_dir=tmp_path / "epochwise", changes={"epochs": 2}, console=QUIET, quiet=True)
+    ClassifierJob.resume(run_dir=tmp_path / "epochwise", changes={"epochs": 2}, console=QUIET, quiet=True)
     fit(tmp_path, "midway", sources=ImageSources(**run), epochs=2, max_steps=13, **options)
-    resume_classifier(run_dir=tmp_path / "midway", changes={"max_steps": 10**9}, console=QUIET, quiet=True)
+    ClassifierJob.resume(run_dir=tmp_path / "midway", changes={"max_steps": 10**9}, console=QUIET, quiet=True)
     expected = _weights(tmp_path / "straight")
     for name in ("epochwise", "midway"):
         resumed = _weights(tmp_path / name)
@@ -178,7 +179,7 @@ def test_checkpoint_rebuilds_the_classifier_and_names_its_kind(tmp_path):
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["train_data"] is None and config["given_images"] == ["generated:200:1", "generated:50:2"]
     with pytest.raises(ConfigError, match="pass --data"):  # images handed over by a program cannot be reloaded
-        resume_classifier(run_dir=result.run_dir, changes={"epochs": 2}, console=QUIET, quiet=True)
+        ClassifierJob.resume(run_dir=result.run_dir, changes={"epochs": 2}, console=QUIET, quiet=True)
 
 
 def test_init_from_needs_an_mlp_and_an_autoencoder(tmp_path):

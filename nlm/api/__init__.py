@@ -22,7 +22,17 @@ PUBLIC = {
     "load": "nlm.api.model",
     "train": "nlm.api.training",
 }
-__all__ = sorted(PUBLIC)
+__all__ = [
+    "Generation",
+    "LanguageModel",
+    "NextTokens",
+    "Perplexity",
+    "SentenceScore",
+    "TokenScore",
+    "TrainSummary",
+    "load",
+    "train",
+]
 
 if TYPE_CHECKING:
     from nlm.api.model import LanguageModel, load

@@ -111,3 +111,27 @@ def sizes(text: str | None, option: str = "--hidden") -> tuple[int, ...] | None:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise ConfigError(f"{option} takes sizes separated by commas, e.g. 120,84, not {text!r}") from None
+
+
+def typed_changes(given: dict[str, Any], configs: tuple) -> dict[str, Any]:
+    """What a resumed run is given, as typed values: each option's value in the configs built from the same
+    options (a TrainConfig first; `save_every` as steps or seconds), an option no config holds as given."""
+    changes: dict[str, Any] = {}
+    for name, value in given.items():
+        if name == "save_every":
+            training = next(c for c in configs if hasattr(c, "save_every_seconds"))
+            changes.update(save_every=training.save_every, save_every_seconds=training.save_every_seconds)
+        else:
+            changes[name] = next((getattr(c, name) for c in configs if hasattr(c, name)), value)
+    return changes
+
+
+def recipe_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Recipe `name`'s options with the `given` ones instead, a tied recipe's last layer following a given size."""
+    from nlm.lm.recipes import RECIPES, last_layer_follows_embedding
+
+    if name not in RECIPES:
+        raise ConfigError(f"--recipe {name!r} is not a recipe; choose one of {', '.join(RECIPES)} (or list)")
+    options = {**RECIPES[name].options, **given}
+    last_layer_follows_embedding(options, set(given))
+    return options

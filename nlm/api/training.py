@@ -14,10 +14,11 @@ from typing import Any
 
 from rich.console import Console
 
-from nlm.api.options import option_names, parse_every, train_configs
+from nlm.api.options import option_names, recipe_options, train_configs, typed_changes
+from nlm.config import option_name
 from nlm.errors import ConfigError
-from nlm.lm.recipes import RECIPES
-from nlm.lm.training import LMJob, resume_language_model, train_language_model
+from nlm.lm.training import LMJob
+from nlm.train.progress import Progress
 from nlm.train.run import RunResult
 
 
@@ -31,6 +32,7 @@ class TrainSummary:
     best_epoch: int | None  # the 1-based epoch it was reached in
     steps: int  # optimizer steps in all, earlier sessions of a resumed run included
     metrics: dict[str, Any]  # the last evaluation: loss, ppl, ...
+    progress: Progress  # where training stands: epoch, batch, step, units, seconds, best loss
 
     @classmethod
     def of(cls, result: RunResult) -> TrainSummary:
@@ -43,16 +45,8 @@ class TrainSummary:
             best_epoch=p.best_epoch + 1 if evaluated else None,
             steps=p.global_step,
             metrics=dict(result.metrics),
+            progress=p,
         )
-
-    def line(self) -> str:
-        """The line that ends a training command."""
-        best = (
-            f"best loss {self.best_loss:.4f} (epoch {self.best_epoch})"
-            if self.best_loss is not None
-            else "no evaluation"
-        )
-        return f"stopped ({self.stop_reason}) after {self.steps:,} steps; {best}; run in {self.run_dir}"
 
 
 def stderr_console() -> Console:
@@ -82,19 +76,21 @@ def train(
     Progress goes to stderr unless `quiet`.  The run folder is locked while training, written atomically, and
     left as the command leaves it on every error; errors raise `nlm.NlmError` with the command's message and
     exit code (2 for a nonsense option, 73 for a run folder in use...).  A resume takes only the options a
-    resumed run may change (epochs, max_steps, max_time, patience, lr, save_every, device, bf16)."""
+    resumed run may change (epochs, max_steps, max_time, patience, lr, save_every, device, precision), and the
+    run's own values of the others."""
     if resume is not None:
-        if output is not None or force or recipe is not None:
-            raise ConfigError("a resume continues a run in its own folder; output, force and recipe start a new run")
-        moved = {"train": train, "valid": valid, "cache_dir": cache_dir}
-        changes = {**{k: str(v) for k, v in moved.items() if v is not None and k != "cache_dir"}, **options}
-        if cache_dir is not None:
-            changes["cache_dir"] = Path(cache_dir)
-        if "save_every" in changes:
-            changes["save_every"], changes["save_every_seconds"] = parse_every(changes["save_every"])
+        if force or recipe is not None:
+            raise ConfigError("--force and --recipe start a new run; --resume continues the one in its folder")
+        if output is not None and Path(output).resolve() != Path(resume).resolve():
+            raise ConfigError(f"--resume continues the run in {resume}, in its own folder; -o {output} names another")
+        moved = {name: str(value) for name, value in (("train", train), ("valid", valid), ("vocab", vocab)) if value}
+        given = {**moved, **options, **({"cache_dir": Path(cache_dir)} if cache_dir is not None else {})}
+        configs = train_configs(options)  # the typed values of the options given, as the command has them
+        changes = typed_changes(
+            given, (configs["training"], configs["vocab_config"], configs["data"], configs["model"])
+        )
         return resume_training(resume, changes=changes, finetune=finetune, quiet=quiet)
-    recipe_options = recipe_values(recipe) if recipe is not None else {}
-    configs = train_configs({**recipe_options, **options})
+    configs = train_configs(recipe_options(recipe, options) if recipe is not None else options)
     return start_training(
         train=train,
         output=output,
@@ -107,13 +103,6 @@ def train(
         building=sorted(set(options) & set(option_names()["vocab_config"])),
         **{**configs, "training": configs["training"].replace(recipe=recipe)},
     )
-
-
-def recipe_values(name: str) -> dict[str, Any]:
-    """The option values of a published configuration (`nlm train --recipe list` names them)."""
-    if name not in RECIPES:
-        raise ConfigError(f"--recipe {name!r} is not a recipe; choose one of {', '.join(RECIPES)} (or list)")
-    return dict(RECIPES[name].options)
 
 
 def start_training(
@@ -135,13 +124,15 @@ def start_training(
 ) -> TrainSummary:
     """A new run, from built configs: the checks `nlm train` makes, then the library's run recipe.
     `building` names the vocabulary-building options that were given (an error beside `vocab`)."""
+    if output is None:
+        raise ConfigError(f"{LMJob.command} needs -o RUN_DIR (or --resume RUN_DIR)")
     if finetune:
         raise ConfigError("--finetune continues a finished NT-ASGD run: give it with --resume RUN_DIR")
-    if train is None or output is None:
+    if train is None:
         raise ConfigError("nlm train needs --train FILE and -o RUN_DIR (or --resume RUN_DIR)")
     if vocab is not None and building:
         raise ConfigError(
-            f"{', '.join('--' + n.replace('_', '-') for n in building)} build a vocabulary, "
+            f"{', '.join(map(option_name, building))} build a vocabulary, "
             f"but --vocab {vocab} gives one; leave one of them out"
         )
     job = LMJob(
@@ -153,10 +144,8 @@ def start_training(
         model=model,
         data=data,
     )
-    result = train_language_model(
-        job=job, output=Path(output), train=training, force=force, console=console or stderr_console(), quiet=quiet
-    )
-    return TrainSummary.of(result)
+    console = console or stderr_console()
+    return TrainSummary.of(job.start(output=Path(output), train=training, force=force, console=console, quiet=quiet))
 
 
 def resume_training(
@@ -169,7 +158,5 @@ def resume_training(
 ) -> TrainSummary:
     """Continue the run in `run_dir` where its last.pt stopped, with the `changes` a resume allows (typed values)."""
     changes = {**changes, "finetune": True} if finetune else dict(changes)
-    result = resume_language_model(
-        run_dir=Path(run_dir), changes=changes, console=console or stderr_console(), quiet=quiet
-    )
+    result = LMJob.resume(run_dir=Path(run_dir), changes=changes, console=console or stderr_console(), quiet=quiet)
     return TrainSummary.of(result)

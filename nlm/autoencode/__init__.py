@@ -1,1 +1,2 @@
-"""Autoencoders at work: the reconstruction task (with stacked phases), training, and encoding, reconstructing and drawing filters."""
+"""Autoencoders at work: the reconstruction task (with stacked phases), training, and encoding,
+reconstructing and drawing filters."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,9 @@ from nlm.io.atomic import check_distinct, write_bytes_atomic
 from nlm.io.checkpoint import inconsistent_checkpoint, load_checkpoint, resolve_checkpoint
 from nlm.io.pixels import to_floats
 from nlm.io.png import save_filters, save_pairs
-from nlm.models.autoencoder import CORRUPTIONS, Autoencoder, AutoencoderConfig
+from nlm.models.autoencoder import CORRUPTERS, Autoencoder, AutoencoderConfig
+from nlm.models.choices import CORRUPTIONS
+from nlm.runtime import check_model_fits
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,7 +37,8 @@ def load_autoencoder(path: str | Path, *, device: torch.device | None = None) ->
     path = resolve_checkpoint(path)
     checkpoint = load_checkpoint(path, kind="autoencoder")
     try:
-        network = Autoencoder(AutoencoderConfig.from_dict(checkpoint["config"]["model"]))
+        config = AutoencoderConfig.from_dict(checkpoint["config"]["model"])
+        network = check_model_fits(partial(Autoencoder, config))
         network.load_state_dict(checkpoint["model"])
         image_shape = tuple(int(v) for v in checkpoint["config"]["image_shape"])
     except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as e:
@@ -89,7 +93,7 @@ def reconstruct(
     with torch.no_grad():
         for batch in images.images.split(batch_size):
             clean = to_floats(batch).flatten(1)
-            inputs = clean if corruption is None else CORRUPTIONS[corruption](clean, noise, generator)
+            inputs = clean if corruption is None else CORRUPTERS[corruption](clean, noise, generator)
             outputs = loaded.model(inputs.to(loaded.device))[0].cpu()
             total += float((outputs - clean).pow(2).sum())
             shown_inputs.append(inputs[: max(0, count - sum(map(len, shown_inputs)))])

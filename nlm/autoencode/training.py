@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
 
 from nlm.autoencode.task import ReconstructConfig, ReconstructTask
 from nlm.images.data import ImageSet, check_shape
@@ -23,7 +22,8 @@ from nlm.models.autoencoder import Autoencoder, AutoencoderConfig
 from nlm.runtime import set_rng_state
 from nlm.train.config import TrainConfig
 from nlm.train.progress import Progress
-from nlm.train.run import Fitting, RunResult, resume_run, start_run
+from nlm.train.run import Job
+from nlm.train.session import RunResult, TrainingSession
 from nlm.train.shard import SINGLE, Shard
 
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}  # faster rates kill ReLU code units
@@ -56,7 +56,7 @@ def _budget_spent(task: ReconstructTask, run_train: TrainConfig) -> str | None:
 
 
 @dataclass
-class AutoencoderJob:
+class AutoencoderJob(Job):
     """One autoencoder run: its images and configs; `load` fills in the rest."""
 
     model: AutoencoderConfig
@@ -68,27 +68,26 @@ class AutoencoderJob:
 
     kind = "autoencoder"
     command = "nlm autoencoder train"
-
-    def default_lr(self, optimizer: str) -> float:
-        return DEFAULT_LR[optimizer]
+    default_lrs = DEFAULT_LR
 
     def load(self, run_dir: Path, train: TrainConfig) -> None:
-        given = self.images is not None
-        self.images = self.images or self.sources.load(seed=train.seed)
+        self.images, self.records = self.sources.load_for_run(
+            self.images, self.records, run_dir=run_dir, seed=train.seed
+        )
         if self.image_shape is not None:
             check_shape(self.images[0], self.image_shape)
         if self.model.input_size != int(np.prod(self.images[0].shape)):
             self.model = self.model.replace(input_size=int(np.prod(self.images[0].shape)))
-        self.records = self.records or (
-            {"train_data": None, "given_images": [s.source for s in self.images if s is not None]}
-            if given
-            else self.sources.records(run_dir)
-        )
 
-    def build_task(self, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> ReconstructTask:
+    def build_model(self) -> Autoencoder:
+        return Autoencoder(self.model)
+
+    def build_task(
+        self, model: Autoencoder, device: torch.device, train: TrainConfig, shard: Shard = SINGLE
+    ) -> ReconstructTask:
         train_set, valid_set = self.images
         return ReconstructTask(
-            model=Autoencoder(self.model).to(device),
+            model=model,
             train=train_set,
             valid=valid_set,
             data=self.data,
@@ -106,26 +105,26 @@ class AutoencoderJob:
             f"data: {self.data.to_dict()}; {describe_images(*self.images)}",
         ]
 
-    def fit(self, fit_task: Fitting, task: ReconstructTask, train: TrainConfig) -> RunResult:
+    def fit(self, session: TrainingSession, task: ReconstructTask, train: TrainConfig) -> RunResult:
         """Run the phases from the task's current one to the last, one fit of the trainer each."""
         while True:
             config = task.phase_train_config(train)
-            saved = fit_task.resume_from
+            saved = session.resume_from
             if saved is not None and _phase_done(Progress.from_dict(saved["trainer"]["progress"]), config):
                 set_rng_state(saved["rng"])  # saved at the end of a phase: go straight on to the next
-                fit_task.resume_from = None
+                session.resume_from = None
                 result = RunResult(
-                    fit_task.root,
+                    session.root,
                     Progress.from_dict(saved["trainer"]["progress"]),
                     "finished",
                     dict(saved.get("metrics") or {}),
                 )
             else:
-                if not fit_task.quiet and task.num_phases > 1:
-                    fit_task.console.print(
+                if not session.quiet and task.num_phases > 1:
+                    session.console.print(
                         f"{task.phase_name()}: training {'one layer' if task.pretraining else 'the whole network'}"
                     )
-                result = fit_task(task, config, extra_config={"run_train": train.to_dict()})
+                result = session(task, config, extra_config={"run_train": train.to_dict()})
             if task.phase == task.num_phases - 1 or result.stop_reason not in NEXT_PHASE:
                 return result
             task.finish_phase(result.progress.global_step, result.progress.elapsed)
@@ -134,7 +133,9 @@ class AutoencoderJob:
                 return replace(result, stop_reason=spent)
 
     @classmethod
-    def resumed(cls, run_config: dict, checkpoint: dict, changes: dict[str, Any], *, run_dir: Path) -> AutoencoderJob:
+    def from_saved_run(
+        cls, run_config: dict, checkpoint: dict, changes: dict[str, Any], *, run_dir: Path
+    ) -> AutoencoderJob:
         config = checkpoint["config"]
         sources = ImageSources.resumed(run_config, changes, run_dir=run_dir)
         return cls(
@@ -144,15 +145,3 @@ class AutoencoderJob:
             records=sources.records(run_dir),
             image_shape=tuple(config["image_shape"]),
         )
-
-
-def train_autoencoder(
-    *, job: AutoencoderJob, output: Path, train: TrainConfig, force: bool = False, console: Console, quiet: bool = False
-) -> RunResult:
-    """Train a new autoencoder into the run folder `output`."""
-    return start_run(job, output=output, force=force, train=train, console=console, quiet=quiet)
-
-
-def resume_autoencoder(*, run_dir: Path, changes: dict[str, Any], console: Console, quiet: bool = False) -> RunResult:
-    """Continue the run in `run_dir` exactly where its last.pt stopped, in the phase it stopped in."""
-    return resume_run(AutoencoderJob, run_dir=run_dir, changes=dict(changes), console=console, quiet=quiet)

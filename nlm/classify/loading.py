@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from nlm.errors import ConfigError
 from nlm.io.checkpoint import inconsistent_checkpoint, load_checkpoint, resolve_checkpoint
 from nlm.models.classifiers import CLASSIFIER_CONFIGS, build_classifier
+from nlm.runtime import check_model_fits
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,7 +36,8 @@ def load_classifier(path: str | Path, *, device: torch.device | None = None) -> 
     checkpoint = load_checkpoint(path, kind="vision")
     try:
         arch = checkpoint["config"]["model_kind"]
-        network = build_classifier(arch, CLASSIFIER_CONFIGS[arch].from_dict(checkpoint["config"]["model"]))
+        config = CLASSIFIER_CONFIGS[arch].from_dict(checkpoint["config"]["model"])
+        network = check_model_fits(partial(build_classifier, arch, config))
         network.load_state_dict(checkpoint["model"])
         classes = tuple(checkpoint["classes"])
     except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as e:

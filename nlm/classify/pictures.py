@@ -40,7 +40,7 @@ class AttackExamples:
     index: torch.Tensor  # long [N]: each image's position in the image set it came from
 
     def rows(self) -> list[dict]:
-        """One dict per image: its index, true label, and the clean and adversarial predictions with their probability."""
+        """One dict per image: its index, true label, the clean and adversarial predictions with their probability."""
         clean_p, clean_i = self.clean_probs.max(1)
         adv_p, adv_i = self.adversarial_probs.max(1)
         return [

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
 from torch import nn
 
 from nlm.autoencode.inference import load_autoencoder
@@ -16,9 +15,10 @@ from nlm.config import check
 from nlm.images.data import ImageSet, check_shape
 from nlm.images.sources import ImageSources, describe_images
 from nlm.io.checkpoint import load_checkpoint
+from nlm.models.choices import ARCHITECTURES
 from nlm.models.classifiers import CLASSIFIER_CONFIGS, CNNConfig, MLPConfig, build_classifier
 from nlm.train.config import TrainConfig
-from nlm.train.run import RunResult, resume_run, start_run
+from nlm.train.run import Job
 from nlm.train.shard import SINGLE, Shard
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}  # with --momentum 0.9 for SGD
@@ -26,7 +26,7 @@ DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}  # with --momentum 0.9 f
 
 def classifier_config(arch: str, *, init_from: str | None = None, **options) -> MLPConfig | CNNConfig:
     """The config of an `arch` classifier from the options given (None: the default, or the encoder's)."""
-    check(arch in CLASSIFIER_CONFIGS, f"unknown classifier {arch!r}; choose one of {', '.join(CLASSIFIER_CONFIGS)}")
+    check(arch in ARCHITECTURES, f"unknown classifier {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     options = {k: v for k, v in options.items() if v is not None}
     if init_from is not None:
         check(arch == "mlp", "--init-from copies an autoencoder's encoder into an MLP's hidden layers; use --arch mlp")
@@ -43,7 +43,7 @@ def initialise_from_encoder(network: nn.Module, path: str | Path) -> str:
 
 
 @dataclass
-class ClassifierJob:
+class ClassifierJob(Job):
     """One classifier run: its images, network and task configs; `load` fills in the rest."""
 
     arch: str  # "cnn" or "mlp"
@@ -58,35 +58,33 @@ class ClassifierJob:
 
     kind = "vision"
     command = "nlm vision train"
-
-    def default_lr(self, optimizer: str) -> float:
-        return DEFAULT_LR[optimizer]
+    default_lrs = DEFAULT_LR
 
     def load(self, run_dir: Path, train: TrainConfig) -> None:
         check(
             self.init_from is None or self.arch == "mlp",
             "--init-from copies an autoencoder's encoder into an MLP's hidden layers; use --arch mlp",
         )
-        given = self.images is not None
-        self.images = self.images or self.sources.load(seed=train.seed)
+        self.images, self.records = self.sources.load_for_run(
+            self.images, self.records, run_dir=run_dir, seed=train.seed
+        )
         self.images[0].require_labels()
         if self.resuming:
             check_shape(self.images[0], self.model.input_shape)
         elif self.model.input_shape != self.images[0].shape or self.model.num_classes != len(self.images[0].classes):
             self.model = self.model.replace(input_shape=self.images[0].shape, num_classes=len(self.images[0].classes))
-        self.records = self.records or (
-            {"train_data": None, "given_images": [s.source for s in self.images if s is not None]}
-            if given
-            else self.sources.records(run_dir)
-        )
 
-    def build_task(self, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> ClassifyTask:
-        network = build_classifier(self.arch, self.model)
+    def build_model(self) -> nn.Module:
+        return build_classifier(self.arch, self.model)
+
+    def build_task(
+        self, model: nn.Module, device: torch.device, train: TrainConfig, shard: Shard = SINGLE
+    ) -> ClassifyTask:
         if self.init_from is not None:
-            self.notes.append(initialise_from_encoder(network, self.init_from))
+            self.notes.append(initialise_from_encoder(model, self.init_from))
         train_set, valid_set = self.images
         return ClassifyTask(
-            model=network.to(device),
+            model=model,
             model_kind=self.arch,
             train=train_set,
             valid=valid_set,
@@ -112,11 +110,10 @@ class ClassifierJob:
             *self.notes,
         ]
 
-    def fit(self, fit_task, task: ClassifyTask, train: TrainConfig) -> RunResult:
-        return fit_task(task, train)
-
     @classmethod
-    def resumed(cls, run_config: dict, checkpoint: dict, changes: dict[str, Any], *, run_dir: Path) -> ClassifierJob:
+    def from_saved_run(
+        cls, run_config: dict, checkpoint: dict, changes: dict[str, Any], *, run_dir: Path
+    ) -> ClassifierJob:
         config = checkpoint["config"]
         arch = config["model_kind"]
         sources = ImageSources.resumed(run_config, changes, run_dir=run_dir)
@@ -128,15 +125,3 @@ class ClassifierJob:
             records=sources.records(run_dir),
             resuming=True,
         )
-
-
-def train_classifier(
-    *, job: ClassifierJob, output: Path, train: TrainConfig, force: bool = False, console: Console, quiet: bool = False
-) -> RunResult:
-    """Train a new classifier into the run folder `output`."""
-    return start_run(job, output=output, force=force, train=train, console=console, quiet=quiet)
-
-
-def resume_classifier(*, run_dir: Path, changes: dict[str, Any], console: Console, quiet: bool = False) -> RunResult:
-    """Continue the run in `run_dir` exactly where its last.pt stopped (same images, same split)."""
-    return resume_run(ClassifierJob, run_dir=run_dir, changes=dict(changes), console=console, quiet=quiet)

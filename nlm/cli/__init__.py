@@ -56,6 +56,17 @@ class NLMGroup(TyperGroup):
             raise _fail(f"error: {e.format_message()} (see `{command} --help`)", e.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 128 + signal.SIGINT) from None
+        except RuntimeError as e:  # torch's allocators: one line, like every other failure a user can act on
+            if "torch" not in sys.modules:  # only torch raises them, and a command that did not load it raised this
+                raise
+            from nlm.runtime import is_out_of_memory, out_of_memory
+
+            if not is_out_of_memory(e):
+                raise
+            error = out_of_memory(e)
+            raise _fail(
+                f"error: {error}; try a smaller batch (--batch-size, --num) or model", error.exit_code
+            ) from None
         except OSError as e:
             if e.errno not in WRITE_ERRORS:
                 raise

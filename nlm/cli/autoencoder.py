@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,57 +10,35 @@ import typer
 from nlm.cli.console import err_console
 from nlm.cli.options import (
     MODEL,
-    TRAINING,
     Activation,
+    AutoencoderKind,
+    Corruption,
     DataSpec,
     Device,
     DeviceOption,
-    Force,
+    EvalBatch,
     Holdout,
     ImageBatch,
+    ImagesOption,
     ModelPath,
-    Optimizer,
-    Output,
     PngOutput,
-    Quiet,
-    Resume,
     Scale,
     ValidSpec,
-    report_run,
-    resume_changes,
     sizes,
 )
+from nlm.cli.training import TRAINING, Force, Output, Quiet, Resume, train_or_resume
 
 app = typer.Typer(
     help="Autoencoders (undercomplete, sparse, denoising, stacked): train, encode, reconstruct, filters.",
     no_args_is_help=True,
 )
 AUTOENCODER_TRAINING = TRAINING.with_defaults(
-    optimizer=Optimizer.adam,
+    optimizer="adam",
     clip=0.0,
     lr_factor=0.5,
     epochs=10,
     helps={"lr": "Learning rate [default: Adam 1e-3; SGD 0.1].", "epochs": "Epochs (of fine-tuning, when stacked)."},
 )
-ImagesOption = Annotated[
-    str,
-    typer.Option(
-        "--data", help="Images: generated:N[:SEED], a folder, a .npz or an MNIST IDX file.", show_default=False
-    ),
-]
-EvalBatch = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
-
-
-class Kind(str, Enum):
-    undercomplete = "undercomplete"
-    sparse = "sparse"
-    denoising = "denoising"
-    stacked = "stacked"
-
-
-class Corruption(str, Enum):
-    mask = "mask"
-    gaussian = "gaussian"
 
 
 @app.command()
@@ -73,26 +50,28 @@ def train(
     holdout: Holdout = 0.1,
     batch_size: ImageBatch = 64,
     kind: Annotated[
-        Kind,
+        AutoencoderKind,
         typer.Option(
-            help="undercomplete: a bottleneck; sparse: L1 on the code; denoising: corrupted input, clean target; stacked: layer-wise denoising pretraining, then fine-tuning.",
+            help="undercomplete: a bottleneck; sparse: L1 on the code; denoising: corrupted input, clean target; "
+            "stacked: layer-wise denoising pretraining, then fine-tuning.",
             rich_help_panel=MODEL,
         ),
-    ] = Kind.undercomplete,
+    ] = "undercomplete",
     hidden: Annotated[
         str | None,
         typer.Option(
-            help="Encoder sizes from the input side, comma-separated; the last is the code [default: 64; stacked 256,64].",
+            help="Encoder sizes from the input side, comma-separated; the last is the code "
+            "[default: 64; stacked 256,64].",
             rich_help_panel=MODEL,
         ),
     ] = None,
     code_activation: Annotated[
         Activation,
         typer.Option(help="After every encoder layer and every decoder layer but the last.", rich_help_panel=MODEL),
-    ] = Activation.relu,
+    ] = "relu",
     output_activation: Annotated[
         Activation, typer.Option(help="On the reconstruction: sigmoid for pixels in [0, 1].", rich_help_panel=MODEL)
-    ] = Activation.sigmoid,
+    ] = "sigmoid",
     sparsity: Annotated[
         float | None,
         typer.Option(
@@ -102,7 +81,7 @@ def train(
     corruption: Annotated[
         Corruption,
         typer.Option(help="denoising, stacked: mask zeroes pixels, gaussian adds noise.", rich_help_panel=MODEL),
-    ] = Corruption.mask,
+    ] = "mask",
     noise: Annotated[
         float, typer.Option(help="Corruption level: mask probability or gaussian std.", rich_help_panel=MODEL)
     ] = 0.25,
@@ -120,35 +99,27 @@ def train(
 ) -> None:
     """Train an autoencoder into a run folder; with --resume, continue one (in the phase it stopped in)."""
     from nlm.autoencode.task import ReconstructConfig
-    from nlm.autoencode.training import AutoencoderJob, autoencoder_config, resume_autoencoder, train_autoencoder
-    from nlm.errors import ConfigError
+    from nlm.autoencode.training import AutoencoderJob, autoencoder_config
     from nlm.images.sources import DEFAULT_DATA, ImageSources
 
-    if resume is not None:
-        result = resume_autoencoder(
-            run_dir=resume, changes=resume_changes(ctx, training), console=err_console, quiet=quiet
+    def new_job() -> AutoencoderJob:
+        model = autoencoder_config(
+            kind,
+            hidden=sizes(hidden),
+            sparsity=sparsity,
+            code_activation=code_activation,
+            output_activation=output_activation,
+            corruption=corruption,
+            noise=noise,
         )
-        return report_run(err_console, result, quiet)
-    if output is None:
-        raise ConfigError("nlm autoencoder train needs -o RUN_DIR (or --resume RUN_DIR)")
-    model = autoencoder_config(
-        kind.value,
-        hidden=sizes(hidden),
-        sparsity=sparsity,
-        code_activation=code_activation.value,
-        output_activation=output_activation.value,
-        corruption=corruption.value,
-        noise=noise,
-    )
-    job = AutoencoderJob(
-        model=model,
-        data=ReconstructConfig(batch_size=batch_size, pretrain_epochs=pretrain_epochs),
-        sources=ImageSources(data=data or DEFAULT_DATA, valid=valid, holdout=holdout),
-    )
-    report_run(
-        err_console,
-        train_autoencoder(job=job, output=output, train=training, force=force, console=err_console, quiet=quiet),
-        quiet,
+        return AutoencoderJob(
+            model=model,
+            data=ReconstructConfig(batch_size=batch_size, pretrain_epochs=pretrain_epochs),
+            sources=ImageSources(data=data or DEFAULT_DATA, valid=valid, holdout=holdout),
+        )
+
+    train_or_resume(
+        ctx, AutoencoderJob, new_job, output=output, resume=resume, force=force, quiet=quiet, training=training
     )
 
 
@@ -156,7 +127,7 @@ def _load(model: str, device: Device):
     from nlm.autoencode.inference import load_autoencoder
     from nlm.runtime import pick_device
 
-    return load_autoencoder(model, device=pick_device(device.value))
+    return load_autoencoder(model, device=pick_device(device))
 
 
 def _images(data: str, loaded):
@@ -174,7 +145,7 @@ def encode(
         typer.Option("-o", "--output", help="The .npy file of codes, float32 [images, code size].", show_default=False),
     ],
     batch_size: EvalBatch = 500,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
 ) -> None:
     """Write the code of every image, in input order, as a .npy array."""
     from nlm.autoencode.inference import encode_images, write_codes
@@ -198,7 +169,7 @@ def reconstruct(
         Corruption | None, typer.Option(help="The corruption of --noise [default: the model's].")
     ] = None,
     scale: Scale = 2,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
 ) -> None:
     """Write a PNG grid of inputs beside their reconstructions; the reconstruction error goes to stderr."""
     from nlm.autoencode.inference import reconstruct as rebuild
@@ -206,13 +177,14 @@ def reconstruct(
 
     loaded = _load(model, device)
     images = _images(data, loaded)
-    kind = (corruption.value if corruption else loaded.model.config.corruption) if noise > 0 else None
+    kind = (corruption or loaded.model.config.corruption) if noise > 0 else None
     inputs, outputs, error = rebuild(loaded, images, count=count, corruption=kind, noise=noise)
     width, height = save_reconstructions(
         inputs, outputs, loaded.image_shape, output, scale=scale, sources=[data, loaded.path]
     )
+    corrupted = f" corrupted by {kind} {noise}" if kind else ""
     err_console.print(
-        f"reconstruction MSE {error:.5f} per pixel over {len(images):,} images{f' corrupted by {kind} {noise}' if kind else ''}; "
+        f"reconstruction MSE {error:.5f} per pixel over {len(images):,} images{corrupted}; "
         f"drew the first {len(inputs)} (--count {count}) beside their reconstructions, {width}x{height}, in {output}"
     )
 
@@ -227,7 +199,7 @@ def filters(
     """Write a PNG grid of the first layer's weights as images: what each hidden unit responds to."""
     from nlm.autoencode.inference import first_layer_units, save_first_layer_filters
 
-    loaded = _load(model, Device.cpu)
+    loaded = _load(model, "cpu")
     width, height = save_first_layer_filters(loaded, output, count=count, scale=scale)
     units = min(count or first_layer_units(loaded), first_layer_units(loaded))
     err_console.print(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import Format, JsonFlag, format_option, wants_json
+from nlm.cli.options import JsonFlag, format_option, wants_json
 from nlm.io.tables import jsonl_line
 
 
@@ -30,14 +30,14 @@ def bleu(
         ),
     ] = False,
     output_format: Annotated[
-        Format,
+        str,
         format_option(
-            Format.text,
-            Format.json,
+            "text",
+            "json",
             help="text: sacrebleu's lines (tab-separated scores with --sentence); "
             "json: one object per metric, or per sentence.",
         ),
-    ] = Format.text,
+    ] = "text",
     old_json: JsonFlag = False,
 ) -> None:
     """Score HYPOTHESIS against REFERENCES with sacrebleu: the same numbers as `sacrebleu`, with its signatures.

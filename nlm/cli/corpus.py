@@ -33,6 +33,9 @@ def _memory(task, output: Path, *, force: bool) -> None:
         f"{output}: {task.kind} task, lag {task.lag}, {task.symbols} symbols ({counts} lines); "
         f"chance on the marked tokens {task.chance:.4f}"
     )
+    err_console.print(f"train on it: {info['train_command']}")
+    err_console.print(f"  ({info['train_reason']})")
+    err_console.print(f"then measure it: {info['evaluate_command']}")
 
 
 @app.command()

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import Cell
+from nlm.cli.options import repeated_choice
+from nlm.models.choices import CELLS
 
 app = typer.Typer(
     help="Look inside a language model's training signal: gradient flow by lag, gradient norms by layer.",
@@ -28,9 +29,13 @@ Models = Annotated[
     typer.Option("-m", "--model", help="Checkpoint or run folder to look at; repeat for several.", show_default=False),
 ]
 Cells = Annotated[
-    list[Cell] | None,
-    typer.Option(
-        "--cell", help="A fresh model with this cell; repeat for several.", rich_help_panel=FRESH, show_default=False
+    list[str] | None,
+    repeated_choice(
+        CELLS,
+        "--cell",
+        help="A fresh model with this cell; repeat for several.",
+        rich_help_panel=FRESH,
+        show_default=False,
     ),
 ]
 Hidden = Annotated[int, typer.Option(min=1, help="Hidden state size.", rich_help_panel=FRESH)]
@@ -56,7 +61,7 @@ def _subjects(
     text: str,
     *,
     model: list[str] | None,
-    cell: list[Cell] | None,
+    cell: list[str] | None,
     hidden: int,
     layers: int,
     emb: int | None,
@@ -70,7 +75,7 @@ def _subjects(
     from nlm.lm.diagnose import FreshModels, diagnose_subjects
 
     fresh = FreshModels(
-        cells=tuple(c.value for c in cell or ()),
+        cells=tuple(cell or ()),
         hidden=hidden,
         layers=layers,
         emb=emb,
@@ -152,7 +157,8 @@ def clipping(
     seed: Seed = 1,
 ) -> None:
     """Gradient norm of each layer (embedding, each recurrent layer, decoder) and in total, before and after
-    clipping, on windows of the text.  Stdout: a header `model<TAB>layer<TAB>before<TAB>after`, then one row per layer."""
+    clipping, on windows of the text.  Stdout: a header `model<TAB>layer<TAB>before<TAB>after`, then one row per
+    layer."""
     from nlm.lm.diagnose import clipping_report
 
     subjects = _subjects(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -12,7 +11,7 @@ from nlm.cli.console import err_console
 from nlm.cli.options import ModelPath
 from nlm.config import EXPORT_PRECISIONS
 
-ExportPrecision = Enum("ExportPrecision", [(name, name) for name in EXPORT_PRECISIONS], type=str)
+ExportPrecision = Literal[EXPORT_PRECISIONS]
 
 
 def export(
@@ -22,7 +21,7 @@ def export(
     ] = ...,
     precision: Annotated[
         ExportPrecision, typer.Option(help="The weights' type: bf16 (half the bytes) or fp32.")
-    ] = ExportPrecision.bf16,
+    ] = "bf16",
 ) -> None:
     """Write the model, its configs and vocabulary, without the training state, for every command that takes -m.
 
@@ -30,7 +29,7 @@ def export(
     --precision a command asks for; with bf16 weights, --precision fp32 computes in float32 on them."""
     from nlm.api.export import export_language_model
 
-    done = export_language_model(model, output=output, precision=precision.value)
+    done = export_language_model(model, output=output, precision=precision)
     err_console.print(
         f"wrote {done.output}: {done.parameters:,} weights in {done.precision}, {done.output_bytes:,} bytes "
         f"({done.output_bytes / done.source_bytes:.0%} of {done.source.name}'s {done.source_bytes:,})",

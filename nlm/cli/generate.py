@@ -8,17 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from nlm.cli.console import err_console
+from nlm.cli.option_groups import OptionGroup, option_spec
 from nlm.cli.options import (
     Device,
     DeviceOption,
-    Format,
     JsonFlag,
     ModelPath,
-    OptionGroup,
-    Precision,
     PrecisionOption,
     format_option,
-    option_spec,
     wants_json,
 )
 from nlm.cli.score import load_lm
@@ -86,11 +83,11 @@ def generate(
     prompt: Annotated[str | None, typer.Option(help="Text to continue.")] = None,
     prompts: Annotated[str | None, typer.Option(help="File of prompts, one per line ('-' for stdin).")] = None,
     output_format: Annotated[
-        Format,
-        format_option(Format.text, Format.json, help="text: the prompt and its continuation; json: with the details."),
-    ] = Format.text,
-    device: DeviceOption = Device.auto,
-    precision: PrecisionOption = Precision.fp32,
+        str,
+        format_option("text", "json", help="text: the prompt and its continuation; json: with the details."),
+    ] = "text",
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
     sampling=None,
 ) -> None:
     """Continue prompts: one output line per sample, in prompt order, the prompt followed by its continuation.
@@ -106,7 +103,7 @@ def generate(
     lm = load_lm(model, device, precision)
     for sample in lm.iter_generations(texts, config=sampling):
         _warn_oovs(sample)
-        if output_format is Format.json:
+        if output_format == "json":
             typer.echo(jsonl_line(_sample_record(sample)))
         else:
             typer.echo(sample.text)
@@ -138,10 +135,10 @@ def evaluate(
         str | None, typer.Option(help="Also write the generated lines (prompt + continuation) to this file.")
     ] = None,
     output_format: Annotated[
-        Format, format_option(Format.text, Format.json, help="Text lines, or one JSON object per metric.")
-    ] = Format.text,
+        str, format_option("text", "json", help="Text lines, or one JSON object per metric.")
+    ] = "text",
     old_json: JsonFlag = False,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
     sampling=None,
 ) -> None:
     """How good is this model's output?  Continue each prompt, score the continuations with BLEU

@@ -9,8 +9,10 @@ import typer
 
 from nlm.cli.console import err_console
 from nlm.cli.lm_options import LM_DATA, RNN_MODEL, VOCAB_BUILD
-from nlm.cli.options import DATA, RUN, TRAINING, Force, Output, Quiet, Resume, given_options, resume_changes
+from nlm.cli.option_groups import given_options
+from nlm.cli.options import DATA, RUN
 from nlm.cli.recipes import RecipeName, with_recipe
+from nlm.cli.training import TRAINING, Force, Output, Quiet, Resume, report_ending, resume_changes
 
 Finetune = Annotated[
     bool,
@@ -70,30 +72,26 @@ def train(
     from nlm.api.training import resume_training, start_training
 
     if resume is not None:
-        changes = resume_changes(ctx, training)
-        return report(resume_training(resume, changes=changes, quiet=quiet, console=err_console), quiet)
-    summary = start_training(
-        train=train,
-        output=output,
-        valid=valid,
-        vocab=vocab,
-        cache_dir=cache_dir,
-        force=force,
-        quiet=quiet,
-        finetune=finetune,
-        building=sorted(given_options(ctx) & set(VOCAB_BUILD.options)),
-        vocab_config=vocab_config,
-        data=data,
-        model=model,
-        training=training.replace(recipe=recipe),
-        console=err_console,
-    )
-    report(summary, quiet)
-
-
-def report(summary, quiet: bool) -> None:
-    if not quiet:
-        err_console.print(summary.line())
+        changes = resume_changes(ctx, training, run_dir=resume, configs=(vocab_config, data, model))
+        summary = resume_training(resume, changes=changes, quiet=quiet, console=err_console)
+    else:
+        summary = start_training(
+            train=train,
+            output=output,
+            valid=valid,
+            vocab=vocab,
+            cache_dir=cache_dir,
+            force=force,
+            quiet=quiet,
+            finetune=finetune,
+            building=sorted(given_options(ctx) & set(VOCAB_BUILD.options)),
+            vocab_config=vocab_config,
+            data=data,
+            model=model,
+            training=training.replace(recipe=recipe),
+            console=err_console,
+        )
+    report_ending(summary, quiet)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,56 +1,22 @@
 """The language model's option groups, declared once: the vocabulary to build, how the text is read, the model.
 
-Each group reaches `nlm train` as one typed config (VocabConfig, LMDataConfig, RNNConfig);
-see `OptionGroup` in nlm/cli/options.py.
+Each group reaches `nlm train` as one typed config (VocabConfig, LMDataConfig, RNNConfig), built by
+the builders `nlm.train` uses too (nlm/api/options.py); see `OptionGroup` in nlm/cli/option_groups.py.
 """
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Any
-
-from nlm.cli.options import DATA, MODEL, Cell, Level, Mode, OptionGroup, option_spec
+from nlm.api.options import data_config, rnn_config, vocab_config
+from nlm.cli.option_groups import OptionGroup, option_spec
+from nlm.cli.options import DATA, MODEL, Cell, Level, Mode, RnnInit, Softmax
 
 AWD = "AWD-LSTM regularisers (Merity et al. 2017)"
-
-
-class Softmax(str, Enum):
-    full = "full"
-    adaptive = "adaptive"
-
-
-class RnnInit(str, Enum):
-    uniform = "uniform"
-    pytorch = "pytorch"
-
-
-def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}
-
-
-def vocab_config(**values: Any):
-    from nlm.api.options import vocab_config as build
-
-    return build(**_plain(values))
-
-
-def data_config(**values: Any):
-    from nlm.api.options import data_config as build
-
-    return build(**_plain(values))
-
-
-def rnn_config(**values: Any):
-    from nlm.api.options import rnn_config as build
-
-    return build(**_plain(values))
-
 
 VOCAB_BUILD = OptionGroup(
     "vocab_config",
     vocab_config,
     {
-        "level": option_spec(Level, Level.word, "Vocabulary level when building one.", DATA),
+        "level": option_spec(Level, "word", "Vocabulary level when building one.", DATA),
         "vocab_size": option_spec(
             int | None,
             None,
@@ -83,7 +49,7 @@ LM_DATA = OptionGroup(
     data_config,
     {
         "mode": option_spec(
-            Mode, Mode.stream, "stream: carried state over the whole text; sentence: each line from a zero state.", DATA
+            Mode, "stream", "stream: carried state over the whole text; sentence: each line from a zero state.", DATA
         ),
         "batch_size": option_spec(int, 20, "Parallel rows (stream) or sentences (sentence) per batch.", DATA),
         "bptt": option_spec(int, 35, "Window length of truncated backpropagation through time.", DATA),
@@ -101,7 +67,7 @@ RNN_MODEL = OptionGroup(
     "model",
     rnn_config,
     {
-        "cell": option_spec(Cell, Cell.lstm, "Recurrent cell.", MODEL),
+        "cell": option_spec(Cell, "lstm", "Recurrent cell.", MODEL),
         "layers": option_spec(int, 2, "Recurrent layers.", MODEL),
         "emb": option_spec(int | None, None, "Embedding size [default: --hidden].", MODEL),
         "hidden": option_spec(int, 200, "Hidden state size (of every layer but the last, with --last-hidden).", MODEL),
@@ -124,7 +90,7 @@ RNN_MODEL = OptionGroup(
         ),
         "softmax": option_spec(
             Softmax,
-            Softmax.full,
+            "full",
             "Output layer: full (every logit), or adaptive (PyTorch's AdaptiveLogSoftmaxWithLoss: "
             "exact probabilities, several times faster on large vocabularies).",
             MODEL,
@@ -172,7 +138,7 @@ RNN_MODEL = OptionGroup(
         ),
         "rnn_init": option_spec(
             RnnInit,
-            RnnInit.uniform,
+            "uniform",
             "Recurrent weights uniform in +-init-range, or +-1/sqrt(layer size) as AWD-LSTM.",
             AWD,
         ),

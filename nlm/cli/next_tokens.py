@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import Device, DeviceOption, Format, ModelPath, Precision, PrecisionOption, format_option
+from nlm.cli.options import DeviceOption, ModelPath, PrecisionOption, format_option
 from nlm.cli.score import load_lm
 from nlm.io.tables import RowWriter
 
@@ -31,11 +31,11 @@ def next_command(
         ),
     ] = True,
     output_format: Annotated[
-        Format, format_option(Format.tsv, Format.json, help="Tab-separated rows under a header, or JSON objects.")
-    ] = Format.tsv,
+        str, format_option("tsv", "json", help="Tab-separated rows under a header, or JSON objects.")
+    ] = "tsv",
     batch_size: Annotated[int, typer.Option(min=1, help="Contexts per forward pass.")] = 64,
-    device: DeviceOption = Device.auto,
-    precision: PrecisionOption = Precision.fp32,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """The next-token distribution after each context: its --top most likely tokens, most likely first.
 
@@ -50,10 +50,10 @@ def next_command(
     lines = read_lines("-", allow_empty=True) if contexts in (None, ["-"]) else contexts
     lm = load_lm(model, device, precision)
     unit = "token" if lm.vocab.level == "word" else "piece"
-    writer = RowWriter(sys.stdout, fmt=output_format.value)
+    writer = RowWriter(sys.stdout, fmt=output_format)
     warned = False
     for result in lm.iter_next_tokens(lines, k=top, start=start, batch_size=batch_size):
-        if result.index == 0 and output_format is Format.tsv:
+        if result.index == 0 and output_format == "tsv":
             sys.stdout.write("\t".join(("context_index", "rank", unit, "logprob", "prob")) + "\n")
         if result.oovs and not warned:
             err_console.print(

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from nlm.cli.console import err_console
-
-
-class XAxis(str, Enum):
-    step = "step"
-    time = "time"
-    epoch = "epoch"
-
-
-class YMetric(str, Enum):
-    loss = "loss"
-    ppl = "ppl"
-    bpc = "bpc"
-    accuracy = "accuracy"
-    mse = "mse"
+from nlm.cli.options import XAxis, YMetric
 
 
 def plot(
@@ -37,23 +23,22 @@ def plot(
     ],
     x: Annotated[
         XAxis, typer.Option("--x", help="Horizontal axis: optimizer steps, seconds of training, or epochs.")
-    ] = XAxis.step,
+    ] = "step",
     y: Annotated[
         YMetric,
         typer.Option(
             "--y",
-            help="What to draw: loss for any run; ppl/bpc for language models; accuracy (classifiers) and mse (autoencoders) on validation only.",
+            help="What to draw: loss for any run; ppl/bpc for language models; "
+            "accuracy (classifiers) and mse (autoencoders) on validation only.",
         ),
-    ] = YMetric.loss,
+    ] = "loss",
     log: Annotated[bool, typer.Option("--log", help="Logarithmic vertical axis.")] = False,
 ) -> None:
     """Draw the training (dashed) and validation (solid) curves of each run, labelled by its folder's name."""
     from nlm.io.curves import plot_training_curves
 
-    width, height = plot_training_curves(runs, output, x=x.value, y=y.value, log_y=log)
-    err_console.print(
-        f"wrote the {y.value} curves of {len(runs)} run(s) against {x.value} ({width}x{height}) to {output}"
-    )
+    width, height = plot_training_curves(runs, output, x=x, y=y, log_y=log)
+    err_console.print(f"wrote the {y} curves of {len(runs)} run(s) against {x} ({width}x{height}) to {output}")
 
 
 def register(app: typer.Typer) -> None:

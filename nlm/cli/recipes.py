@@ -15,7 +15,9 @@ from typing import Annotated, Any
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import RUN, given_options
+from nlm.cli.option_groups import given_options
+from nlm.cli.options import RUN
+from nlm.config import option_name
 
 RecipeName = Annotated[
     str | None,
@@ -28,44 +30,43 @@ RecipeName = Annotated[
 ]
 
 
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def list_recipes() -> str:
     """The recipes as a table for people: name, published figure, source, data."""
     from nlm.lm.recipes import RECIPES
 
     rows = []
-    for r in RECIPES.values():
-        rows.append(
-            f"{r.name}\n  {r.summary}\n  published: {r.figure}\n  source: {r.source}\n  data: {r.data} ({', '.join(r.files)})"
-        )
+    for recipe in RECIPES.values():
+        rows += [
+            recipe.name,
+            f"  {recipe.summary}",
+            f"  published: {recipe.figure}",
+            f"  source: {recipe.source}",
+            f"  data: {recipe.data} ({', '.join(recipe.files)})",
+        ]
     return "\n".join(rows)
 
 
 def apply_recipe(ctx: typer.Context, name: str, values: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Put recipe `name`'s values into `values` where the option was not given; (filled, kept) as flags."""
-    from nlm.errors import ConfigError
-    from nlm.lm.recipes import RECIPES
+    from nlm.api.options import recipe_options
 
-    if name not in RECIPES:
-        raise ConfigError(f"--recipe {name!r} is not a recipe; choose one of {', '.join(RECIPES)} (or list)")
     given, filled, kept = given_options(ctx), [], []
-    for option, value in RECIPES[name].options.items():
+    options = recipe_options(name, {option: values[option] for option in given if option in values})
+    for option, value in options.items():
         if option in given:
-            kept.append(flag(option))
-        else:
-            values[option] = value
-            filled += [] if value is None else [as_typed(option, value)]
+            kept.append(option_name(option))
+            continue
+        values[option] = value
+        if value is not None:
+            filled.append(as_typed(option, value))
     return filled, kept
 
 
 def as_typed(option: str, value: Any) -> str:
     """An option and its value as a user would type them: `--tie`, `--no-tie`, `--lr 30.0`."""
     if isinstance(value, bool):
-        return flag(option) if value else "--no-" + option.replace("_", "-")
-    return f"{flag(option)} {value}"
+        return option_name(option) if value else "--no-" + option_name(option).removeprefix("--")
+    return f"{option_name(option)} {value}"
 
 
 def with_recipe(command: Callable) -> Callable:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated
 
 import typer
@@ -11,8 +10,8 @@ from nlm.cli.console import err_console
 from nlm.cli.options import (
     Device,
     DeviceOption,
-    Format,
     JsonFlag,
+    LogBase,
     Mode,
     ModelPath,
     Precision,
@@ -22,14 +21,9 @@ from nlm.cli.options import (
 )
 from nlm.io.tables import RowWriter, jsonl_line
 
-
-class LogBase(str, Enum):
-    e = "e"
-    two = "2"
-    ten = "10"
-
-
 BatchOption = Annotated[int, typer.Option(min=1, help="Sentences per batch, sorted by length (1: one at a time).")]
+
+
 ResultOutput = Annotated[
     str | None,
     typer.Option(
@@ -42,12 +36,12 @@ ResultOutput = Annotated[
 ]
 
 
-def load_lm(model: str, device: Device | str, precision: Precision = Precision.fp32):
+def load_lm(model: str, device: Device | str, precision: Precision = "fp32"):
     """The language model of `-m/--model` (an `nlm.LanguageModel`), on the device of `--device`, computing in
     `--precision`."""
     from nlm.api import load
 
-    return load(model, device=device.value if isinstance(device, Device) else device, precision=precision.value)
+    return load(model, device=device, precision=precision)
 
 
 def threads_given(ctx: typer.Context) -> int | None:
@@ -63,15 +57,15 @@ def score(
     ] = None,
     model: ModelPath = ...,
     output_format: Annotated[
-        Format, format_option(Format.tsv, Format.json, help="One row per line: tab-separated values, or a JSON object.")
-    ] = Format.tsv,
+        str, format_option("tsv", "json", help="One row per line: tab-separated values, or a JSON object.")
+    ] = "tsv",
     with_text: Annotated[
         bool,
         typer.Option("--with-text", help="Add the sentence to each row (TSV escapes tab, newline, CR and backslash)."),
     ] = False,
     base: Annotated[
         LogBase, typer.Option(help="Base of the log-probs written (perplexity does not depend on it).")
-    ] = LogBase.e,
+    ] = "e",
     per_token: Annotated[
         bool, typer.Option("--per-token", help="One row per scored token: sentence, position, token, log-prob.")
     ] = False,
@@ -96,8 +90,8 @@ def score(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No corpus summary on stderr.")] = False,
     output: ResultOutput = None,
-    device: DeviceOption = Device.auto,
-    precision: PrecisionOption = Precision.fp32,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Score each line as a sentence from a fresh state: log P(w1…wn <eos> | start).
 
@@ -120,24 +114,18 @@ def score(
         files or [], output=output, totals=CorpusSummary, threads=threads_given(ctx), line_buffered=unbuffered,
         console=err_console,
     ) as share:  # fmt: skip
-        lm = load_lm(model, share.device(device.value), precision)
-        rows = _row_maker(
-            lm, base=base.value, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos
-        )
-        share.result, writer = CorpusSummary(), RowWriter(share.stream, fmt=output_format.value, flush=unbuffered)
+        lm = load_lm(model, share.device(device), precision)
+        rows = _row_maker(lm, base=base, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos)
+        share.result, writer = CorpusSummary(), RowWriter(share.stream, fmt=output_format, flush=unbuffered)
         for result in share.scores(
-            lm.iter_scores,
-            batch_size=batch_size,
-            bos_eos=bos_eos,
-            per_token=per_token or per_word,
-            eager=unbuffered,
-            name=name,
-        ):
+            lm.iter_scores, batch_size=batch_size, bos_eos=bos_eos, per_token=per_token or per_word,
+            eager=unbuffered, name=name,
+        ):  # fmt: skip
             share.result.add(result)
             for row in rows(result):
                 writer.write(row)
     if not quiet and share.lead:
-        _tell(share.total.describe(base=base.value, signature=lm.score_signature(bos_eos=bos_eos)))
+        _tell(share.total.describe(base=base, signature=lm.score_signature(bos_eos=bos_eos)))
 
 
 def perplexity(
@@ -150,15 +138,13 @@ def perplexity(
             help="stream: the training-validation protocol (one stream, state carried); "
             "sentence: each line from a fresh state, as `nlm score`."
         ),
-    ] = Mode.stream,
-    output_format: Annotated[
-        Format, format_option(Format.text, Format.json, help="A text line, or one JSON object.")
-    ] = Format.text,
+    ] = "stream",
+    output_format: Annotated[str, format_option("text", "json", help="A text line, or one JSON object.")] = "text",
     old_json: JsonFlag = False,
     batch_size: BatchOption = 64,
     output: ResultOutput = None,
-    device: DeviceOption = Device.auto,
-    precision: PrecisionOption = Precision.fp32,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Corpus perplexity, printed with the protocol that produced it, and bits per byte and word
     perplexity, which compare models whatever their vocabularies (word, subword or char).
@@ -177,8 +163,8 @@ def perplexity(
     with scoring_share(
         [file], output=output, rows=False, totals=Perplexity, threads=threads_given(ctx), console=err_console
     ) as share:
-        lm = load_lm(model, share.device(device.value), precision)
-        share.result = share.perplexity(lm.perplexity, file, protocol=protocol.value, batch_size=batch_size)
+        lm = load_lm(model, share.device(device), precision)
+        share.result = share.perplexity(lm.perplexity, file, protocol=protocol, batch_size=batch_size)
     share.publish(_perplexity_line(share.total, as_json=wants_json(output_format, old_json)))
 
 
@@ -219,7 +205,7 @@ def _tell(lines: list[str]) -> None:
 def _row_maker(lm, *, base: str, with_text: bool, per_token: bool, per_word: bool, bos_eos: bool):
     """A function from one SentenceScore to its output rows."""
     from nlm.errors import ConfigError
-    from nlm.lm.scoring import LOG_BASES
+    from nlm.lm.config import LOG_BASES
 
     if per_token and per_word:
         raise ConfigError("choose one of --per-token and --per-word")

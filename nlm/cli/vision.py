@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,54 +11,33 @@ import typer
 from nlm.cli.console import err_console
 from nlm.cli.options import (
     MODEL,
-    TRAINING,
     Activation,
+    Architecture,
     DataSpec,
     Device,
     DeviceOption,
-    Force,
-    Format,
+    EvalBatch,
     Holdout,
     ImageBatch,
+    ImagesOption,
     ModelPath,
-    Optimizer,
-    Output,
     PngOutput,
-    Quiet,
-    Resume,
+    Pool,
     ValidSpec,
     format_option,
-    report_run,
-    resume_changes,
     sizes,
 )
+from nlm.cli.training import TRAINING, Force, Output, Quiet, Resume, train_or_resume
 
 ADV = "Adversarial training"
 app = typer.Typer(help="Image classifiers (MLP, CNN): train, evaluate, predict, attack.", no_args_is_help=True)
 IMAGE_TRAINING = TRAINING.with_defaults(
-    optimizer=Optimizer.adam,
+    optimizer="adam",
     clip=0.0,
     lr_factor=0.5,
     epochs=5,
     helps={"lr": "Learning rate [default: Adam 1e-3; SGD 0.05 (use --momentum 0.9)]."},
 )
-EvalBatch = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
-ImagesOption = Annotated[
-    str,
-    typer.Option(
-        "--data", help="Images: generated:N[:SEED], a folder, a .npz or an MNIST IDX file.", show_default=False
-    ),
-]
-
-
-class Arch(str, Enum):
-    cnn = "cnn"
-    mlp = "mlp"
-
-
-class Pool(str, Enum):
-    max = "max"
-    avg = "avg"
 
 
 @app.command()
@@ -71,8 +49,9 @@ def train(
     holdout: Holdout = 0.1,
     batch_size: ImageBatch = 64,
     arch: Annotated[
-        Arch, typer.Option(help="Classifier: a CNN (LeNet-style by default) or an MLP.", rich_help_panel=MODEL)
-    ] = Arch.cnn,
+        Architecture,
+        typer.Option(help="Classifier: a CNN (LeNet-style by default) or an MLP.", rich_help_panel=MODEL),
+    ] = "cnn",
     conv: Annotated[
         str | None,
         typer.Option(
@@ -80,7 +59,7 @@ def train(
             rich_help_panel=MODEL,
         ),
     ] = None,
-    pool: Annotated[Pool, typer.Option(help="CNN pooling after each conv layer.", rich_help_panel=MODEL)] = Pool.max,
+    pool: Annotated[Pool, typer.Option(help="CNN pooling after each conv layer.", rich_help_panel=MODEL)] = "max",
     pool_size: Annotated[int, typer.Option(help="CNN pooling window and stride (1: none).", rich_help_panel=MODEL)] = 2,
     hidden: Annotated[
         str | None,
@@ -119,35 +98,23 @@ def train(
 ) -> None:
     """Train an image classifier into a run folder; with --resume, continue one."""
     from nlm.classify.task import ClassifyConfig
-    from nlm.classify.training import ClassifierJob, classifier_config, resume_classifier, train_classifier
-    from nlm.errors import ConfigError
+    from nlm.classify.training import ClassifierJob, classifier_config
     from nlm.images.sources import DEFAULT_DATA, ImageSources
 
-    if resume is not None:
-        result = resume_classifier(
-            run_dir=resume, changes=resume_changes(ctx, training), console=err_console, quiet=quiet
+    def new_job() -> ClassifierJob:
+        shape = {"conv": conv, "pool": pool, "pool_size": pool_size} if arch == "cnn" else {"activation": activation}
+        return ClassifierJob(
+            arch=arch,
+            init_from=init_from,
+            sources=ImageSources(data=data or DEFAULT_DATA, valid=valid, holdout=holdout),
+            model=classifier_config(arch, init_from=init_from, hidden=sizes(hidden), dropout=dropout, **shape),
+            data=ClassifyConfig(
+                batch_size=batch_size, epsilon=epsilon if adversarial else 0.0, adversarial_weight=adversarial_weight
+            ),
         )
-        return report_run(err_console, result, quiet)
-    if output is None:
-        raise ConfigError("nlm vision train needs -o RUN_DIR (or --resume RUN_DIR)")
-    shape = (
-        {"conv": conv, "pool": pool.value, "pool_size": pool_size}
-        if arch is Arch.cnn
-        else {"activation": activation and activation.value}
-    )
-    job = ClassifierJob(
-        arch=arch.value,
-        init_from=init_from,
-        sources=ImageSources(data=data or DEFAULT_DATA, valid=valid, holdout=holdout),
-        model=classifier_config(arch.value, init_from=init_from, hidden=sizes(hidden), dropout=dropout, **shape),
-        data=ClassifyConfig(
-            batch_size=batch_size, epsilon=epsilon if adversarial else 0.0, adversarial_weight=adversarial_weight
-        ),
-    )
-    report_run(
-        err_console,
-        train_classifier(job=job, output=output, train=training, force=force, console=err_console, quiet=quiet),
-        quiet,
+
+    train_or_resume(
+        ctx, ClassifierJob, new_job, output=output, resume=resume, force=force, quiet=quiet, training=training
     )
 
 
@@ -156,7 +123,7 @@ def _load(model: str, data: str, device: Device):
     from nlm.images.data import load_images
     from nlm.runtime import pick_device
 
-    loaded = load_classifier(model, device=pick_device(device.value))
+    loaded = load_classifier(model, device=pick_device(device))
     return loaded, load_images(data, channels=loaded.input_shape[0])
 
 
@@ -165,15 +132,15 @@ def evaluate(
     model: ModelPath,
     data: ImagesOption,
     batch_size: EvalBatch = 500,
-    device: DeviceOption = Device.auto,
-    format: Annotated[
-        Format,
+    device: DeviceOption = "auto",
+    output_format: Annotated[
+        str,
         format_option(
-            Format.text,
-            Format.json,
+            "text",
+            "json",
             help="text: a report with the per-class accuracy and the confusion matrix; json: one object.",
         ),
-    ] = Format.text,
+    ] = "text",
 ) -> None:
     """Accuracy, per-class accuracy and the confusion matrix of a classifier on labelled images, on stdout."""
     from nlm.classify.evaluation import evaluate_images, evaluation_report
@@ -181,7 +148,7 @@ def evaluate(
 
     loaded, images = _load(model, data, device)
     result = evaluate_images(loaded.model, loaded.classes, images, device=loaded.device, batch_size=batch_size)
-    if format is Format.json:
+    if output_format == "json":
         typer.echo(jsonl_line({"model": str(loaded.path), "data": images.source, **result.to_dict()}))
     else:
         typer.echo("\n".join(evaluation_report(result, f"{loaded.path} on {images.source}")))
@@ -192,17 +159,15 @@ def predict(
     model: ModelPath,
     data: ImagesOption,
     batch_size: EvalBatch = 500,
-    device: DeviceOption = Device.auto,
-    format: Annotated[
-        Format, format_option(Format.tsv, Format.json, help="tsv or json: one row per image.")
-    ] = Format.tsv,
+    device: DeviceOption = "auto",
+    output_format: Annotated[str, format_option("tsv", "json", help="tsv or json: one row per image.")] = "tsv",
 ) -> None:
     """One row per image on stdout: index, predicted label and its probability, in input order."""
     from nlm.classify.evaluation import predict_images
     from nlm.io.tables import RowWriter
 
     loaded, images = _load(model, data, device)
-    writer = RowWriter(sys.stdout, fmt=format.value)
+    writer = RowWriter(sys.stdout, fmt=output_format)
     for index, (label, probability) in enumerate(
         predict_images(loaded.model, images, device=loaded.device, batch_size=batch_size)
     ):
@@ -217,10 +182,8 @@ def attack(
         str, typer.Option(help="FGSM steps in pixel units of [0, 1], comma-separated.")
     ] = "0,0.05,0.1,0.2,0.3",
     batch_size: EvalBatch = 500,
-    device: DeviceOption = Device.auto,
-    format: Annotated[
-        Format, format_option(Format.tsv, Format.json, help="tsv or json: one row per epsilon.")
-    ] = Format.tsv,
+    device: DeviceOption = "auto",
+    output_format: Annotated[str, format_option("tsv", "json", help="tsv or json: one row per epsilon.")] = "tsv",
     examples: Annotated[
         Path | None,
         typer.Option(
@@ -246,9 +209,11 @@ def attack(
 
     steps = parse_epsilons(epsilons)
     loaded, images = _load(model, data, device)
-    writer = RowWriter(sys.stdout, fmt=format.value)
-    for r in attack_images(loaded.model, loaded.classes, images, steps, device=loaded.device, batch_size=batch_size):
-        writer.write({"epsilon": r.epsilon, "accuracy": r.accuracy, "images": r.count})
+    writer = RowWriter(sys.stdout, fmt=output_format)
+    for result in attack_images(
+        loaded.model, loaded.classes, images, steps, device=loaded.device, batch_size=batch_size
+    ):
+        writer.write(result.to_dict())
     if examples is not None:
         epsilon = max(steps) if example_epsilon is None else example_epsilon
         drawn = attack_examples(

@@ -10,12 +10,19 @@ symbol again; the token after `?` is the *marked* token:
 A model that has forgotten the first symbol can do no better than chance, 1/symbols, on the
 marked tokens; `nlm.lm.memory.marked_accuracy` measures how often it gets them right.
 The train, valid and test files have their own seed streams, so valid.txt and test.txt do
-not change when --lines does.  task.json records the settings, the marker and the chance level.
+not change when --lines does.  task.json records the settings, the marker and the chance level,
+and the commands that train a model on the task and measure it.
+
+Training needs its own recipe: `nlm train`'s defaults read the text as one stream in windows of
+35 steps, which cut the symbol off from its mark, and leave even an LSTM at chance.  Each line
+must be one sequence from a zero state (`--mode sentence`), with weights wide enough to carry
+a memory (`--init-range 1`) and Adam at 0.005.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,23 @@ from nlm.io.atomic import write_text_atomic
 MARKER = "?"  # the query mark: the token after it is the marked token
 FILLER = "x"  # what stands between the symbol and the mark in the copy task
 SPLITS = ("train", "valid", "test")
+# The recipe that learns these tasks (README, "Long-range memory"): whole lines, wide weights, Adam.
+TRAINING_OPTIONS = (
+    "--mode sentence --cell lstm --layers 1 --hidden 64 --dropout 0 --init-range 1 --optimizer adam --lr 0.005 "
+    "--clip 1 --batch-size 32 --max-steps 300 --epochs 1000 --schedule none"
+)
+TRAINING_REASON = (
+    "each line read whole from a zero state (--mode sentence), wide weights (--init-range 1), Adam at 0.005: "
+    "nlm train's defaults cut the lines into windows of 35 steps, which part the symbol from its mark"
+)
+
+
+def training_commands(directory: str | Path) -> tuple[str, str]:
+    """The `nlm train` that learns the task written in `directory`, and the `nlm evaluate` that measures it."""
+    run = shlex.quote(f"{directory}-lstm")
+    folder = shlex.quote(str(directory))
+    train = f"nlm train --train {shlex.quote(str(Path(directory) / 'train.txt'))} -o {run} {TRAINING_OPTIONS}"
+    return train, f"nlm evaluate -m {run} --task {folder}"
 
 
 def symbol_names(count: int) -> tuple[str, ...]:
@@ -88,6 +112,7 @@ class MemoryTask(Config):
 def write_memory_corpus(task: MemoryTask, directory: str | Path, *, overwrite: bool = False) -> dict:
     """Write train.txt, valid.txt, test.txt and task.json into `directory`; return task.json's content."""
     names = [f"{split}.txt" for split in SPLITS] + ["task.json"]
+    train_command, evaluate_command = training_commands(directory)
     directory = prepare_corpus_folder(directory, names, overwrite=overwrite)
     seeds = np.random.SeedSequence(task.seed).spawn(len(SPLITS))
     for split, seed in zip(SPLITS, seeds):
@@ -100,6 +125,9 @@ def write_memory_corpus(task: MemoryTask, directory: str | Path, *, overwrite: b
         "chance": task.chance,
         "split_lines": task.split_lines,
         "note": f"the token after {MARKER!r} repeats the line's first symbol, read {task.lag} steps before the mark",
+        "train_command": train_command,
+        "train_reason": TRAINING_REASON,
+        "evaluate_command": evaluate_command,
     }
     write_text_atomic(directory / "task.json", json.dumps(info, indent=1) + "\n")
     return info

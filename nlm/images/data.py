@@ -196,7 +196,8 @@ def load_npz(path: str | Path) -> ImageSet:
         y = found["y"]
         if y.shape != (len(images),) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
             raise DataError(
-                f"{path}: y must be {len(images)} non-negative integers, one per image in x, not {y.dtype} {list(y.shape)}"
+                f"{path}: y must be {len(images)} non-negative integers, one per image in x, "
+                f"not {y.dtype} {list(y.shape)}"
             )
         labels = torch.from_numpy(y.astype(np.int64))
         names = found.get("classes")

@@ -25,7 +25,7 @@ class ImageSources:
         check(self.holdout >= 0, f"--holdout must be >= 0, not {self.holdout}")
 
     def load(self, *, seed: int) -> tuple[ImageSet, ImageSet | None]:
-        """The training images and the validation images: `valid`, else a held-out part of `data` (the same for a seed)."""
+        """The training and the validation images: `valid`, else a held-out part of `data` (the same for a seed)."""
         images = load_images(self.data)
         if self.valid is not None:
             valid = load_images(self.valid, channels=images.shape[0])
@@ -34,6 +34,15 @@ class ImageSources:
         if self.holdout == 0:
             return images, None
         return images.split(self.holdout if self.holdout < 1 else int(self.holdout), seed=seed)
+
+    def load_for_run(
+        self, given: tuple[ImageSet, ImageSet | None] | None, records: dict[str, Any], *, run_dir: Path, seed: int
+    ) -> tuple[tuple[ImageSet, ImageSet | None], dict[str, Any]]:
+        """A run's images (`given` by a program, else these sources read) and what config.json records of them
+        (`records` when a resumed run already has them)."""
+        if given is not None:
+            return given, records or {"train_data": None, "given_images": [s.source for s in given if s is not None]}
+        return self.load(seed=seed), records or self.records(run_dir)
 
     def records(self, run_dir: Path) -> dict[str, Any]:
         """What config.json keeps, so that a resume finds the same images."""

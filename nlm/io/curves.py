@@ -15,13 +15,14 @@ from pathlib import Path
 from nlm.config import check
 from nlm.errors import DataError, InputMissingError
 from nlm.io.figures import Series, line_chart
+from nlm.units import bits, perplexity
 
 X_AXES = {"step": ("step", "optimizer step"), "time": ("elapsed", "training time (s)"), "epoch": ("epoch", "epoch")}
 # The y metric: (its key in a validation row, how a training row gives it from train_loss or None, axis label)
 Y_METRICS = {
     "loss": ("loss", lambda loss: loss, "loss (nats per token or example)"),
-    "ppl": ("ppl", lambda loss: math.exp(min(loss, 700.0)), "perplexity"),
-    "bpc": ("bpc", lambda loss: loss / math.log(2), "bits per character"),
+    "ppl": ("ppl", perplexity, "perplexity"),
+    "bpc": ("bpc", bits, "bits per character"),
     "accuracy": ("accuracy", None, "validation accuracy"),
     "mse": ("mse", None, "validation mean squared error"),
 }
@@ -32,7 +33,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not Path(run_dir).is_dir():
         raise InputMissingError(
-            f"{run_dir} is not a folder; give run folders written by `nlm train`, `nlm vision train` or `nlm autoencoder train`"
+            f"{run_dir} is not a folder; give run folders written by `nlm train`, `nlm vision train` "
+            "or `nlm autoencoder train`"
         )
     if not path.exists():
         raise InputMissingError(
@@ -69,7 +71,7 @@ def _points(rows: list[dict], x_key: str, y_of) -> tuple[list[float], list[float
 
 
 def run_series(run_dir: str | Path, *, x: str, y: str, name: str | None = None) -> list[Series]:
-    """The training (if the metric has one) and validation series of one run, labelled `name` (default: the folder's)."""
+    """The training (if the metric has one) and validation series of one run, labelled `name` (or the folder's)."""
     rows, name = read_metrics(run_dir), name or Path(run_dir).resolve().name
     x_key = X_AXES[x][0]
     key, from_train_loss, _ = Y_METRICS[y]

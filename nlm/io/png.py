@@ -82,7 +82,8 @@ def save_pairs(
     inputs, reconstructions = _as_images(inputs, image_shape), _as_images(reconstructions, image_shape)
     if inputs.shape != reconstructions.shape:
         raise DataError(
-            f"{len(inputs)} inputs of {list(inputs.shape[1:])} do not pair with {len(reconstructions)} reconstructions of {list(reconstructions.shape[1:])}"
+            f"{len(inputs)} inputs of {list(inputs.shape[1:])} do not pair with "
+            f"{len(reconstructions)} reconstructions of {list(reconstructions.shape[1:])}"
         )
     interleaved = torch.stack([inputs, reconstructions], dim=1).flatten(0, 1)  # in0, rec0, in1, rec1, ...
     return save_grid(interleaved, path, nrow=2 * nrow, padding=padding, scale=scale)
@@ -102,7 +103,8 @@ def save_filters(
     weight = weight.detach().cpu().float()
     if weight.dim() != 2 or weight.shape[1] != math.prod(image_shape):
         raise DataError(
-            f"weights of shape {list(weight.shape)} are not [units, {math.prod(image_shape)}] for images of {image_shape}"
+            f"weights of shape {list(weight.shape)} are not [units, {math.prod(image_shape)}] "
+            f"for images of {image_shape}"
         )
     low, high = weight.min(1, keepdim=True).values, weight.max(1, keepdim=True).values
     span = high - low

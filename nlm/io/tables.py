@@ -38,7 +38,11 @@ def jsonl_line(row: dict[str, Any]) -> str:
     return json.dumps({k: _json_value(v) for k, v in row.items()}, ensure_ascii=False)
 
 
-FORMATS: dict[str, Callable[[dict[str, Any]], str]] = {"tsv": tsv_line, "json": jsonl_line, "jsonl": jsonl_line}
+# The output formats of every command (each takes the ones that fit it): text, lines for people and simple tools;
+# tsv, one tab-separated row per record; json, one JSON object per line.  The old names still read as the new.
+FORMATS = ("text", "tsv", "json")
+OLD_FORMAT_NAMES = {"jsonl": "json", "table": "text"}
+ROW_FORMATS: dict[str, Callable[[dict[str, Any]], str]] = {"tsv": tsv_line, "json": jsonl_line}
 
 
 def text_table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -60,12 +64,13 @@ def _is_number(text: str) -> bool:
 
 
 class RowWriter:
-    """Writes dict rows in one of FORMATS; with `flush`, each row leaves the process as soon as it is written."""
+    """Writes dict rows in one of ROW_FORMATS; with `flush`, each row leaves the process as soon as it is written."""
 
     def __init__(self, stream: TextIO, *, fmt: str = "tsv", flush: bool = False) -> None:
-        if fmt not in FORMATS:
-            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-        self.stream, self.format_row, self.flush = stream, FORMATS[fmt], flush
+        fmt = OLD_FORMAT_NAMES.get(fmt, fmt)
+        if fmt not in ROW_FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(ROW_FORMATS)}, not {fmt!r}")
+        self.stream, self.format_row, self.flush = stream, ROW_FORMATS[fmt], flush
 
     def write(self, row: dict[str, Any]) -> None:
         self.stream.write(self.format_row(row) + "\n")

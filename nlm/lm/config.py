@@ -1,13 +1,16 @@
-"""How a language model reads its text: stream or sentence mode, batch and window sizes, the start symbol."""
+"""How a language model reads its text: stream or sentence mode, batch and window sizes, the start symbol;
+and the log bases its scores can be written in."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from nlm.config import Config, check
 from nlm.text.symbols import BOS, EOS
 
-MODES = ("stream", "sentence")
+MODES = ("stream", "sentence")  # also the protocols of `nlm perplexity`
+LOG_BASES = {"e": 1.0, "2": math.log(2), "10": math.log(10)}  # divide a natural log by this for base b
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ the same seed, so `--cell rnn-tanh --cell lstm` compares the cells on equal term
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from nlm.config import Config, check
@@ -16,9 +17,10 @@ from nlm.io.figures import Series, line_chart
 from nlm.io.text import read_lines
 from nlm.lm.gradients import LayerGradient, lag_gradient_norms, layer_gradient_norms, sample_windows
 from nlm.lm.loading import load_language_model
+from nlm.models.choices import CELLS
 from nlm.models.recurrent import set_forget_bias
-from nlm.models.rnn import CELLS, RNNLM, RNNConfig
-from nlm.runtime import seed_everything
+from nlm.models.rnn import RNNLM, RNNConfig
+from nlm.runtime import check_model_fits, seed_everything
 from nlm.text.build import VocabConfig, build_vocab
 from nlm.text.corpus import EncodedCorpus, encode_corpus
 from nlm.text.vocab import Vocabulary
@@ -53,7 +55,8 @@ class Subject:
 
 
 def train_steps(model: RNNLM, vocab: Vocabulary, corpus: EncodedCorpus, *, steps: int, lr: float, seed: int) -> None:
-    """`steps` Adam steps of the shared trainer on `corpus` (stream mode, 20 rows, windows of 35, clip 0.25); no files."""
+    """`steps` Adam steps of the shared trainer on `corpus` (stream mode, 20 rows, windows of 35, clip 0.25);
+    no files are written."""
     from nlm.lm.config import LMDataConfig
     from nlm.lm.task import LMTask
     from nlm.train.config import TrainConfig
@@ -85,7 +88,7 @@ def fresh_subjects(text: str | Path, spec: FreshModels) -> list[Subject]:
             dropout=0.0,
             init_range=spec.init_range,
         )
-        model = RNNLM(config)
+        model = check_model_fits(partial(RNNLM, config))
         if spec.forget_bias is not None and cell == "lstm":
             set_forget_bias(model.recurrent, spec.forget_bias)
         if spec.steps:

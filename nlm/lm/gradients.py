@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from nlm.errors import DataError
-from nlm.lm.recurrent import layer_name
+from nlm.models.rnn import layer_name
 
 
 def sample_windows(ids: np.ndarray, *, count: int, length: int, seed: int) -> torch.Tensor:
@@ -95,7 +95,8 @@ def _group_norms(named: list[tuple[str, nn.Parameter]]) -> dict[str, float]:
 
 
 def layer_gradient_norms(model: nn.Module, windows: torch.Tensor, *, clip: float) -> list[LayerGradient]:
-    """Per-part gradient norms of the mean loss over windows [B, T + 1], before and after clipping to `clip` (0: off)."""
+    """Per-part gradient norms of the mean loss over windows [B, T + 1], before and after clipping to `clip`
+    (0: off)."""
     model.eval()
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     model.zero_grad(set_to_none=True)

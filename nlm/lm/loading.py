@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from nlm.errors import CheckpointError
-from nlm.io.checkpoint import load_checkpoint, resolve_checkpoint
+from nlm.io.checkpoint import inconsistent_checkpoint, load_checkpoint, resolve_checkpoint
 from nlm.io.text import file_sha256
 from nlm.lm.config import LMDataConfig
 from nlm.models.rnn import RNNLM, RNNConfig
-from nlm.runtime import autocast, pick_precision
+from nlm.runtime import autocast, check_model_fits, pick_precision
 from nlm.text.symbols import SPECIALS
 from nlm.text.vocab import Vocabulary
 from nlm.text.vocab_files import vocab_from_state
@@ -60,24 +61,15 @@ def load_language_model(path: str | Path, *, device: str | torch.device = "cpu",
     is not an nlm checkpoint, holds another kind of model, or does not match its own config.
     """
     file = resolve_checkpoint(path)
-    payload = load_checkpoint(file)
-    kind = payload.get("kind")
-    if kind != "lm":
-        raise CheckpointError(
-            f"{file} holds a {kind} model, not a language model; "
-            "score, perplexity, generate and evaluate need a checkpoint from `nlm train`"
-        )
+    payload = load_checkpoint(file, kind="lm")
     try:
         model_config = RNNConfig.from_dict(payload["config"]["model"])
         data_config = LMDataConfig.from_dict(payload["config"]["data"])
         vocab = vocab_from_state(payload["vocab"])
-        model = RNNLM(model_config)
+        model = check_model_fits(partial(RNNLM, model_config))
         model.load_state_dict(payload["model"])
     except (KeyError, TypeError, RuntimeError) as e:
-        first_line = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"{file} is an incomplete or inconsistent language-model checkpoint ({first_line})"
-        ) from None
+        raise inconsistent_checkpoint(file, e) from None
     if len(vocab) != model_config.vocab_size:
         raise CheckpointError(
             f"{file}: its vocabulary has {len(vocab)} symbols but its model {model_config.vocab_size}"

@@ -102,7 +102,7 @@ def marked_accuracy(lm: LoadedLM, path: str | Path, *, batch_size: int = 128) ->
             window = sentence_window([np.asarray(ids, dtype=np.int64) for ids in rows], start_id=lm.start_id)
             features, _ = model(window.inputs.to(lm.device))
             predicted = model.log_probs(features).argmax(-1).cpu()  # [B, T]: predicted[r, j] is the guess for ids[j]
-            for r, ids in enumerate(rows):
+            for r in range(len(rows)):
                 for start, end in spans[begin + r]:
                     want = window.targets[r, start:end]
                     correct += bool(torch.equal(predicted[r, start:end], want) and not (want == UNK).any())

@@ -30,14 +30,14 @@ import torch
 
 from nlm.errors import ConfigError, DataError
 from nlm.io.text import STDIO, EmptyInputError, display_name, read_lines, spooled
+from nlm.lm.config import MODES
 from nlm.lm.loading import LoadedLM
 from nlm.lm.measures import TextSize, predicted_span
-from nlm.lm.scoring import CorpusSummary, perplexity, score_sentences
+from nlm.lm.scoring import CorpusSummary, score_sentences
 from nlm.lm.task import evaluate_corpus
 from nlm.text.batches import context_only, evaluation_rows
 from nlm.text.corpus import encode_corpus
-
-PROTOCOLS = ("stream", "sentence")
+from nlm.units import bits, perplexity
 
 
 @dataclass(frozen=True)
@@ -61,17 +61,17 @@ class Perplexity:
 
     @property
     def ppl(self) -> float:
-        return math.exp(min(self.loss, 700.0))
+        return perplexity(self.loss)
 
     @property
     def bits_per_byte(self) -> float:
         """Total -log2 P over the UTF-8 bytes of the predicted span."""
-        return self.nats / math.log(2) / self.bytes if self.bytes else math.nan
+        return bits(self.nats) / self.bytes if self.bytes else math.nan
 
     @property
     def word_ppl(self) -> float:
         """exp(total -ln P / words): comparable across word, subword and character models."""
-        return perplexity(-self.nats, self.words)
+        return perplexity(self.nats / self.words) if self.words else math.nan
 
 
 def _stream_counts(text_tokens: int, rows: int, predicted: int) -> str:
@@ -137,8 +137,8 @@ def corpus_perplexity(
 ) -> Perplexity:
     """Perplexity of a text under `protocol` (see the module docstring): `source` is a file (`-` for stdin),
     or the lines themselves (any iterable of strings that is not a str)."""
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    if protocol not in MODES:  # a protocol reads the text as a model in that mode does
+        raise ConfigError(f"--protocol must be one of {', '.join(MODES)}, not {protocol!r}")
     is_path = isinstance(source, str | PathLike)
     name = display_name(source) if is_path else "the input"
     if protocol == "sentence":

@@ -42,9 +42,7 @@ class Recipe:
     name: str
     summary: str  # what it is, in a few words
     data: str  # the data it was published on
-    files: tuple[
-        str, str
-    ]  # its training and validation text, as paths under nlm's benchmark data folder (../shared/data)
+    files: tuple[str, str]  # its training and validation text, under nlm's benchmark data (../shared/data)
     figure: str  # the published result
     source: str  # where: paper and table, or repository and file
     options: dict[str, Any]  # `nlm train` parameter -> value; PLAIN fills the rest
@@ -110,7 +108,8 @@ RECIPES: dict[str, Recipe] = {
         ),
         _recipe(
             "ptb-25min",
-            "nlm's best 25 CPU minutes on PTB: tied 2 x 300 LSTM, dropout 0.3, adaptive softmax, lr halved after epoch 3",
+            "nlm's best 25 CPU minutes on PTB: tied 2 x 300 LSTM, dropout 0.3, adaptive softmax, "
+            "lr halved after epoch 3",
             data=PTB,
             figure="valid 101.24 perplexity in 25 min on one core, against the example's 119.27 (nlm README, Figures)",
             source="nlm README, 'PTB word level: equal time against the PyTorch example' (measured by nlm)",
@@ -238,7 +237,8 @@ RECIPES: dict[str, Recipe] = {
                 "ptb/ptb.char.valid.txt",
             ),
             figure="test 1.175 bits per character",
-            source=f"Merity, Keskar & Socher 2018, An Analysis of Neural Language Modeling at Multiple Scales (arXiv:1803.08240), "
+            source="Merity, Keskar & Socher 2018, An Analysis of Neural Language Modeling at Multiple Scales "
+            "(arXiv:1803.08240), "
             f"3-layer AWD-LSTM; command: {AWD_README}, 'Character level Penn Treebank (PTB) with LSTM'",
             layers=3,
             emb=200,
@@ -289,3 +289,12 @@ RECIPES: dict[str, Recipe] = {
         ),
     )
 }
+
+
+def last_layer_follows_embedding(options: dict[str, Any], given: set[str]) -> None:
+    """A tied recipe given --emb or --hidden (not --last-hidden): its last layer takes the embedding's size, as in
+    AWD-LSTM (`awd-ptb --emb 16 --hidden 32`: LSTM 32-32-16 tied to its embedding, not 32-32-400 that cannot tie)."""
+    if not options.get("tie") or "tie" in given or "last_hidden" in given or not given & {"emb", "hidden"}:
+        return
+    emb = options.get("emb") or options["hidden"]
+    options["last_hidden"] = None if emb == options["hidden"] else emb

@@ -30,15 +30,16 @@ import torch
 
 from nlm import __version__
 from nlm.io.text import EmptyInputError
+from nlm.lm.config import LOG_BASES
 from nlm.lm.loading import LoadedLM
 from nlm.lm.pools import fixed_pools, waiting_pools
 from nlm.models.rnn import RNNLM
 from nlm.text.symbols import EOS, PAD, UNK
 from nlm.text.vocab import Vocabulary
+from nlm.units import perplexity as nats_perplexity
 
 POOL_BATCHES = 16  # batches' worth of lines read and length-sorted together
 LOGIT_BUDGET = 1 << 25  # at most this many logits (rows x steps x vocabulary) in one forward pass
-LOG_BASES = {"e": 1.0, "2": math.log(2), "10": math.log(10)}  # divide a natural log by this for base b
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,7 @@ def perplexity(logprob: float, tokens: int) -> float:
     """exp(-logprob / tokens): NaN for no tokens, inf where it overflows a float."""
     if not tokens:
         return math.nan
-    exponent = -logprob / tokens
-    return math.exp(exponent) if exponent < 709.0 else math.inf
+    return nats_perplexity(-logprob / tokens)
 
 
 @dataclass
@@ -165,14 +165,16 @@ def score_ids(
     return results
 
 
-def length_batches(lengths: Sequence[int], *, batch_size: int, vocab_size: int) -> list[list[int]]:
-    """Indices sorted by length, cut into batches of at most `batch_size` and LOGIT_BUDGET logits."""
+def length_batches(
+    lengths: Sequence[int], *, batch_size: int, vocab_size: int, logit_budget: int = LOGIT_BUDGET
+) -> list[list[int]]:
+    """Indices sorted by length, cut into batches of at most `batch_size` sentences and `logit_budget` logits."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches: list[list[int]] = []
     for i in order:
         width = lengths[i] + 1  # sorted, so the longest sentence of the batch so far
         current = batches[-1] if batches else None
-        if current is None or len(current) >= batch_size or (len(current) + 1) * width * vocab_size > LOGIT_BUDGET:
+        if current is None or len(current) >= batch_size or (len(current) + 1) * width * vocab_size > logit_budget:
             batches.append([i])
         else:
             current.append(i)
@@ -214,12 +216,15 @@ def score_sentences(
     pipe gets each answer as soon as its line arrives.  No line at all is a DataError
     naming the input (`name`); `logit_budget` bounds the logits of one forward pass.
     """
-    pools = waiting_pools(lines, batch_size * POOL_BATCHES) if eager else fixed_pools(lines, batch_size * POOL_BATCHES)
+    pool_lines = waiting_pools if eager else fixed_pools
     index = 0
-    for pool in pools:
+    for pool in pool_lines(lines, batch_size * POOL_BATCHES):
         encoded = [lm.vocab.encode(line) for line in pool]
         logprobs: list[np.ndarray] = [np.zeros(0)] * len(pool)
-        for batch in length_batches([len(ids) for ids in encoded], batch_size=batch_size, vocab_size=len(lm.vocab)):
+        lengths = [len(ids) for ids in encoded]
+        for batch in length_batches(
+            lengths, batch_size=batch_size, vocab_size=len(lm.vocab), logit_budget=logit_budget
+        ):
             with lm.autocast():
                 scored = score_ids(
                     lm.model,

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from nlm.lm.config import LMDataConfig
-from nlm.models.rnn import RNNLM, LayerState, State, map_state
+from nlm.models.recurrent import LayerState
+from nlm.models.rnn import RNNLM, State, map_state
 from nlm.text.batches import (
     Window,
     bptt_windows,
@@ -40,6 +41,7 @@ from nlm.text.corpus import EncodedCorpus
 from nlm.text.symbols import BOS, PAD
 from nlm.text.vocab import Vocabulary
 from nlm.train.shard import SINGLE, Shard
+from nlm.units import bits, perplexity
 
 
 @dataclass(frozen=True)
@@ -157,17 +159,17 @@ class LMTask:
         return self.metrics(total / count, tokens=count)
 
     def metrics(self, loss: float, *, tokens: int | None = None) -> dict[str, float]:
-        metrics = {"loss": loss, "ppl": math.exp(min(loss, 700.0))}
+        metrics = {"loss": loss, "ppl": perplexity(loss)}
         if self.vocab.level == "char":
-            metrics["bpc"] = loss / math.log(2)
+            metrics["bpc"] = bits(loss)
         if tokens is not None:
             metrics["tokens"] = tokens
         return metrics
 
     def describe(self, metrics: dict[str, float]) -> str:
         loss = metrics["loss"]
-        text = f"loss {loss:.4f} ppl {math.exp(min(loss, 700.0)):.2f}"
-        return text + (f" bpc {loss / math.log(2):.4f}" if self.vocab.level == "char" else "")
+        text = f"loss {loss:.4f} ppl {perplexity(loss):.2f}"
+        return text + (f" bpc {bits(loss):.4f}" if self.vocab.level == "char" else "")
 
     # -- state for checkpoints ----------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -24,7 +24,8 @@ from nlm.text.vocab import Vocabulary
 from nlm.text.vocab_files import load_vocab, vocab_from_state
 from nlm.train.config import TrainConfig
 from nlm.train.inputs import locate_file, record_file
-from nlm.train.run import RunResult, resume_run, start_run
+from nlm.train.run import Job
+from nlm.train.session import RunResult
 from nlm.train.shard import SINGLE, Shard, current_world
 
 # Learning rates that converge with the default clipping (0.25).  A plain RNN diverges at
@@ -37,7 +38,7 @@ DEFAULT_LR = {
 
 
 @dataclass
-class LMJob:
+class LMJob(Job):
     """One language-model run: its text, vocabulary and configs; `load` fills in the rest."""
 
     train: str  # training text, or "-" for stdin
@@ -80,10 +81,13 @@ class LMJob:
             self.console.print(f"vocabulary: {describe_build(self.vocab_config, vocab, report)}")
         return vocab
 
-    def build_task(self, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> LMTask:
+    def build_model(self) -> RNNLM:
+        return RNNLM(self.model)
+
+    def build_task(self, model: RNNLM, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> LMTask:
         train_corpus, valid_corpus = self.corpora
         return LMTask(
-            model=RNNLM(self.model).to(device),
+            model=model,
             vocab=self.vocabulary,
             train=train_corpus,
             valid=valid_corpus,
@@ -107,11 +111,13 @@ class LMJob:
         counts += f", valid {valid.tokens:,} ({valid.oovs:,} <unk>)" if valid else ", no validation text"
         return [f"model: {self.model.to_dict()}", f"data: {self.data.to_dict()}; {counts}"]
 
-    def fit(self, fit_task, task: LMTask, train: TrainConfig) -> RunResult:
-        return fit_task(task, train)
+    def start(self, *, console: Console, quiet: bool = False, **options: Any) -> RunResult:
+        """Train a new language model into the run folder `output` (the vocabulary report goes to `console`)."""
+        self.console = None if quiet else console
+        return super().start(console=console, quiet=quiet, **options)
 
     @classmethod
-    def resumed(cls, run_config: dict, checkpoint: dict, changes: dict[str, Any], *, run_dir: Path) -> LMJob:
+    def from_saved_run(cls, run_config: dict, checkpoint: dict, changes: dict[str, Any], *, run_dir: Path) -> LMJob:
         """The job of a saved run; `changes` loses the --train/--valid it relocates (the same files, moved)."""
         config = checkpoint["config"]
         records = {key: run_config.get(key) for key in ("train_file", "valid_file", "vocab_file")}
@@ -123,6 +129,10 @@ class LMJob:
             )
             for name in ("train", "valid")
         }
+        if (
+            "vocab" in changes
+        ):  # the run's vocabulary is in its checkpoint: a --vocab must be the file it was built from
+            locate_file(records["vocab_file"], given=changes.pop("vocab"), run_dir=run_dir, option="--vocab")
         return cls(
             train=paths["train"],
             valid=paths["valid"],
@@ -141,18 +151,3 @@ def _spool_stdin() -> str:
         shutil.copyfileobj(stream, spool)
     atexit.register(os.unlink, spool.name)
     return spool.name
-
-
-def train_language_model(
-    *, job: LMJob, output: Path, train: TrainConfig, force: bool = False, console: Console, quiet: bool = False
-) -> RunResult:
-    """Train a new language model into the run folder `output`."""
-    job.console = None if quiet else console
-    return start_run(job, output=output, force=force, train=train, console=console, quiet=quiet)
-
-
-def resume_language_model(
-    *, run_dir: Path, changes: dict[str, Any], console: Console, quiet: bool = False
-) -> RunResult:
-    """Continue the run in `run_dir` exactly where its last.pt stopped."""
-    return resume_run(LMJob, run_dir=run_dir, changes=dict(changes), console=console, quiet=quiet)

@@ -19,11 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlm.config import Config, check
+from nlm.models.choices import ACTIVATIONS, AUTOENCODER_KINDS, CORRUPTIONS, DENOISING_KINDS
 
-KINDS = ("undercomplete", "sparse", "denoising", "stacked")
-DENOISING_KINDS = ("denoising", "stacked")  # the kinds whose inputs are corrupted in training
-
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+ACTIVATION_LAYERS: dict[str, Callable[[], nn.Module]] = {  # keyed by nlm.models.choices.ACTIVATIONS
     "linear": nn.Identity,
     "relu": nn.ReLU,
     "sigmoid": nn.Sigmoid,
@@ -40,8 +38,8 @@ def _mask(x: torch.Tensor, level: float, generator: torch.Generator | None) -> t
     return x * keep
 
 
-# name -> corrupt(x, level, generator): a new tensor, x itself is left alone
-CORRUPTIONS: dict[str, Callable[[torch.Tensor, float, torch.Generator | None], torch.Tensor]] = {
+# name (nlm.models.choices.CORRUPTIONS) -> corrupt(x, level, generator): a new tensor, x itself is left alone
+CORRUPTERS: dict[str, Callable[[torch.Tensor, float, torch.Generator | None], torch.Tensor]] = {
     "gaussian": _gaussian,  # add N(0, level^2) noise to every value
     "mask": _mask,  # zero each value with probability level
 }
@@ -49,17 +47,20 @@ CORRUPTIONS: dict[str, Callable[[torch.Tensor, float, torch.Generator | None], t
 
 @dataclass(frozen=True)
 class AutoencoderConfig(Config):
-    kind: str = "undercomplete"  # one of KINDS; stacked adds layer-wise pretraining
+    kind: str = "undercomplete"  # one of AUTOENCODER_KINDS; stacked adds layer-wise pretraining
     input_size: int = 784  # values per flattened image, C*H*W
     hidden: tuple[int, ...] = (64,)  # encoder layer sizes from the input side; the last is the code
     code_activation: str = "sigmoid"  # after every encoder layer and every decoder layer but the last
     output_activation: str = "sigmoid"  # on the reconstruction: sigmoid for pixels in [0, 1], linear for any
     sparsity: float = 0.0  # weight of the L1 penalty mean|code|; must be > 0 for kind sparse
-    corruption: str = "mask"  # for denoising and stacked: a key of CORRUPTIONS
+    corruption: str = "mask"  # for denoising and stacked: one of CORRUPTIONS
     noise: float = 0.25  # the corruption's level: gaussian std, or mask probability
 
     def validate(self) -> None:
-        check(self.kind in KINDS, f"unknown autoencoder kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        check(
+            self.kind in AUTOENCODER_KINDS,
+            f"unknown autoencoder kind {self.kind!r}; choose one of {', '.join(AUTOENCODER_KINDS)}",
+        )
         check(self.input_size >= 1, f"input size must be at least 1, not {self.input_size}")
         check(
             len(self.hidden) >= 1 and min(self.hidden) >= 1,
@@ -73,7 +74,8 @@ class AutoencoderConfig(Config):
         )
         check(
             self.kind != "undercomplete" or self.hidden[-1] < self.input_size,
-            f"an undercomplete code must be smaller than the input ({self.hidden[-1]} >= {self.input_size}); use kind sparse or denoising for a wider code",
+            f"an undercomplete code must be smaller than the input ({self.hidden[-1]} >= {self.input_size}); "
+            "use kind sparse or denoising for a wider code",
         )
         check(
             self.kind != "stacked" or len(self.hidden) >= 2,
@@ -108,8 +110,8 @@ class Autoencoder(nn.Module):
         pairs = list(zip(config.sizes, config.sizes[1:]))
         self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)  # encoder[k]: sizes[k] -> sizes[k+1]
         self.decoder = nn.ModuleList(nn.Linear(b, a) for a, b in reversed(pairs))  # decoder[j] undoes encoder[L-1-j]
-        self.activation = ACTIVATIONS[config.code_activation]()
-        self.output_activation = ACTIVATIONS[config.output_activation]()
+        self.activation = ACTIVATION_LAYERS[config.code_activation]()
+        self.output_activation = ACTIVATION_LAYERS[config.output_activation]()
 
     @property
     def num_layers(self) -> int:
@@ -143,7 +145,7 @@ class Autoencoder(nn.Module):
 
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A corrupted copy of x by the configured corruption; x is unchanged."""
-        return CORRUPTIONS[self.config.corruption](x, self.config.noise, generator)
+        return CORRUPTERS[self.config.corruption](x, self.config.noise, generator)
 
     def penalty(self, code: torch.Tensor) -> torch.Tensor:
         """Sparsity penalty: weight * mean |code| over batch and units (0 when the weight is 0)."""

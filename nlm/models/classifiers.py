@@ -1,6 +1,7 @@
 """Image classifiers, MLP and CNN, each built from a frozen config and returning logits.
 
-    MLP: x [B, C, H, W] -> flatten [B, C*H*W] -> (Linear -> act -> dropout) * len(hidden) -> Linear -> logits [B, classes]
+    MLP: x [B, C, H, W] -> flatten [B, C*H*W] -> (Linear -> act -> dropout) * len(hidden) -> Linear
+         -> logits [B, classes]
     CNN: x [B, C, H, W] -> (Conv2d -> ReLU -> pool) * len(conv) -> flatten -> the same dense head
 
 The MLP's hidden layers have the shapes of an autoencoder's encoder layers, so a pretrained
@@ -17,11 +18,12 @@ from torch import nn
 
 from nlm.config import Config, check
 from nlm.errors import ConfigError
-from nlm.models.autoencoder import ACTIVATIONS
+from nlm.models.autoencoder import ACTIVATION_LAYERS
+from nlm.models.choices import ACTIVATIONS, ARCHITECTURES, POOLS
 
 ConvSpec = tuple[int, int, int, int]  # (out_channels, kernel, stride, padding)
 LENET_CONV: tuple[ConvSpec, ...] = ((6, 5, 1, 2), (16, 5, 1, 0))  # 28 -> 28 -> pool 14 -> 10 -> pool 5
-POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+POOL_LAYERS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}  # keyed by nlm.models.choices.POOLS
 CONV_FORMAT = "out:kernel:stride:padding, comma-separated, e.g. 32:3:1:1,64:3:1:1"
 
 
@@ -102,7 +104,7 @@ class MLPConfig(Config):
 class CNNConfig(Config):
     input_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of an image
     conv: tuple[ConvSpec, ...] = LENET_CONV  # conv layers (out_channels, kernel, stride, padding); a string is parsed
-    pool: str = "max"  # pooling after every conv layer: a key of POOLS
+    pool: str = "max"  # pooling after every conv layer: one of POOLS
     pool_size: int = 2  # pooling window and stride; 1 means no pooling
     hidden: tuple[int, ...] = (120, 84)  # dense layer sizes between the conv stack and the logits
     dropout: float = 0.0  # after each hidden dense activation, in training only
@@ -136,7 +138,7 @@ class DenseHead(nn.Module):
         super().__init__()
         sizes = (in_features, *hidden)
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
-        self.activation = ACTIVATIONS[activation]()
+        self.activation = ACTIVATION_LAYERS[activation]()
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(sizes[-1], num_classes)
 
@@ -171,7 +173,8 @@ class MLPClassifier(nn.Module):
         """
         check(
             activation is None or activation == self.config.activation,
-            f"the encoder was trained with {activation} codes but this MLP uses {self.config.activation}; use --activation {activation}",
+            f"the encoder was trained with {activation} codes but this MLP uses {self.config.activation}; "
+            f"use --activation {activation}",
         )
         count = len({key.split(".")[0] for key in encoder_state})
         check(count >= 1, "the encoder state holds no layers; pass Autoencoder.encoder_state()")
@@ -180,7 +183,8 @@ class MLPClassifier(nn.Module):
         check(
             count <= len(self.dense.hidden) and all(want[k] == (sizes[k], sizes[k + 1]) for k in range(count)),
             f"the encoder's layers are {' -> '.join(str(a) for a, _ in want)} -> {want[-1][1]} but this MLP's are "
-            f"{' -> '.join(map(str, sizes))}; use --hidden {','.join(str(b) for _, b in want)} on images of {want[0][0]} values",
+            f"{' -> '.join(map(str, sizes))}; use --hidden {','.join(str(b) for _, b in want)} "
+            f"on images of {want[0][0]} values",
         )
         for k in range(count):
             self.dense.hidden[k].weight.copy_(encoder_state[f"{k}.weight"])
@@ -200,7 +204,7 @@ class CNNClassifier(nn.Module):
         for out, kernel, stride, padding in config.conv:
             blocks += [nn.Conv2d(channels, out, kernel, stride, padding), nn.ReLU()]
             if config.pool_size > 1:
-                blocks.append(POOLS[config.pool](config.pool_size))
+                blocks.append(POOL_LAYERS[config.pool](config.pool_size))
             channels = out
         self.features = nn.Sequential(*blocks)
         c, h, w = conv_output_shapes(config.input_shape, config.conv, config.pool_size)[-1]
@@ -211,7 +215,8 @@ class CNNClassifier(nn.Module):
         return self.dense(self.features(x).flatten(1))
 
 
-CLASSIFIERS: dict[str, type[MLPClassifier] | type[CNNClassifier]] = {"mlp": MLPClassifier, "cnn": CNNClassifier}
+# keyed by nlm.models.choices.ARCHITECTURES
+CLASSIFIERS: dict[str, type[MLPClassifier] | type[CNNClassifier]] = {"cnn": CNNClassifier, "mlp": MLPClassifier}
 CLASSIFIER_CONFIGS: dict[str, type[MLPConfig] | type[CNNConfig]] = {
     name: model.config_class for name, model in CLASSIFIERS.items()
 }
@@ -219,7 +224,7 @@ CLASSIFIER_CONFIGS: dict[str, type[MLPConfig] | type[CNNConfig]] = {
 
 def build_classifier(kind: str, config: MLPConfig | CNNConfig) -> nn.Module:
     """The classifier of `kind` built from its config (a checkpoint stores both)."""
-    check(kind in CLASSIFIERS, f"unknown classifier {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
+    check(kind in ARCHITECTURES, f"unknown classifier {kind!r}; choose one of {', '.join(ARCHITECTURES)}")
     model_class = CLASSIFIERS[kind]
     check(
         isinstance(config, model_class.config_class),

@@ -31,6 +31,7 @@ from torch import nn
 
 from nlm.config import check
 from nlm.errors import ConfigError
+from nlm.models.choices import SOFTMAXES
 from nlm.models.fused_nll import FusedNLL, Workspace
 
 ADAPTIVE_DIV = 4.0  # each tail cluster projects to the previous one's size / 4 (PyTorch's and the paper's default)
@@ -121,13 +122,13 @@ def _float32_output(module: nn.Module, inputs, output: torch.Tensor) -> torch.Te
     return output.float()
 
 
-HEADS = {"full": FullSoftmax, "adaptive": AdaptiveSoftmax}
+HEADS = {"full": FullSoftmax, "adaptive": AdaptiveSoftmax}  # keyed by nlm.models.choices.SOFTMAXES
 
 
 def check_head(softmax: str, cutoffs: tuple[int, ...], *, hidden: int, vocab_size: int) -> None:
     """ConfigError unless the softmax is known and its cutoffs fit it, the hidden size and the vocabulary
     (0: not known yet)."""
-    check(softmax in HEADS, f"--softmax must be one of {', '.join(HEADS)}, not {softmax!r}")
+    check(softmax in SOFTMAXES, f"--softmax must be one of {', '.join(SOFTMAXES)}, not {softmax!r}")
     shown = ",".join(str(c) for c in cutoffs)
     if softmax == "full":
         check(not cutoffs, f"--cutoffs applies to --softmax adaptive only (got --cutoffs {shown})")

@@ -66,7 +66,8 @@ class RecurrentStack(nn.Module):
 
 @torch.no_grad()
 def set_forget_bias(body: nn.Module, value: float) -> int:
-    """Set every LSTM layer's forget-gate bias in `body` to `value` (its b_ih part; b_hh's to 0); returns the layers set.
+    """Set every LSTM layer's forget-gate bias in `body` to `value` (its b_ih part; b_hh's to 0); returns the
+    layers set.
 
     Gate order in an LSTM's biases is input, forget, cell, output, each `hidden` long."""
     count = 0

@@ -25,6 +25,7 @@ so an output layer that never forms all V logits in training can stand in for th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -33,22 +34,33 @@ import torch
 from torch import nn
 
 from nlm.config import Config, check
+from nlm.models.choices import CELLS, RNN_INITS
 from nlm.models.heads import build_head, check_head
-from nlm.models.recurrent import RecurrentStack, set_forget_bias
+from nlm.models.recurrent import LayerState, RecurrentStack, set_forget_bias
 from nlm.models.regularisers import activation_penalty, dropout, embedding_dropout
 
-CELLS = {
+CELL_MODULES = {  # keyed by nlm.models.choices.CELLS
     "rnn-tanh": partial(nn.RNN, nonlinearity="tanh"),
     "rnn-relu": partial(nn.RNN, nonlinearity="relu"),
     "lstm": nn.LSTM,
     "gru": nn.GRU,
 }
 
-RNN_INITS = ("uniform", "pytorch")
-
 # The fused stack's state: h [L, B, H], or (h, c) for the LSTM; a per-layer stack's: a list of those, [1, B, H_l] each.
-LayerState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 State = LayerState | list[LayerState]
+# The attributes that hold the recurrent layers: one fused module, whose parameters are `weight_hh_l{N}`...,
+# or one module per layer (`stack.layers.{N}.weight_hh_l0`); `RNNLM.recurrent` is whichever a model has.
+BODIES = ("rnn", "stack")
+_LAYER = re.compile(r"^layers\.(\d+)\.|_l(\d+)")
+
+
+def layer_name(parameter: str) -> str:
+    """The part of the model a parameter belongs to: `embedding`, `rnn layer 1` (1-based), `decoder`..."""
+    head, _, rest = parameter.partition(".")
+    if head not in BODIES:
+        return head
+    match = _LAYER.search(rest)
+    return f"rnn layer {int(next(g for g in match.groups() if g is not None)) + 1}" if match else "rnn"
 
 
 @dataclass(frozen=True)
@@ -156,14 +168,14 @@ class RNNLM(nn.Module):
         self.dropout_input, between, self.dropout_output = config.dropout_rates()
         if config.per_layer:
             self.stack = RecurrentStack(
-                CELLS[config.cell],
+                CELL_MODULES[config.cell],
                 config.layer_sizes,
                 dropout=between,
                 locked=config.locked_dropout,
                 weight_drop=config.weight_drop,
             )
         else:
-            self.rnn = CELLS[config.cell](
+            self.rnn = CELL_MODULES[config.cell](
                 config.emb,
                 config.hidden,
                 config.layers,

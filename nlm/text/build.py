@@ -170,7 +170,8 @@ def describe_build(config: VocabConfig, vocab: Vocabulary, report: VocabReport) 
     else:
         kept = f"{report.types_kept:,} of the {report.types_seen:,} types seen"
     return (
-        f"{config.level}, {len(vocab):,} symbols ({len(SPECIALS)} special + {kept}); training text: {c.tokens:,} tokens "
+        f"{config.level}, {len(vocab):,} symbols ({len(SPECIALS)} special + {kept}); "
+        f"training text: {c.tokens:,} tokens "
         f"without <eos> ({c.tokens_with_eos:,} with one <eos> per line), "
         f"OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types)"
     )

@@ -47,7 +47,8 @@ def describe_vocabulary(path: Path, *, top: int) -> list[str]:
         total = sum(vocab.counts[len(SPECIALS) :])
         lines.append(f"lowercase: {'yes' if vocab.lowercase else 'no'}")
         lines.append(
-            f"training tokens counted: {total + vocab.counts[1]:,} ({vocab.counts[1]:,} mapped to <unk>), lines: {vocab.counts[3]:,}"
+            f"training tokens counted: {total + vocab.counts[1]:,} ({vocab.counts[1]:,} mapped to <unk>), "
+            f"lines: {vocab.counts[3]:,}"
         )
         rows = itertools.islice(zip(range(len(vocab)), vocab.symbols, vocab.counts), top)
         lines += [f"{i}\t{s!r}\t{c}" if vocab.level == "char" else f"{i}\t{s}\t{c}" for i, s, c in rows]

@@ -58,9 +58,8 @@ def default_cache_dir() -> Path:
 
 
 def _write_ids(path: str | Path, vocab: Vocabulary, ids_file, ends_file) -> tuple[int, int, int]:
-    """Encode into two raw files a batch of lines at a time, so memory does not grow with the corpus.
-
-    Returns (tokens, lines, oovs)."""
+    """Encode into two raw files a batch of lines at a time, so memory does not grow with the corpus;
+    returns (tokens, lines, oovs)."""
     total = lines = oovs = 0
     for batch in line_batches(read_lines(path)):
         ids, ends = array("i"), array("q")

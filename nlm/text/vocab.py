@@ -1,10 +1,10 @@
 """Word and character vocabularies, and the plain-text file format they are stored in.
 
-The special symbols (`nlm.text.symbols`) come first, ids 0-3.  A word or char vocabulary
-file is UTF-8 text, one `symbol<TAB>count` per line, the 0-based line number being the id,
-so `cut -f1` and `diff` work on it.  Line 0 may carry
-a third field with the settings (`level=char lowercase=0`); without it a file is read as
-a word vocabulary, so a hand-made list of words works too.
+The special symbols (`nlm.text.symbols`) come first, ids 0-3.  A word or char vocabulary file
+is UTF-8 text, one `symbol<TAB>count` per line, the 0-based line number being the id, so
+`cut -f1` and `diff` work on it.  Line 0 may carry a third field with the settings
+(`level=char lowercase=0`); without it a file is read as a word vocabulary, so a hand-made
+list of words works too.
 """
 
 from __future__ import annotations

@@ -116,8 +116,9 @@ class NonMonotoneSwitch(Callback):
             self.averaging_since = metrics["epoch"]
             metrics["switch"] = "asgd"
             self._say(
-                f"epoch {metrics['epoch']}: loss {loss:.4f} is worse than {min(self.losses[: -self.nonmono]):.4f}, the best "
-                f"before the last {self.nonmono}: switching to averaged SGD (NT-ASGD); evaluations and best.pt use the averages"
+                f"epoch {metrics['epoch']}: loss {loss:.4f} is worse than {min(self.losses[: -self.nonmono]):.4f}, "
+                f"the best before the last {self.nonmono}: switching to averaged SGD (NT-ASGD); "
+                "evaluations and best.pt use the averages"
             )
         self.losses.append(loss)
 

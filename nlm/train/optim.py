@@ -12,7 +12,7 @@ import torch
 
 from nlm.train.config import TrainConfig
 
-OPTIMIZERS = {
+OPTIMIZER_BUILDERS = {  # keyed by nlm.train.config.OPTIMIZERS
     "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
     "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
@@ -22,7 +22,7 @@ LR_KIND = {"ntasgd": "sgd"}  # whose default learning rate an optimizer takes, w
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    return OPTIMIZERS[config.optimizer](params, config)
+    return OPTIMIZER_BUILDERS[config.optimizer](params, config)
 
 
 def averaged_sgd(params, *, lr: float, weight_decay: float) -> torch.optim.ASGD:

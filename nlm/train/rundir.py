@@ -141,7 +141,8 @@ class RunFolder:
             self._lock_fd = -1
 
     def truncate_metrics(self, step: int) -> int:
-        """Drop metrics.jsonl lines logged after `step` (a checkpoint older than them is being resumed); returns how many."""
+        """Drop metrics.jsonl lines logged after `step` (a checkpoint older than them is being resumed);
+        returns how many."""
         path = self.root / "metrics.jsonl"
         if not path.exists():
             return 0

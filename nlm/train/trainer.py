@@ -1,6 +1,6 @@
 """A model-agnostic training loop: zero_grad -> loss -> backward -> clip -> step, and named hooks.
 
-A *task* turns batches into a loss and evaluates; callbacks do the rest (progress, checkpoints,
+A *task* (nlm/train/task.py) turns batches into a loss and evaluates; callbacks do the rest (progress, checkpoints,
 the LR schedule, early stopping, the divergence guard).  The trainer owns the optimizer, the
 progress counters, the limits of its config (epochs, steps, time) and signals: the first Ctrl-C
 or SIGTERM finishes the current step, the callbacks save, and `fit` raises Interrupted.
@@ -11,11 +11,9 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-from torch import nn
 
 from nlm.errors import Interrupted
 from nlm.runtime import autocast
@@ -24,25 +22,7 @@ from nlm.train.hooks import Callback
 from nlm.train.optim import build_optimizer, scaled_lr
 from nlm.train.progress import Progress
 from nlm.train.signals import StopSignals
-
-
-class Task(Protocol):
-    """Everything the trainer and its callbacks ask of a task (LMTask, ClassifyTask, ReconstructTask)."""
-
-    kind: str  # recorded in checkpoints: "lm", "vision", "autoencoder"
-    unit: str  # what a step's count counts, for throughput: "tok", "img"
-    model: nn.Module
-    uniform_loss: float | None  # the loss of a uniform guess (log V, log K), for the divergence guard
-
-    def batches_per_epoch(self) -> int: ...
-    def train_batches(self, epoch: int, start: int) -> Iterator[Any]: ...  # from batch `start` of `epoch`
-    def training_step(self, batch: Any) -> tuple[torch.Tensor, int]: ...  # (mean loss, units it covers)
-    def lr_scale(self, batch: Any) -> float: ...  # this step's learning rate, as a multiple of the current one
-    def evaluate(self) -> dict[str, float] | None: ...  # validation metrics with "loss"; None without validation data
-    def describe(self, metrics: dict[str, float]) -> str: ...  # "loss 4.61 ppl 100.3"
-    def state_dict(self) -> dict: ...  # what a resume needs besides the weights (a carried hidden state)
-    def load_state_dict(self, state: dict) -> None: ...
-    def checkpoint_extras(self) -> dict: ...  # {"config": {...}, ...}: what using the model later needs
+from nlm.train.task import Task
 
 
 class Trainer:
@@ -137,14 +117,13 @@ class Trainer:
         with scaled_lr(self.optimizer, self._lr_scale(batch) if self._lr_scale else 1.0):
             self.optimizer.step()
         p = self.progress
-        p.batch, p.global_step, p.units, p.epoch_count = (
-            p.batch + 1,
-            p.global_step + 1,
-            p.units + count,
-            p.epoch_count + count,
-        )
+        p.batch += 1
+        p.global_step += 1
+        p.units += count
+        p.epoch_count += count
         self._pending += loss.detach().float() * count
-        self._pending_steps, self._pending_count = self._pending_steps + 1, self._pending_count + count
+        self._pending_steps += 1
+        self._pending_count += count
         if self._pending_steps >= self._sync_every:
             self.sync_loss()
 
