@@ -136,7 +136,7 @@ def test_export_writes_a_self_contained_half_size_checkpoint_every_command_loads
 def test_export_refuses_what_it_cannot_do(tmp_path, wide_run):
     one_line_error(nlm("export", "-m", tmp_path / "none", "-o", tmp_path / "x.pt"), 66, "no such checkpoint")
     one_line_error(nlm("export", "-m", wide_run, "-o", wide_run / "best.pt"), 73, "is also an input")
-    result = nlm("export", "-m", wide_run, "--precision", "int8", "-o", tmp_path / "x.pt")
+    result = nlm("export", "-m", wide_run, "--precision", "fp16", "-o", tmp_path / "x.pt")
     assert result.exit_code == 2 and not (tmp_path / "x.pt").exists()
 
 
@@ -147,3 +147,39 @@ def test_on_cuda_auto_is_bf16_where_supported_and_agrees_with_fp32(run_dir, text
     assert pick_precision("auto", cuda) == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
     fp32, bf16 = (nlm_api.load(run_dir, device="cuda", precision=p).perplexity(text).ppl for p in ("fp32", "bf16"))
     assert bf16 == pytest.approx(fp32, rel=0.01)
+
+
+@pytest.fixture(scope="module")
+def int8_export(tmp_path_factory, wide_run):
+    pytest.importorskip("onnxruntime")
+    path = session_root(tmp_path_factory) / "wide-int8.pt"
+    if not path.exists():
+        result = nlm("export", "-m", wide_run, "--precision", "int8", "-o", path)
+        assert result.exit_code == 0 and "recurrent layers in int8" in result.stderr, result.stderr
+    return path
+
+
+def test_an_int8_export_scores_close_to_fp32_through_every_command(int8_export, wide_run, text):
+    payload = torch.load(int8_export, weights_only=True)
+    assert isinstance(payload["int8"]["onnx"], bytes) and not any(k.startswith("rnn.") for k in payload["model"])
+    fp32, int8 = nlm_api.load(wide_run), nlm_api.load(int8_export)
+    lines = text.read_text().splitlines()
+    for a, b in zip(fp32.score(lines), int8.score(lines)):
+        assert abs(a.logprob - b.logprob) <= 0.02 * a.tokens, (a.logprob, b.logprob)
+    for protocol in ("stream", "sentence"):
+        ppl = [m.perplexity(text, protocol=protocol) for m in (fp32, int8)]
+        assert ppl[1].ppl == pytest.approx(ppl[0].ppl, rel=0.01) and ppl[1].signature.endswith("|precision:int8+fp32")
+    assert nlm_api.load(int8_export, precision="bf16").signature.endswith("|precision:int8+bf16")
+    for args in (["score", text], ["next", "a", "--top", "3"], ["generate", "--prompt", "a", "--max-tokens", "4"],
+                 ["generate", "--prompt", "a", "--beam", "3", "--max-tokens", "4"]):  # fmt: skip
+        assert nlm(*args, "-m", int8_export).exit_code == 0, args
+
+
+def test_int8_refuses_a_per_layer_stack(tmp_path, tiny_corpus):
+    pytest.importorskip("onnxruntime")
+    run = tmp_path / "awd"
+    trained = nlm("train", "--train", tiny_corpus[0], "-o", run, "--hidden", "16", "--layers", "1", "--weight-drop",
+                  "0.2", "--max-steps", "2", "--batch-size", "4", "--bptt", "8", "--device", "cpu", "-q")  # fmt: skip
+    assert trained.exit_code == 0, trained.stderr
+    one_line_error(nlm("export", "-m", run, "--precision", "int8", "-o", tmp_path / "x.pt"), 2, "per-layer stack")
+    assert not (tmp_path / "x.pt").exists()

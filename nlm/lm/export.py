@@ -1,12 +1,13 @@
 """`nlm export`: a trained language model as a small, self-contained checkpoint to score and generate with.
 
-What scoring needs and nothing else: the weights (in float32, or bfloat16: half the bytes), the
-configs and the vocabulary, in the same format as every nlm checkpoint, so `torch.load(...,
-weights_only=True)` reads it and every command that takes `-m` loads it.  The optimizer, the
-trainer's state and the RNG are left out, so it cannot be resumed.  A bf16 export computes in
-whatever `--precision` asks for: its weights are loaded into float32 parameters exactly (every
-bfloat16 value is a float32 value), so `--precision bf16` on it differs from `--precision bf16`
-on the original only where autocast leaves a weight in float32 (the embedding).
+What scoring needs and nothing else: the weights (in float32; bfloat16, half the bytes; or int8
+recurrent layers on ONNX Runtime and the rest in bfloat16: nlm/lm/int8.py), the configs and the
+vocabulary, in the same format as every nlm checkpoint, so `torch.load(..., weights_only=True)`
+reads it and every command that takes `-m` loads it.  The optimizer, the trainer's state and the
+RNG are left out, so it cannot be resumed.  A bf16 export computes in whatever `--precision` asks
+for: its weights are loaded into float32 parameters exactly (every bfloat16 value is a float32
+value), so `--precision bf16` on it differs from `--precision bf16` on the original only where
+autocast leaves a weight in float32 (the embedding).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from nlm.config import EXPORT_PRECISIONS, check
 from nlm.io.atomic import check_distinct
 from nlm.io.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from nlm.io.text import file_sha256
+from nlm.lm.int8 import quantized_recurrent
 from nlm.lm.loading import load_language_model
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}  # int8: all but the recurrent layers
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Exported:
 
     source: Path  # the checkpoint exported (a run folder resolved to its best.pt, else last.pt)
     output: Path
-    precision: str  # the weights' dtype: fp32 or bf16
+    precision: str  # the weights' dtype: fp32, bf16, or int8 (recurrent layers; the rest bf16)
     source_bytes: int
     output_bytes: int
     parameters: int  # numbers in the weights (tied ones counted once)
@@ -57,9 +59,13 @@ def export_language_model(path: str | Path, *, output: str | Path, precision: st
     )
     source = resolve_checkpoint(path)
     check_distinct(output, [source])
-    load_language_model(source)  # a language model, whole and consistent: refused here with its own message
+    original = load_language_model(source)  # a language model, whole and consistent: refused here with its own message
     payload = load_checkpoint(source, kind="lm")
     weights = cast_weights(payload["model"], DTYPES[precision])
+    extra = {}
+    if precision == "int8":  # the recurrent layers as int8 ONNX, the rest in bf16
+        extra["int8"] = {"onnx": quantized_recurrent(original.model)}
+        weights = {name: w for name, w in weights.items() if not name.startswith("rnn.")}
     save_checkpoint(
         Path(output),
         {
@@ -69,6 +75,7 @@ def export_language_model(path: str | Path, *, output: str | Path, precision: st
             "model": weights,
             "metrics": payload.get("metrics", {}),
             "exported": {"from": source.name, "sha256": file_sha256(source), "precision": precision},
+            **extra,
         },
     )
     unique = {t.untyped_storage().data_ptr(): t.numel() for t in weights.values() if t.is_floating_point()}
