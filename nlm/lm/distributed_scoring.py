@@ -265,6 +265,7 @@ def part_path(output: Path, rank: int, world: int) -> Path:
 
 def _open_part(path: Path) -> TextIO:
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as the atomic writer does for the output itself
         return path.open("w", encoding="utf-8", newline="\n")
     except OSError as e:
         raise write_error(path, e) from None
