@@ -59,6 +59,27 @@ class Config:
     def replace(self, **changes: Any) -> Self:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
+    def describe(self) -> str:
+        """Every setting as `key=value` text, for the header a command prints (`cell=lstm layers=2 cutoffs=none`)."""
+        return settings_text(self.to_dict())
+
+
+def settings_text(values: dict[str, Any]) -> str:
+    """`key=value` pairs separated by spaces: numbers as `%g`, sequences joined by commas, None and () as `none`."""
+
+    def text(value: Any) -> str:
+        if value is None or value == () or value == []:
+            return "none"
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, float):
+            return f"{value:g}"
+        if isinstance(value, list | tuple):
+            return ",".join(text(v) for v in value)
+        return str(value)
+
+    return " ".join(f"{key}={text(value)}" for key, value in values.items())
+
 
 def option_name(field: str) -> str:
     """The command-line option of a config field: `init_range` -> `--init-range`."""

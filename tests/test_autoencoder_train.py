@@ -90,7 +90,7 @@ def test_stacked_pretraining_runs_layer_by_layer_then_fine_tunes(tmp_path, digit
     losses = {phase: [m["loss"] for m in metrics(result.run_dir) if m["phase"] == phase] for phase in phases}
     assert all(later < first for first, later in losses.values()), losses
     assert (
-        result.stop_reason == "finished"
+        result.stop_reason == "epochs"
         and torch.load(result.run_dir / "best.pt", weights_only=True)["trainer"]["task"]["phase"] == 2
     )
 

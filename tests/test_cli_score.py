@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from cli_helpers import nlm, nlm_popen
+from cli_helpers import nlm, nlm_popen, one_line_error
 from conftest import killed_after
 from lm_helpers import SOURCE, session_root, write_corpus
 
@@ -153,17 +153,34 @@ def test_perplexity_prints_the_number_with_its_protocol(lm_run, tmp_path_factory
 
 def test_generate_reads_prompts_from_stdin_in_order_and_reproduces_with_a_seed(lm_run):
     prompts = [SOURCE.words[0], SOURCE.words[3] + " " + SOURCE.words[4], SOURCE.words[7]]
-    args = ["generate", "-m", str(lm_run), "--prompts", "-", "--num", "2", "--seed", "4", "--max-tokens", "12"]
+    args = [
+        "generate",
+        "-m",
+        str(lm_run),
+        "--prompts",
+        "-",
+        "--sample",
+        "--num",
+        "2",
+        "--seed",
+        "4",
+        "--max-tokens",
+        "12",
+    ]
     first = nlm(*args, input="\n".join(prompts) + "\n")
     assert first.exit_code == 0, first.stderr
     lines = first.stdout.splitlines()
     assert len(lines) == 6
     assert all(line.startswith(prompts[i // 2]) for i, line in enumerate(lines))
     assert nlm(*args, input="\n".join(prompts) + "\n").stdout == first.stdout
-    greedy = nlm("generate", "-m", str(lm_run), "--prompt", prompts[0], "--greedy")
-    assert greedy.stdout == nlm("generate", "-m", str(lm_run), "--prompt", prompts[0], "--top-k", "1").stdout
-    unseeded = nlm("generate", "-m", str(lm_run), "--prompt", prompts[0])
+    greedy = nlm("generate", "-m", str(lm_run), "--prompt", prompts[0])  # greedy by default, as `nlm evaluate`
+    assert (
+        greedy.stdout == nlm("generate", "-m", str(lm_run), "--prompt", prompts[0], "--sample", "--top-k", "1").stdout
+    )
+    assert greedy.stdout == nlm("generate", "-m", str(lm_run), "--prompt", prompts[0], "--greedy").stdout
+    unseeded = nlm("generate", "-m", str(lm_run), "--prompt", prompts[0], "--sample")
     assert "sampling with seed" in unseeded.stderr
+    one_line_error(nlm("generate", "-m", str(lm_run), "--prompt", prompts[0], "--top-p", "0.9"), 2, "add --sample")
 
 
 def test_generate_warns_about_unknown_prompt_words_and_refuses_two_prompt_sources(lm_run):
@@ -188,6 +205,29 @@ def test_evaluate_reports_bleu_chrf_and_perplexity(lm_run, tmp_path):
     refs.write_text("".join(r + "\n" for r in references[:9]))
     mismatch = nlm("evaluate", "-m", str(lm_run), "--prompts", str(prompts), "--refs", str(refs))
     assert mismatch.exit_code == 65 and "has 9 lines" in mismatch.stderr
+
+
+def test_generate_and_evaluate_continue_alike_and_bleu_of_the_continuations_is_evaluates(lm_run, tmp_path):
+    """The same defaults give the same continuations; `--continuation-only` writes what `evaluate` compares, so
+    `nlm bleu` against the references' continuations gives evaluate's BLEU."""
+    references = SOURCE.sample(10, seed=43)
+    prompts, refs, kept = tmp_path / "prompts.txt", tmp_path / "refs.txt", tmp_path / "kept.txt"
+    prompts.write_text("".join(" ".join(r.split()[:2]) + "\n" for r in references))
+    refs.write_text("".join(r + "\n" for r in references))
+    evaluated = nlm("evaluate", "-m", lm_run, "--prompts", prompts, "--refs", refs, "--hyps", kept, "--format", "json")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    generated = nlm("generate", "-m", lm_run, "--prompts", prompts)
+    assert generated.stdout == kept.read_text()
+    alone = nlm("generate", "-m", lm_run, "--prompts", prompts, "--continuation-only").stdout.splitlines()
+    joined = [f"{p} {c}".rstrip() for p, c in zip(prompts.read_text().splitlines(), alone)]  # c "": ended at once
+    assert joined == kept.read_text().splitlines()
+    hyps, targets = tmp_path / "hyps.txt", tmp_path / "targets.txt"
+    hyps.write_text("".join(line + "\n" for line in alone))
+    targets.write_text("".join(" ".join(r.split()[2:]) + "\n" for r in references))
+    scored = nlm("bleu", hyps, targets, "--format", "json")
+    assert scored.exit_code == 0, scored.stderr
+    bleu = json.loads(scored.stdout.splitlines()[0])
+    assert bleu["score"] == json.loads(evaluated.stdout.splitlines()[0])["score"]
 
 
 @pytest.mark.parametrize(

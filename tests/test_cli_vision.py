@@ -94,7 +94,9 @@ def test_predict_writes_one_tsv_row_per_image_in_order(classifier, tmp_path):
 def test_attack_reports_accuracy_per_epsilon(classifier):
     result = nlm("vision", "attack", "-m", classifier, "--data", "generated:200:5", "--epsilons", "0,0.1,0.3")
     assert result.exit_code == 0, result.stderr
-    rows = [tuple(map(float, line.split("\t"))) for line in result.stdout.splitlines()]
+    header, *lines = result.stdout.splitlines()
+    assert header == "epsilon\taccuracy\timages"  # the columns, named as the JSON keys
+    rows = [tuple(map(float, line.split("\t"))) for line in lines]
     assert [e for e, _, _ in rows] == [0.0, 0.1, 0.3] and rows[0][1] > rows[2][1] and {n for _, _, n in rows} == {200}
     clean = json.loads(nlm("vision", "eval", "-m", classifier, "--data", "generated:200:5", "--format", "json").stdout)
     assert rows[0][1] == pytest.approx(clean["accuracy"], abs=1e-4)  # epsilon 0 is no attack
@@ -160,7 +162,8 @@ def test_stacked_autoencoder_through_the_cli_and_into_a_classifier(tmp_path):
         "cpu",
     )
     assert ae.exit_code == 0, ae.stderr
-    assert "layer 1/2: training one layer" in ae.stderr and "fine-tune: training the whole network" in ae.stderr
+    assert "layer 1/2: training layer 1 alone; loss: its error rebuilding its own input (the images)" in ae.stderr
+    assert "fine-tune: training the whole network; loss and mse: its error on the images" in ae.stderr
     mlp = nlm(
         "vision",
         "train",
@@ -178,7 +181,7 @@ def test_stacked_autoencoder_through_the_cli_and_into_a_classifier(tmp_path):
         "cpu",
     )
     assert mlp.exit_code == 0, mlp.stderr
-    assert "initialised 2 hidden layer(s) from the encoder" in mlp.stderr and "'hidden': (32, 8)" in mlp.stderr
+    assert "initialised 2 hidden layer(s) from the encoder" in mlp.stderr and "hidden=32,8 " in mlp.stderr
 
 
 # --- bad input: one line, one exit code --------------------------------------------------------
@@ -325,7 +328,8 @@ def test_attack_draws_its_examples_and_filters_draw_the_first_layer(classifier, 
         "--any",
     )
     assert result.exit_code == 0, result.stderr
-    assert len(result.stdout.splitlines()) == 2 and "wrote 3 FGSM examples at epsilon 0.2" in result.stderr
+    assert len(result.stdout.splitlines()) == 3 and "wrote 3 FGSM examples at epsilon 0.2" in result.stderr
+    assert "(rows: clean, sign(grad) x 0.2, adversarial;" in result.stderr
     filters = nlm("vision", "filters", "-m", classifier, "-o", tmp_path / "filters.png", "--count", "4")
     assert filters.exit_code == 0, filters.stderr
     drawn = filters.stderr.split("(")[1].split(")")[0]  # "WIDTHxHEIGHT"

@@ -125,6 +125,8 @@ def test_one_model_prints_lag_and_norm(random_text):
     result = nlm("diagnose", "gradients", random_text, "--cell", "gru", "--hidden", 8, "--lags", 3)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == "lag\tnorm" and len(result.stdout.splitlines()) == 5
+    default = nlm("diagnose", "gradients", random_text, "--cell", "gru", "--hidden", 8, "--windows", 2)
+    assert default.exit_code == 0 and len(default.stdout.splitlines()) == 1 + 51, default.stderr  # --lags 50
 
 
 def test_checkpoints_and_fresh_models_share_one_table(tmp_path_factory):
@@ -143,8 +145,11 @@ def test_clipping_rescales_every_layer_by_the_same_factor(random_text):
     result = nlm("diagnose", "clipping", random_text, "--cell", "lstm", "--layers", 2, "--hidden", 16, "--clip", 0.01)
     assert result.exit_code == 0, result.stderr
     header, *rows = [line.split("\t") for line in result.stdout.splitlines()]
-    assert header == ["model", "layer", "before", "after"]
+    assert header == ["model", "layer", "before", "after", "clipped"]
     assert [row[1] for row in rows] == ["embedding", "rnn layer 1", "rnn layer 2", "decoder", "total"]
+    assert {row[4] for row in rows} == {"yes"}  # the total was over 0.01: every layer was scaled
+    loose = nlm("diagnose", "clipping", random_text, "--cell", "lstm", "--layers", 2, "--hidden", 16, "--clip", 1e6)
+    assert {line.split("\t")[4] for line in loose.stdout.splitlines()[1:]} == {"no"}
     before, after = ([float(row[i]) for row in rows] for i in (2, 3))
     assert before[-1] == pytest.approx(sum(b * b for b in before[:-1]) ** 0.5, rel=1e-5)
     assert before[-1] > 0.01 and after[-1] == pytest.approx(0.01, rel=1e-4)
@@ -154,7 +159,7 @@ def test_clipping_rescales_every_layer_by_the_same_factor(random_text):
 def test_layer_norms_without_clipping_are_unchanged():
     model = RNNLM(RNNConfig(vocab_size=12, cell="gru", layers=1, emb=6, hidden=6, dropout=0.0))
     rows = layer_gradient_norms(model, torch.randint(4, 12, (3, 7)), clip=0)
-    assert all(row.before == row.after > 0 for row in rows)
+    assert all(row.before == row.after > 0 and not row.clipped for row in rows)
 
 
 def test_training_steps_lower_the_loss_on_the_text(tiny_corpus):

@@ -56,7 +56,7 @@ def test_each_step_feeds_one_token_with_the_carried_state(word_lm):
     widths = []
     hook = word_lm.model.register_forward_pre_hook(lambda module, args: widths.append(args[0].shape))
     try:
-        config = SamplingConfig(max_tokens=30, num=3, seed=1, stop_at_eos=False)
+        config = SamplingConfig(greedy=False, max_tokens=30, num=3, seed=1, stop_at_eos=False)
         generate_ids(
             word_lm.model,
             prompt_ids(word_lm, SOURCE.words[0]),
@@ -73,7 +73,8 @@ def test_sampling_with_a_seed_reproduces_and_another_seed_differs(word_lm):
     prompts = [SOURCE.words[0], "", SOURCE.words[3]]
 
     def run(seed: int) -> list[str]:
-        return [s.text for s in generate(word_lm, prompts, config=SamplingConfig(num=4, seed=seed, max_tokens=20))]
+        config = SamplingConfig(greedy=False, num=4, seed=seed, max_tokens=20)
+        return [s.text for s in generate(word_lm, prompts, config=config)]
 
     assert run(5) == run(5)
     assert run(5) != run(6)
@@ -84,7 +85,9 @@ def test_top_k_one_and_temperature_zero_equal_greedy(word_lm):
     greedy = [s.text for s in generate(word_lm, prompts, config=SamplingConfig(greedy=True, max_tokens=20))]
     top1 = [
         s.text
-        for s in generate(word_lm, prompts, config=SamplingConfig(top_k=1, temperature=2.0, seed=3, max_tokens=20))
+        for s in generate(
+            word_lm, prompts, config=SamplingConfig(greedy=False, top_k=1, temperature=2.0, seed=3, max_tokens=20)
+        )
     ]
     cold = [s.text for s in generate(word_lm, prompts, config=SamplingConfig(temperature=0.0, max_tokens=20))]
     assert greedy == top1 == cold
@@ -107,7 +110,7 @@ def test_samples_follow_the_model_distribution():
     probs = torch.tensor([0.0, 0.0, 0.0, 0.1, 0.2, 0.3, 0.4])  # pad, unk, bos, eos, 3 words
     probs[1] = 0.0
     logits = torch.log(probs.clamp_min(1e-30)).repeat(20_000, 1)
-    drawn = pick_next(logits, SamplingConfig(), torch.Generator().manual_seed(0))
+    drawn = pick_next(logits, SamplingConfig(greedy=False), torch.Generator().manual_seed(0))
     frequencies = torch.bincount(drawn, minlength=7).double() / len(drawn)
     assert torch.allclose(frequencies, probs.double(), atol=0.012)  # ~3.5 standard errors of 20k draws
     assert not ((drawn == PAD) | (drawn == BOS)).any()
@@ -115,7 +118,7 @@ def test_samples_follow_the_model_distribution():
 
 def test_samples_stop_at_eos_and_respect_max_tokens_and_order(word_lm):
     prompts = [SOURCE.words[0], SOURCE.words[5], ""]
-    samples = list(generate(word_lm, prompts, config=SamplingConfig(num=3, seed=2, max_tokens=8)))
+    samples = list(generate(word_lm, prompts, config=SamplingConfig(greedy=False, num=3, seed=2, max_tokens=8)))
     assert [(s.prompt_index, s.sample_index) for s in samples] == [(p, k) for p in range(3) for k in range(3)]
     for s in samples:
         assert EOS not in s.ids and len(s.ids) <= 8
@@ -144,7 +147,7 @@ def test_char_and_subword_continuations_are_detokenized(tmp_path_factory):
     for cut in range(1, len(full)):
         text = f"{words[0]} {words[1]} {words[2]}"
         assert bpe.vocab.decode(full[:cut]) + continuation_text(bpe.vocab, full[:cut], full[cut:]) == text
-    (sample,) = generate(bpe, [words[0]], config=SamplingConfig(seed=1, max_tokens=10))
+    (sample,) = generate(bpe, [words[0]], config=SamplingConfig(greedy=False, seed=1, max_tokens=10))
     assert sample.text == bpe.vocab.decode(bpe.vocab.encode(words[0]) + list(sample.ids))
 
 

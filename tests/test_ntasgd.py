@@ -275,7 +275,7 @@ def test_a_finetuning_is_granted_the_runs_limits_again(straight, tmp_path):
     shutil.copytree(straight, run)
     result = nlm("train", "--resume", str(run), "--finetune")
     assert result.exit_code == 0, result.stderr
-    assert "--epochs 6 -> 12" in result.stderr and "stopped (finished)" in result.stderr
+    assert "--epochs 6 -> 12" in result.stderr and "stopped (epochs: 12 epochs)" in result.stderr
     losses = [m["loss"] for m in metrics(run)[6:]]
     assert len(losses) == 6 and reference_switch_epoch(losses, 1) is None  # it never stalled, so it ran them all
     assert min(losses) < metrics(straight)[-1]["loss"] - 0.3  # and the averages went on improving

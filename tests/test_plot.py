@@ -73,9 +73,36 @@ def test_several_runs_go_on_one_chart(runs, tmp_path):
 def test_bad_runs_are_one_line_errors(runs, tmp_path):
     one_line_error(nlm("plot", tmp_path, "-o", tmp_path / "x.png"), 66, "has no metrics.jsonl")
     one_line_error(nlm("plot", tmp_path / "none", "-o", tmp_path / "x.png"), 66, "is not a folder")
-    one_line_error(nlm("plot", runs["lm"], "-o", tmp_path / "x.png", "--y", "accuracy"), 65, "has no 'accuracy'")
+    one_line_error(nlm("plot", runs["lm"], "-o", tmp_path / "x.png", "--y", "accuracy"), 2, "its measures are loss")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo\n')
     one_line_error(nlm("plot", broken, "-o", tmp_path / "x.png"), 65, "metrics.jsonl:2: not a JSON line")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "kind, y, measures",
+    [
+        ("autoencoder", "ppl", "loss, mse"),  # exp(MSE) is no perplexity
+        ("vision", "bpc", "loss, accuracy"),  # nor a classifier's loss in bits a bit per character
+        ("vision", "mse", "loss, accuracy"),
+        ("lm", "mse", "loss, ppl, bpc"),
+    ],
+)
+def test_a_measure_the_runs_kind_does_not_have_is_refused(runs, tmp_path, kind, y, measures):
+    out = tmp_path / "x.png"
+    one_line_error(nlm("plot", runs[kind], "-o", out, "--y", y), 2, f"does not apply to {runs[kind]}")
+    assert f"its measures are {measures}" in nlm("plot", runs[kind], "-o", out, "--y", y).stderr and not out.exists()
+
+
+def test_bits_are_per_token_for_word_models_and_per_character_for_char_models(runs, tmp_path_factory, tmp_path):
+    chars = train_tiny_lm(session_root(tmp_path_factory), "char", level="char")
+    for folders, label in [([runs["lm"]], "bits per token"), ([chars], "bits per character")]:
+        result = nlm("plot", *folders, "-o", tmp_path / "bits.png", "--y", "bpc")
+        assert result.exit_code == 0 and f"wrote the {label} curves of 1 run(s)" in result.stderr, result.stderr
+    train, valid = run_series(runs["lm"], x="step", y="bpc")  # from the loss in nats, for word models too
+    rows = [json.loads(line) for line in (runs["lm"] / "metrics.jsonl").read_text().splitlines()]
+    assert list(valid.y) == pytest.approx([r["loss"] / math.log(2) for r in rows])
+    mixed = nlm("plot", runs["lm"], chars, "-o", tmp_path / "both.png", "--y", "bpc")
+    assert "bits per character (char models) or per token" in mixed.stderr, mixed.stderr

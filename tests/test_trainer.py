@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from nlm.errors import Interrupted, TrainingDivergedError
-from nlm.train.config import TrainConfig
+from nlm.train.config import DEFAULT_EPOCHS, TrainConfig, stop_words
 from nlm.train.control import DivergenceGuard, EarlyStopping, LRSchedule
 from nlm.train.hooks import Callback
 from nlm.train.trainer import Trainer
@@ -114,7 +114,7 @@ def test_hooks_run_in_order_and_every_epoch_starts_from_its_first_batch():
     trainer.fit()
     epoch = ["loss", "batch_end"] * BATCHES  # on the CPU the loss is read after every step
     assert recorder.calls == ["fit_start", *epoch, "eval_end:1:True", *epoch, "eval_end:2:True", "fit_end"]
-    assert trainer.stop_reason == "finished" and trainer.progress.global_step == 2 * BATCHES
+    assert trainer.stop_reason == "epochs" and trainer.progress.global_step == 2 * BATCHES
     assert trainer.task.epochs_started == [(0, 0), (1, 0)]
     assert trainer.task.model.weight.item() > 0  # it learned something: y = 3x pulls the weight up from 0
 
@@ -122,7 +122,7 @@ def test_hooks_run_in_order_and_every_epoch_starts_from_its_first_batch():
 @pytest.mark.parametrize(
     "options, reason, steps",
     [
-        ({}, "finished", 2 * BATCHES),
+        ({}, "epochs", 2 * BATCHES),
         ({"max_steps": 4}, "max-steps", 4),
         ({"max_time": 1e-9}, "max-time", 1),
         ({"patience": 2, "epochs": 10}, "early-stopping", 3 * BATCHES),
@@ -133,6 +133,28 @@ def test_every_limit_stops_the_run_with_its_reason(options, reason, steps):
     trainer.fit()
     assert (trainer.stop_reason, trainer.progress.global_step) == (reason, steps)
     assert recorder.calls[-1] == "fit_end"
+
+
+@pytest.mark.parametrize("budget", [{"max_steps": 9 * BATCHES + 1}, {"max_time": 3600.0}])
+def test_a_budget_without_epochs_trains_past_the_default_epochs_until_it_runs_out(budget):
+    """--max-steps or --max-time without --epochs: no limit on epochs (here the schedule or the budget ends it)."""
+    config = TrainConfig(**budget)
+    assert config.epochs is None and config.epoch_limit is None and TrainConfig().epoch_limit == DEFAULT_EPOCHS["lm"]
+    assert config.with_default_epochs("vision") == config
+    assert TrainConfig().with_default_epochs("vision").epochs == DEFAULT_EPOCHS["vision"]
+    losses = [1.0 - 0.01 * epoch for epoch in range(9)] + [2.0] * 5  # nine better evaluations, then worse ones
+    trainer, _ = fit(FakeTask(valid_losses=losses), epochs=None, patience=2, **budget)
+    trainer.fit()
+    reason = "max-steps" if "max_steps" in budget else "early-stopping"
+    assert trainer.stop_reason == reason and trainer.progress.epoch > DEFAULT_EPOCHS["lm"]
+
+
+def test_the_last_evaluation_says_which_limit_stopped_the_run():
+    trainer, _ = fit(FakeTask(), epochs=3)
+    trainer.fit()
+    assert trainer.stop_reason == "epochs" and trainer.progress.epoch == 3
+    assert stop_words("epochs", trainer.config) == "epochs: 3 epochs"
+    assert stop_words("max-time", TrainConfig(max_time=300)) == "max-time: 300 s"
 
 
 def test_a_stop_at_an_epochs_end_advances_the_epoch_and_one_within_it_does_not():

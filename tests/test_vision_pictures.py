@@ -8,7 +8,13 @@ from cli_helpers import nlm, png_size
 
 from nlm.classify.attack import fgsm
 from nlm.classify.loading import load_classifier
-from nlm.classify.pictures import attack_examples, draw_attack_examples, first_layer, save_classifier_filters
+from nlm.classify.pictures import (
+    attack_examples,
+    draw_attack_examples,
+    first_layer,
+    perturbation_pixels,
+    save_classifier_filters,
+)
 from nlm.errors import ConfigError
 from nlm.images.data import load_images
 
@@ -31,6 +37,14 @@ def test_attack_examples_are_fgsm_and_lower_the_true_class(classifiers):
     assert examples.clean.shape == examples.adversarial.shape == (8, 1, 28, 28)
     assert torch.equal(examples.adversarial, fgsm(loaded.model, examples.clean, examples.labels, 0.2))
     assert (examples.adversarial - examples.clean).abs().max() <= 0.2 + 1e-6
+    # the middle row draws what its label says, sign(grad) x epsilon: +-epsilon on every pixel whose gradient is not 0,
+    # white or black even where clamping to [0, 1] left the adversarial pixel as it was (the digits' black background)
+    assert torch.equal(examples.step.abs() == 0.2, examples.step != 0) and (examples.step != 0).float().mean() > 0.5
+    assert torch.equal(examples.adversarial, (examples.clean + examples.step).clamp(0, 1))
+    pixels = perturbation_pixels(examples)
+    assert set(pixels[examples.step != 0].unique().tolist()) == {0.0, 1.0}
+    clamped = (examples.clean == 0) & (examples.step < 0)
+    assert clamped.any() and (pixels[clamped] == 0).all()  # black: -epsilon, though x_adv - x is 0 there
     assert torch.allclose(examples.clean_probs.sum(1), torch.ones(8)) and torch.allclose(
         examples.adversarial_probs.sum(1), torch.ones(8)
     )

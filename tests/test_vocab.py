@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nlm.errors import ConfigError, DataError
-from nlm.text.build import VocabConfig, build_vocab, measure_coverage
+from nlm.text.build import Coverage, VocabConfig, build_vocab, measure_coverage
 from nlm.text.symbols import BOS, EOS, PAD, SPECIALS, UNK
 from nlm.text.vocab import SymbolVocab
 from nlm.text.vocab_files import load_vocab, save_vocab
@@ -126,3 +126,11 @@ def test_subword_pieces_used_never_exceed_the_pieces_kept(level):
     assert report.training.oov_tokens == 10
     assert report.training.oov_types == 2  # "ж" and "ф", however often they occur
     assert report.types_seen <= report.types_kept == 40
+
+
+@pytest.mark.parametrize(
+    "tokens, types, words",
+    [(54625, 1, "54,625 tokens of 1 type"), (1, 1, "1 token of 1 type"), (0, 0, "0 tokens of 0 types")],
+)
+def test_oov_counts_are_said_in_english(tokens, types, words):
+    assert Coverage(tokens=10**6, oov_tokens=tokens, types=9, oov_types=types).describe_oovs() == words

@@ -123,7 +123,7 @@ class LanguageModel:
         self,
         prompts: str | Iterable[str],
         *,
-        greedy: bool = False,
+        greedy: bool = True,
         temperature: float = 1.0,
         top_k: int = 0,
         top_p: float = 1.0,
@@ -134,8 +134,8 @@ class LanguageModel:
         seed: int | None = None,
     ) -> list[Generation]:
         """Continue each prompt (one string, or an iterable of them), as `nlm generate`: `num` results per prompt,
-        in prompt order.  Sampling by default (`temperature`, `top_k`, `top_p`; `seed` makes it repeatable);
-        `greedy=True` takes the most likely token; `beam=N` keeps N hypotheses and returns the `num` best,
+        in prompt order.  Greedy by default, as the command; `greedy=False` samples (`temperature`, `top_k`,
+        `top_p`; `seed` makes it repeatable); `beam=N` keeps N hypotheses and returns the `num` best,
         ranked by GNMT's length-normalised score (`length_penalty` alpha; 0: by log-prob).  Each result has
         `prompt`, `text` (prompt + continuation), `continuation`, `tokens`, `logprob` (the continuation's,
         `<eos>` included when it ended) and `ended` (stopped at `<eos>` rather than `max_tokens`)."""

@@ -27,12 +27,16 @@ class TrainSummary:
     """How a training run ended."""
 
     run_dir: Path  # the run folder: best.pt, last.pt, metrics.jsonl, config.json
-    stop_reason: str  # finished | max-steps | max-time | early-stopping | non-monotone
+    stop_reason: str  # epochs | max-steps | max-time | early-stopping | non-monotone | ...
     best_loss: float | None  # the best validation loss (nats per token); None without an evaluation
     best_epoch: int | None  # the 1-based epoch it was reached in
     steps: int  # optimizer steps in all, earlier sessions of a resumed run included
     metrics: dict[str, Any]  # the last evaluation: loss, ppl, ...
     progress: Progress  # where training stands: epoch, batch, step, units, seconds, best loss
+    message: str  # the line `nlm train` ends with: what stopped the run, where, and its best loss
+
+    def stop_line(self) -> str:
+        return self.message
 
     @classmethod
     def of(cls, result: RunResult) -> TrainSummary:
@@ -46,6 +50,7 @@ class TrainSummary:
             steps=p.global_step,
             metrics=dict(result.metrics),
             progress=p,
+            message=result.stop_line(),
         )
 
 

@@ -88,6 +88,19 @@ class ReconstructTask:
             return "train"
         return f"layer {phase + 1}/{self.model.num_layers}" if phase < self.model.num_layers else "fine-tune"
 
+    def phase_metrics(self) -> str:
+        """What the phase trains, and what its evaluations' `loss` and `mse` measure (they differ while pretraining)."""
+        if self.pretraining:
+            k = self.phase + 1
+            source = "the images" if k == 1 else f"layer {k - 1}'s code"
+            return (
+                f"training layer {k} alone; loss: its error rebuilding its own input ({source}), "
+                "mse: the whole network's error on the images"
+            )
+        if self.model.config.sparsity:
+            return "training the whole network; loss: its error on the images plus the sparsity penalty, mse: the error"
+        return "training the whole network; loss and mse: its error on the images"
+
     def set_phase(self, phase: int) -> None:
         """Train only layer `phase` (stacked pretraining) or the whole network; build the trainer after this."""
         check(0 <= phase < self.num_phases, f"phase {phase} does not exist; this run has {self.num_phases}")

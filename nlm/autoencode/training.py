@@ -29,7 +29,7 @@ from nlm.train.shard import SINGLE, Shard
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}  # faster rates kill ReLU code units
 DEFAULT_HIDDEN = {"stacked": (256, 64)}  # every other kind: one layer of 64
 DEFAULT_SPARSITY = {"sparse": 1e-3}  # every other kind: no penalty
-NEXT_PHASE = ("finished", "early-stopping")  # how a phase ends that hands over to the next one
+NEXT_PHASE = ("epochs", "early-stopping")  # how a phase ends that hands over to the next one
 
 
 def autoencoder_config(
@@ -43,7 +43,10 @@ def autoencoder_config(
 
 def _phase_done(progress: Progress, config: TrainConfig) -> bool:
     """Whether a phase saved with `progress` has nothing left to train (its epochs, or its patience, ran out)."""
-    return progress.epoch >= config.epochs or (config.patience is not None and progress.bad_evals >= config.patience)
+    limit = config.epoch_limit
+    return (limit is not None and progress.epoch >= limit) or (
+        config.patience is not None and progress.bad_evals >= config.patience
+    )
 
 
 def _budget_spent(task: ReconstructTask, run_train: TrainConfig) -> str | None:
@@ -53,6 +56,14 @@ def _budget_spent(task: ReconstructTask, run_train: TrainConfig) -> str | None:
     if run_train.max_time is not None and task.seconds_before >= run_train.max_time:
         return "max-time"
     return None
+
+
+def _whole_run(result: RunResult, task: ReconstructTask, train: TrainConfig, *, finished: bool = False) -> RunResult:
+    """A phase's result as the run's: the steps and seconds of every phase (`finished`: the phase's are in them)."""
+    p = result.progress
+    steps, seconds = (0, 0.0) if finished else (p.global_step, p.elapsed)
+    progress = replace(p, global_step=task.steps_before + steps, elapsed=task.seconds_before + seconds)
+    return replace(result, progress=progress, train=train)
 
 
 @dataclass
@@ -101,8 +112,8 @@ class AutoencoderJob(Job):
 
     def describe(self, task: ReconstructTask) -> list[str]:
         return [
-            f"model: autoencoder {self.model.to_dict()}",
-            f"data: {self.data.to_dict()}; {describe_images(*self.images)}",
+            f"model: autoencoder {self.model.describe()}",
+            f"data: {self.data.describe()}; {describe_images(*self.images)}",
         ]
 
     def fit(self, session: TrainingSession, task: ReconstructTask, train: TrainConfig) -> RunResult:
@@ -116,21 +127,20 @@ class AutoencoderJob(Job):
                 result = RunResult(
                     session.root,
                     Progress.from_dict(saved["trainer"]["progress"]),
-                    "finished",
+                    "epochs",
                     dict(saved.get("metrics") or {}),
+                    config,
                 )
             else:
-                if not session.quiet and task.num_phases > 1:
-                    session.console.print(
-                        f"{task.phase_name()}: training {'one layer' if task.pretraining else 'the whole network'}"
-                    )
+                if not session.quiet and (task.num_phases > 1 or task.model.config.sparsity):  # loss is not mse
+                    session.console.print(f"{task.phase_name()}: {task.phase_metrics()}")
                 result = session(task, config, extra_config={"run_train": train.to_dict()})
             if task.phase == task.num_phases - 1 or result.stop_reason not in NEXT_PHASE:
-                return result
+                return _whole_run(result, task, train)
             task.finish_phase(result.progress.global_step, result.progress.elapsed)
             spent = _budget_spent(task, train)
             if spent is not None:
-                return replace(result, stop_reason=spent)
+                return _whole_run(replace(result, stop_reason=spent), task, train, finished=True)
 
     @classmethod
     def from_saved_run(

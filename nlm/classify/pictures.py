@@ -3,7 +3,8 @@
 The attack picture is the classic one of Goodfellow et al. (2015): one column per image,
 
     row 1  the clean image, with the prediction and its confidence (red, with the true label, when wrong)
-    row 2  the perturbation x_adv - x (grey is 0, white +epsilon, black -epsilon)
+    row 2  the perturbation epsilon x sign(gradient) that FGSM adds (white +epsilon, black -epsilon, grey 0
+           where the gradient is 0), before the sum is clamped to [0, 1]
     row 3  the adversarial image, with the new prediction and its confidence (red when wrong)
 
 The filters picture draws what the first layer looks for: a CNN's first conv kernels, or an
@@ -33,7 +34,8 @@ class AttackExamples:
     epsilon: float  # the FGSM step, in pixel units of [0, 1]
     classes: tuple[str, ...]  # the model's class names
     clean: torch.Tensor  # float [N, C, H, W] in [0, 1], on the CPU
-    adversarial: torch.Tensor  # float [N, C, H, W]: clamp(clean + epsilon * sign(gradient), 0, 1)
+    step: torch.Tensor  # float [N, C, H, W]: epsilon * sign(gradient of the loss), the perturbation added
+    adversarial: torch.Tensor  # float [N, C, H, W]: clamp(clean + step, 0, 1)
     labels: torch.Tensor  # long [N]: true classes, as indices into `classes`
     clean_probs: torch.Tensor  # float [N, K]: the model's softmax on the clean images
     adversarial_probs: torch.Tensor  # float [N, K]: on the adversarial ones
@@ -102,12 +104,23 @@ def attack_examples(
     labels = align_labels(images, classes)
     index = _chosen(model, images.images, labels, count, correct_only, device)
     x, labels = to_floats(images.images[index], device), labels[index].to(device)
-    adversarial = perturb(x, input_gradient(model, x, labels), epsilon)
+    gradient = input_gradient(model, x, labels)
+    adversarial = perturb(x, gradient, epsilon)
     with torch.no_grad():
         clean_probs, adversarial_probs = (model(v).float().softmax(1).cpu() for v in (x, adversarial))
+    step = (epsilon * gradient.sign()).cpu()
     return AttackExamples(
-        epsilon, tuple(classes), x.cpu(), adversarial.cpu(), labels.cpu(), clean_probs, adversarial_probs, index
+        epsilon, tuple(classes), x.cpu(), step, adversarial.cpu(), labels.cpu(), clean_probs, adversarial_probs, index
     )
+
+
+ROWS = ("clean", "sign(grad) x {epsilon:g}", "adversarial")  # the picture's rows, as their labels say
+
+
+def perturbation_pixels(examples: AttackExamples) -> torch.Tensor:
+    """The middle row's pixels: epsilon * sign(gradient) mapped to [0, 1], +epsilon white, -epsilon black, 0 grey."""
+    scale = 2 * examples.epsilon if examples.epsilon > 0 else 1.0
+    return (examples.step / scale + 0.5).clamp(0, 1)
 
 
 def _show(ax, image: torch.Tensor, title: str, colour: str = "black") -> None:
@@ -124,8 +137,7 @@ def draw_attack_examples(examples: AttackExamples, path: str | Path) -> tuple[in
     """The three-row FGSM picture as a PNG; a wrong prediction is red.  Returns (width, height)."""
     count = len(examples.clean)
     figure, axes = new_figure(width=1.25 * count + 0.6, height=4.4, rows=3, columns=count)
-    scale = 2 * examples.epsilon if examples.epsilon > 0 else 1.0
-    perturbation = ((examples.adversarial - examples.clean) / scale + 0.5).clamp(0, 1)
+    perturbation = perturbation_pixels(examples)
     for n, row in enumerate(examples.rows()):
         for r, kind in ((0, "clean"), (2, "adversarial")):
             wrong = row[kind] != row["label"]
@@ -134,8 +146,8 @@ def draw_attack_examples(examples: AttackExamples, path: str | Path) -> tuple[in
                 axes[r][n], (examples.clean if r == 0 else examples.adversarial)[n], title, "red" if wrong else "black"
             )
         _show(axes[1][n], perturbation[n], "")
-    for r, name in enumerate(("clean", f"sign(grad) x {examples.epsilon:g}", "adversarial")):
-        axes[r][0].set_ylabel(name, fontsize=8)
+    for r, name in enumerate(ROWS):
+        axes[r][0].set_ylabel(name.format(epsilon=examples.epsilon), fontsize=8)
     figure.suptitle(f"FGSM at epsilon {examples.epsilon:g}: prediction and confidence (red: wrong)", fontsize=9)
     figure.tight_layout()
     return save_figure(figure, path)

@@ -105,8 +105,8 @@ class ClassifierJob(Job):
 
     def describe(self, task: ClassifyTask) -> list[str]:
         return [
-            f"model: {self.arch} {self.model.to_dict()}",
-            f"data: {self.data.to_dict()}; {describe_images(*self.images)}",
+            f"model: {self.arch} {self.model.describe()}",
+            f"data: {self.data.describe()}; {describe_images(*self.images)}",
             *self.notes,
         ]
 

@@ -26,18 +26,20 @@ from nlm.cli.options import (
     ValidSpec,
     sizes,
 )
-from nlm.cli.training import TRAINING, Force, Output, Quiet, Resume, train_or_resume
+from nlm.cli.training import TRAINING, Force, Output, Quiet, Resume, epochs_help, train_or_resume
 
 app = typer.Typer(
-    help="Autoencoders (undercomplete, sparse, denoising, stacked): train, encode, reconstruct, filters.",
+    help="Autoencoders: train, encode, reconstruct, filters.",
     no_args_is_help=True,
 )
 AUTOENCODER_TRAINING = TRAINING.with_defaults(
     optimizer="adam",
     clip=0.0,
     lr_factor=0.5,
-    epochs=10,
-    helps={"lr": "Learning rate [default: Adam 1e-3; SGD 0.1].", "epochs": "Epochs (of fine-tuning, when stacked)."},
+    helps={
+        "lr": "Learning rate [default: Adam 1e-3; SGD 0.1].",
+        "epochs": epochs_help("autoencoder", "Epochs (of fine-tuning, when stacked)"),
+    },
 )
 
 
@@ -97,7 +99,9 @@ def train(
     quiet: Quiet = False,
     training=None,
 ) -> None:
-    """Train an autoencoder into a run folder; with --resume, continue one (in the phase it stopped in)."""
+    """Train an autoencoder, or resume one.
+
+    Trains into the run folder -o; with --resume RUN, continues that run in the phase it stopped in."""
     from nlm.autoencode.task import ReconstructConfig
     from nlm.autoencode.training import AutoencoderJob, autoencoder_config
     from nlm.images.sources import DEFAULT_DATA, ImageSources
@@ -147,7 +151,7 @@ def encode(
     batch_size: EvalBatch = 500,
     device: DeviceOption = "auto",
 ) -> None:
-    """Write the code of every image, in input order, as a .npy array."""
+    """Write every image's code, in input order, as a .npy."""
     from nlm.autoencode.inference import encode_images, write_codes
 
     loaded = _load(model, device)
@@ -171,7 +175,9 @@ def reconstruct(
     scale: Scale = 2,
     device: DeviceOption = "auto",
 ) -> None:
-    """Write a PNG grid of inputs beside their reconstructions; the reconstruction error goes to stderr."""
+    """Draw inputs beside their reconstructions as a PNG.
+
+    The reconstruction error goes to stderr."""
     from nlm.autoencode.inference import reconstruct as rebuild
     from nlm.autoencode.inference import save_reconstructions
 
@@ -196,7 +202,9 @@ def filters(
     count: Annotated[int | None, typer.Option(min=1, help="Hidden units to draw [default: all].")] = None,
     scale: Scale = 2,
 ) -> None:
-    """Write a PNG grid of the first layer's weights as images: what each hidden unit responds to."""
+    """Draw the first layer's weights as a PNG grid.
+
+    One image per hidden unit: what it responds to."""
     from nlm.autoencode.inference import first_layer_units, save_first_layer_filters
 
     loaded = _load(model, "cpu")

@@ -40,7 +40,9 @@ def bleu(
     ] = "text",
     old_json: JsonFlag = False,
 ) -> None:
-    """Score HYPOTHESIS against REFERENCES with sacrebleu: the same numbers as `sacrebleu`, with its signatures.
+    """BLEU, chrF or TER of HYPOTHESIS through sacrebleu.
+
+    The same numbers as the `sacrebleu` command, with its signatures.
 
     Corpus mode writes one line per metric in sacrebleu's text format,
     `BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:... = 22.3 ...`.

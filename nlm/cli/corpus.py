@@ -9,9 +9,7 @@ import typer
 
 from nlm.cli.console import err_console
 
-app = typer.Typer(
-    help="Write synthetic corpora whose answer is known: memory tasks and Markov text.", no_args_is_help=True
-)
+app = typer.Typer(help="Synthetic corpora with known answers: copy, recall, markov.", no_args_is_help=True)
 
 OutputDir = Annotated[
     Path, typer.Option("-o", "--output", help="Folder for train.txt, valid.txt and the rest.", show_default=False)
@@ -48,7 +46,9 @@ def copy(
     seed: Seed = 0,
     force: Force = False,
 ) -> None:
-    """Lines `a7 x x ... x ? a7`: after `?`, repeat the symbol read --lag steps before."""
+    """Copy task: repeat a symbol after --lag steps of filler.
+
+    Lines `a7 x x ... x ? a7`: after `?`, repeat the symbol read --lag steps before."""
     from nlm.corpora.memory import MemoryTask
 
     task = MemoryTask(kind="copy", lag=lag, symbols=symbols, lines=lines, eval_lines=eval_lines, seed=seed)
@@ -65,7 +65,10 @@ def recall(
     seed: Seed = 0,
     force: Force = False,
 ) -> None:
-    """Lines `a7 a2 a5 ... a3 ? a7`: after `?`, recall the line's first symbol through --lag - 1 random distractors."""
+    """Recall task: a line's first symbol, past distractors.
+
+    Lines `a7 a2 a5 ... a3 ? a7`: after `?`, recall the line's first symbol through --lag - 1 random
+    distractors."""
     from nlm.corpora.memory import MemoryTask
 
     task = MemoryTask(kind="recall", lag=lag, symbols=symbols, lines=lines, eval_lines=eval_lines, seed=seed)
@@ -84,7 +87,9 @@ def markov(
     valid_lines: Annotated[int, typer.Option(help="Validation sentences.")] = 1000,
     force: Force = False,
 ) -> None:
-    """Sentences from a random first-order Markov source whose entropy rate is known exactly (in source.json)."""
+    """Sentences from a Markov source of known entropy.
+
+    A random first-order Markov source whose entropy rate is known exactly (in source.json)."""
     from nlm.corpora.markov import MarkovSource
 
     source = MarkovSource.random(

@@ -12,7 +12,7 @@ from nlm.cli.options import repeated_choice
 from nlm.models.choices import CELLS
 
 app = typer.Typer(
-    help="Look inside a language model's training signal: gradient flow by lag, gradient norms by layer.",
+    help="Gradient flow by lag, gradient norms by layer.",
     no_args_is_help=True,
 )
 FRESH = "Fresh models"
@@ -100,17 +100,17 @@ def gradients(
     forget_bias: ForgetBias = None,
     steps: Steps = 0,
     lr: Lr = 1e-3,
-    lags: Annotated[
-        int, typer.Option(min=0, help="Largest lag k: the norm of dL_t/ds_{t-k} for k = 0 .. K.", show_default=False)
-    ] = ...,
+    lags: Annotated[int, typer.Option(min=0, help="Largest lag K: the norm of dL_t/ds_{t-k} for k = 0 .. K.")] = 50,
     windows: Windows = 32,
     seed: Seed = 1,
     plot: Annotated[
         Path | None, typer.Option(help="Also draw norm against lag, log scale, one line per model, as a PNG.")
     ] = None,
 ) -> None:
-    """How far back the gradient reaches: the mean norm of dL_t/ds_{t-k} (the loss at step t with respect
-    to the recurrent state k steps earlier) for k = 0..K.  Stdout: a header `lag<TAB>norm` (one model) or
+    """How far back the gradient reaches, lag by lag.
+
+    The mean norm of dL_t/ds_{t-k} (the loss at step t with respect to the recurrent state k steps
+    earlier) for k = 0..K.  Stdout: a header `lag<TAB>norm` (one model) or
     `lag<TAB>MODEL...` (several), then one row per lag."""
     from nlm.lm.diagnose import gradient_flow, plot_gradient_flow
 
@@ -156,9 +156,11 @@ def clipping(
     windows: Windows = 32,
     seed: Seed = 1,
 ) -> None:
-    """Gradient norm of each layer (embedding, each recurrent layer, decoder) and in total, before and after
-    clipping, on windows of the text.  Stdout: a header `model<TAB>layer<TAB>before<TAB>after`, then one row per
-    layer."""
+    """Gradient norms of each layer before and after clipping.
+
+    The embedding, each recurrent layer, the decoder and the total, on windows of the text.  Stdout: a header
+    `model<TAB>layer<TAB>before<TAB>after<TAB>clipped`, then one row per layer; clipped is yes when the total
+    norm was over --clip, which scales every layer by the same factor."""
     from nlm.lm.diagnose import clipping_report
 
     subjects = _subjects(
@@ -175,10 +177,10 @@ def clipping(
         seed=seed,
     )
     report = clipping_report(subjects, clip=clip, bptt=bptt, windows=windows, seed=seed)
-    typer.echo("model\tlayer\tbefore\tafter")
+    typer.echo("model\tlayer\tbefore\tafter\tclipped")
     for label, rows in report.items():
         for row in rows:
-            typer.echo(f"{label}\t{row.layer}\t{row.before:.6e}\t{row.after:.6e}")
+            typer.echo(f"{label}\t{row.layer}\t{row.before:.6e}\t{row.after:.6e}\t{'yes' if row.clipped else 'no'}")
 
 
 def register(root: typer.Typer) -> None:

@@ -39,7 +39,13 @@ SAMPLING = OptionGroup(
     "sampling",
     sampling_config,
     {
-        "greedy": option_spec(bool, False, "Always take the most likely token.", GEN, "--greedy/--sample"),
+        "greedy": option_spec(
+            bool,
+            True,
+            "Take the most likely token (greedy decoding), or --sample with --temperature, --top-k and --top-p.",
+            GEN,
+            "--greedy/--sample",
+        ),
         "temperature": option_spec(float, 1.0, "Divide the logits by this before sampling (0: greedy).", GEN, min=0.0),
         "top_k": option_spec(int, 0, "Sample among the k most likely tokens only (0: off; 1: greedy).", GEN, min=0),
         "top_p": option_spec(
@@ -82,6 +88,13 @@ def generate(
     model: ModelPath = ...,
     prompt: Annotated[str | None, typer.Option(help="Text to continue.")] = None,
     prompts: Annotated[str | None, typer.Option(help="File of prompts, one per line ('-' for stdin).")] = None,
+    continuation_only: Annotated[
+        bool,
+        typer.Option(
+            "--continuation-only",
+            help="text: write the continuation without its prompt (what `nlm bleu` should compare with references).",
+        ),
+    ] = False,
     output_format: Annotated[
         str,
         format_option("text", "json", help="text: the prompt and its continuation; json: with the details."),
@@ -90,14 +103,16 @@ def generate(
     precision: PrecisionOption = "fp32",
     sampling=None,
 ) -> None:
-    """Continue prompts: one output line per sample, in prompt order, the prompt followed by its continuation.
+    """Continue prompts, one line per sample, in prompt order.
 
-    Without --prompt or --prompts, generates from the start symbol alone.  Each sample
-    stops at <eos> or after --max-tokens.  Sampling by default; --greedy takes the most likely
-    token; --beam N keeps N hypotheses per prompt and writes the --num best, best first.  With
-    --format json each line also gives the continuation's log-prob (natural log, <eos> included
-    when it ended), for every way of decoding.  A prompt symbol outside the vocabulary is read as
-    <unk>, with a warning.  Exit 2: both --prompt and --prompts; exit 66: a missing file.
+    Each line is the prompt followed by its continuation (--continuation-only: the continuation alone).
+    Greedy unless --sample or --beam, with the defaults of `nlm evaluate`, so the same options give the
+    same continuations; --beam N keeps N hypotheses per prompt and writes the --num best, best first.
+    With --format json each line also gives the continuation's log-prob (natural log, <eos> included
+    when it ended), for every way of decoding.  Without --prompt or --prompts, generates from the
+    start symbol alone.  Each sample stops at <eos> or after --max-tokens.  A prompt symbol outside
+    the vocabulary is read as <unk>, with a warning.  Exit 2: both --prompt and --prompts, or a
+    sampling option without --sample; exit 66: a missing file.
     """
     texts = _prompts(prompt, prompts)
     lm = load_lm(model, device, precision)
@@ -106,12 +121,10 @@ def generate(
         if output_format == "json":
             typer.echo(jsonl_line(_sample_record(sample)))
         else:
-            typer.echo(sample.text)
+            typer.echo(sample.hypothesis if continuation_only else sample.text)
 
 
-@SAMPLING.without("num", "beam", "length_penalty").with_defaults(
-    greedy=True, helps={"greedy": "Continue by greedy decoding, or --sample the continuations."}
-)
+@SAMPLING.without("num")
 def evaluate(
     model: ModelPath = ...,
     prompts: Annotated[str | None, typer.Option(help="Prompts, one per line.", show_default=False)] = None,
@@ -141,9 +154,11 @@ def evaluate(
     device: DeviceOption = "auto",
     sampling=None,
 ) -> None:
-    """How good is this model's output?  Continue each prompt, score the continuations with BLEU
-    and chrF against the references, and give the references' perplexity under the model; or,
-    with --task DIR, the accuracy on the marked tokens of a memory task.
+    """Judge a model's continuations: BLEU, chrF, perplexity.
+
+    Continue each prompt, score the continuations with BLEU and chrF against the references, and
+    give the references' perplexity under the model; or, with --task DIR, the accuracy on the
+    marked tokens of a memory task.
 
     A reference that starts with its prompt is compared without it, so words copied from the
     prompt never count.  Exit 65: prompts and references of different lengths.

@@ -68,7 +68,9 @@ def train(
     model=None,
     training=None,
 ) -> None:
-    """Train a language model into a run folder; with --resume, continue one."""
+    """Train a language model, or resume one.
+
+    Trains into the run folder -o; with --resume RUN, continues that run where its last.pt stopped."""
     from nlm.api.training import resume_training, start_training
 
     if resume is not None:

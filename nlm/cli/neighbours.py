@@ -27,9 +27,10 @@ def neighbours(
         typer.Option(help="A B C: the words nearest to B - A + C (A is to B as C is to ...).", show_default=False),
     ] = None,
 ) -> None:
-    """The nearest words by cosine similarity of the input embeddings, nearest first.  Stdout: rows of
-    `word<TAB>neighbour<TAB>cosine`, in input order; an unknown word is a warning on stderr.
-    Subword and char models use the mean of a word's pieces."""
+    """The nearest words by cosine of the input embeddings.
+
+    Nearest first.  Stdout: rows of `word<TAB>neighbour<TAB>cosine`, in input order; an unknown word is
+    a warning on stderr.  Subword and char models use the mean of a word's pieces."""
     from nlm.errors import ConfigError
     from nlm.io.tables import RowWriter
     from nlm.lm.loading import load_language_model

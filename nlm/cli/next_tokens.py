@@ -37,7 +37,9 @@ def next_command(
     device: DeviceOption = "auto",
     precision: PrecisionOption = "fp32",
 ) -> None:
-    """The next-token distribution after each context: its --top most likely tokens, most likely first.
+    """The most likely next tokens after each context.
+
+    The --top most likely tokens of the next-token distribution, most likely first.
 
     One row per token: context_index (1-based), rank, token, logprob (natural log), prob.  The
     probabilities are the model's softmax over its whole vocabulary, full or adaptive head alike.

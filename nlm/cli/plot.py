@@ -28,17 +28,19 @@ def plot(
         YMetric,
         typer.Option(
             "--y",
-            help="What to draw: loss for any run; ppl/bpc for language models; "
-            "accuracy (classifiers) and mse (autoencoders) on validation only.",
+            help="What to draw: loss for any run; ppl and bpc (bits per character, or per token for word and "
+            "subword models) for language models; accuracy (classifiers) and mse (autoencoders), validation only.",
         ),
     ] = "loss",
     log: Annotated[bool, typer.Option("--log", help="Logarithmic vertical axis.")] = False,
 ) -> None:
-    """Draw the training (dashed) and validation (solid) curves of each run, labelled by its folder's name."""
+    """Draw the training and validation curves of runs.
+
+    Training dashed, validation solid, one colour per run, labelled by its folder's name."""
     from nlm.io.curves import plot_training_curves
 
-    width, height = plot_training_curves(runs, output, x=x, y=y, log_y=log)
-    err_console.print(f"wrote the {y} curves of {len(runs)} run(s) against {x} ({width}x{height}) to {output}")
+    width, height, label = plot_training_curves(runs, output, x=x, y=y, log_y=log)
+    err_console.print(f"wrote the {label} curves of {len(runs)} run(s) against {x} ({width}x{height}) to {output}")
 
 
 def register(app: typer.Typer) -> None:

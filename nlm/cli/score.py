@@ -93,7 +93,9 @@ def score(
     device: DeviceOption = "auto",
     precision: PrecisionOption = "fp32",
 ) -> None:
-    """Score each line as a sentence from a fresh state: log P(w1…wn <eos> | start).
+    """Score each line: log-prob, tokens, OOVs, perplexity.
+
+    Each line is a sentence scored from a fresh state: log P(w1…wn <eos> | start).
 
     One row per input line, in input order: logprob, tokens (<eos> included), oovs, ppl.
     The start symbol is what the model saw before every sentence in training: <eos> for a
@@ -146,8 +148,10 @@ def perplexity(
     device: DeviceOption = "auto",
     precision: PrecisionOption = "fp32",
 ) -> None:
-    """Corpus perplexity, printed with the protocol that produced it, and bits per byte and word
-    perplexity, which compare models whatever their vocabularies (word, subword or char).
+    """Corpus perplexity, bits per byte and word perplexity of a text.
+
+    Printed with the protocol that produced them.  Bits per byte and word perplexity compare models
+    whatever their vocabularies (word, subword or char).
 
     Bits per byte: the total -log2 P over the text's UTF-8 bytes (a newline per line end).  Word
     perplexity: exp(total -ln P / words), the words being whitespace-separated plus one end per

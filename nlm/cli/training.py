@@ -79,9 +79,13 @@ TRAINING_OPTIONS: dict[str, tuple] = {
         "evaluations; a fine-tuning stops then.",
         OPTIM,
     ),
-    "epochs": option_spec(int, 6, "Passes over the training data.", RUN),
-    "max_steps": option_spec(int | None, None, "Stop after this many optimizer steps in all.", RUN),
-    "max_time": option_spec(float | None, None, "Stop after this many seconds of training in all.", RUN),
+    "epochs": option_spec(int | None, None, "", RUN),  # help: epochs_help(kind)
+    "max_steps": option_spec(
+        int | None, None, "Stop after this many optimizer steps in all (a budget: see --epochs).", RUN
+    ),
+    "max_time": option_spec(
+        float | None, None, "Stop after this many seconds of training in all (a budget: see --epochs).", RUN
+    ),
     "patience": option_spec(
         int | None, None, "Stop after this many evaluations without a better validation loss.", RUN
     ),
@@ -106,7 +110,17 @@ TRAINING_OPTIONS: dict[str, tuple] = {
 }
 
 
-TRAINING = OptionGroup("training", train_config, TRAINING_OPTIONS)
+def epochs_help(kind: str, what: str = "Passes over the training data") -> str:
+    """--epochs's help for a kind of model: its default, and the budget rule (nlm.train.config.DEFAULT_EPOCHS)."""
+    from nlm.train.config import DEFAULT_EPOCHS
+
+    return (
+        f"{what} [default: {DEFAULT_EPOCHS[kind]}; with --max-time or --max-steps, "
+        "no limit: the run trains until its budget runs out]."
+    )
+
+
+TRAINING = OptionGroup("training", train_config, TRAINING_OPTIONS, {"epochs": epochs_help("lm")})
 
 
 def resume_changes(ctx: typer.Context, training, *, run_dir: Path, configs: tuple = ()) -> dict[str, Any]:
@@ -161,8 +175,4 @@ def train_or_resume(
 def report_ending(result, quiet: bool) -> None:
     """The line that ends a training command, from its RunResult (or `nlm.train`'s TrainSummary)."""
     if not quiet:
-        p = result.progress
-        best = f"best loss {p.best_loss:.4f} (epoch {p.best_epoch + 1})" if p.best_epoch >= 0 else "no evaluation"
-        err_console.print(
-            f"stopped ({result.stop_reason}) after {p.global_step:,} steps; {best}; run in {result.run_dir}"
-        )
+        err_console.print(result.stop_line())

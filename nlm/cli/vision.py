@@ -27,16 +27,15 @@ from nlm.cli.options import (
     format_option,
     sizes,
 )
-from nlm.cli.training import TRAINING, Force, Output, Quiet, Resume, train_or_resume
+from nlm.cli.training import TRAINING, Force, Output, Quiet, Resume, epochs_help, train_or_resume
 
 ADV = "Adversarial training"
-app = typer.Typer(help="Image classifiers (MLP, CNN): train, evaluate, predict, attack.", no_args_is_help=True)
+app = typer.Typer(help="Image classifiers: train, eval, predict, attack, filters.", no_args_is_help=True)
 IMAGE_TRAINING = TRAINING.with_defaults(
     optimizer="adam",
     clip=0.0,
     lr_factor=0.5,
-    epochs=5,
-    helps={"lr": "Learning rate [default: Adam 1e-3; SGD 0.05 (use --momentum 0.9)]."},
+    helps={"lr": "Learning rate [default: Adam 1e-3; SGD 0.05 (use --momentum 0.9)].", "epochs": epochs_help("vision")},
 )
 
 
@@ -96,7 +95,9 @@ def train(
     quiet: Quiet = False,
     training=None,
 ) -> None:
-    """Train an image classifier into a run folder; with --resume, continue one."""
+    """Train an image classifier, or resume one.
+
+    Trains into the run folder -o; with --resume RUN, continues that run where its last.pt stopped."""
     from nlm.classify.task import ClassifyConfig
     from nlm.classify.training import ClassifierJob, classifier_config
     from nlm.images.sources import DEFAULT_DATA, ImageSources
@@ -142,7 +143,9 @@ def evaluate(
         ),
     ] = "text",
 ) -> None:
-    """Accuracy, per-class accuracy and the confusion matrix of a classifier on labelled images, on stdout."""
+    """Accuracy, per class too, and the confusion matrix.
+
+    Of a classifier on labelled images, on stdout."""
     from nlm.classify.evaluation import evaluate_images, evaluation_report
     from nlm.io.tables import jsonl_line
 
@@ -162,7 +165,9 @@ def predict(
     device: DeviceOption = "auto",
     output_format: Annotated[str, format_option("tsv", "json", help="tsv or json: one row per image.")] = "tsv",
 ) -> None:
-    """One row per image on stdout: index, predicted label and its probability, in input order."""
+    """One row per image: index, predicted label, probability.
+
+    On stdout, in input order."""
     from nlm.classify.evaluation import predict_images
     from nlm.io.tables import RowWriter
 
@@ -202,14 +207,17 @@ def attack(
         ),
     ] = True,
 ) -> None:
-    """Accuracy under the fast gradient sign method at each epsilon, on stdout; --examples draws what it does."""
+    """Accuracy under FGSM attacks, one row per epsilon.
+
+    Stdout: a header `epsilon<TAB>accuracy<TAB>images`, then one row per epsilon (the step in pixel
+    units of [0, 1], the accuracy on the attacked images, how many there were)."""
     from nlm.classify.attack import attack_images, parse_epsilons
-    from nlm.classify.pictures import attack_examples, draw_attack_examples
+    from nlm.classify.pictures import ROWS, attack_examples, draw_attack_examples
     from nlm.io.tables import RowWriter
 
     steps = parse_epsilons(epsilons)
     loaded, images = _load(model, data, device)
-    writer = RowWriter(sys.stdout, fmt=output_format)
+    writer = RowWriter(sys.stdout, fmt=output_format, header=True)
     for result in attack_images(
         loaded.model, loaded.classes, images, steps, device=loaded.device, batch_size=batch_size
     ):
@@ -226,8 +234,10 @@ def attack(
             device=loaded.device,
         )
         width, height = draw_attack_examples(drawn, examples)
+        rows = ", ".join(row.format(epsilon=epsilon) for row in ROWS)
         err_console.print(
-            f"wrote {len(drawn.clean)} FGSM examples at epsilon {epsilon} ({width}x{height}) to {examples}"
+            f"wrote {len(drawn.clean)} FGSM examples at epsilon {epsilon} (rows: {rows}; {width}x{height}) "
+            f"to {examples}"
         )
 
 
@@ -241,7 +251,9 @@ def filters(
         typer.Option(min=1, help="Draw each weight as scale x scale pixels [default: about 60 pixels a filter]."),
     ] = None,
 ) -> None:
-    """Write a PNG grid of the first layer's weights: a CNN's first conv kernels, or an MLP's first units as images."""
+    """Draw the first layer's weights as a PNG grid.
+
+    A CNN's first conv kernels, or an MLP's first units as images."""
     from nlm.classify.loading import load_classifier
     from nlm.classify.pictures import save_classifier_filters
 

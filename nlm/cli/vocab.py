@@ -25,7 +25,7 @@ def build(
     ] = None,
     vocab_config=None,
 ) -> None:
-    """Build a vocabulary from training text only, and report its coverage."""
+    """Build a vocabulary from training text; report coverage."""
     from nlm.text.commands import build_vocabulary
 
     for line in build_vocabulary(files=files or ["-"], output=output, config=vocab_config, check=check or []):
@@ -35,9 +35,15 @@ def build(
 @app.command()
 def show(
     vocab: Annotated[Path, typer.Argument(help="A vocabulary file or sentencepiece .model.")],
-    top: Annotated[int, typer.Option(help="How many symbols to list.")] = 20,
+    top: Annotated[
+        int, typer.Option(help="How many symbols to list after the special ones (whose counts the summary gives).")
+    ] = 20,
 ) -> None:
-    """Summarise a vocabulary: level, size, settings, fingerprint and its first symbols."""
+    """Summarise a vocabulary and list its first symbols.
+
+    Level, size, settings, fingerprint.
+    The special symbols (ids 0-3) are named in the summary, and <unk> and <eos>'s counts given there, so the
+    list starts at id 4: the --top most frequent symbols of a word or char vocabulary."""
     from nlm.text.commands import describe_vocabulary
 
     for line in describe_vocabulary(vocab, top=top):

@@ -64,15 +64,20 @@ def _is_number(text: str) -> bool:
 
 
 class RowWriter:
-    """Writes dict rows in one of ROW_FORMATS; with `flush`, each row leaves the process as soon as it is written."""
+    """Writes dict rows in one of ROW_FORMATS; with `flush`, each row leaves the process as soon as it is written;
+    with `header`, a TSV starts with the names of its columns."""
 
-    def __init__(self, stream: TextIO, *, fmt: str = "tsv", flush: bool = False) -> None:
+    def __init__(self, stream: TextIO, *, fmt: str = "tsv", flush: bool = False, header: bool = False) -> None:
         fmt = OLD_FORMAT_NAMES.get(fmt, fmt)
         if fmt not in ROW_FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(ROW_FORMATS)}, not {fmt!r}")
         self.stream, self.format_row, self.flush = stream, ROW_FORMATS[fmt], flush
+        self.header = header and fmt == "tsv"  # TSV: a first line naming the columns (JSON names every value)
 
     def write(self, row: dict[str, Any]) -> None:
+        if self.header:
+            self.stream.write("\t".join(row) + "\n")
+            self.header = False
         self.stream.write(self.format_row(row) + "\n")
         if self.flush:
             self.stream.flush()

@@ -31,7 +31,7 @@ BEAM_PROMPTS = 32  # prompts whose beams advance together as one batch
 @dataclass(frozen=True)
 class SamplingConfig(Config):
     max_tokens: int = 50  # new tokens per sample at most; a sample ends earlier at <eos>
-    greedy: bool = False  # always take the most likely token (temperature 0 means the same)
+    greedy: bool = True  # always take the most likely token (temperature 0 means the same); False: sample
     temperature: float = 1.0  # logits are divided by this before sampling: < 1 sharper, > 1 flatter
     top_k: int = 0  # sample among the k most likely tokens only (0: all)
     top_p: float = 1.0  # sample from the smallest set of tokens whose probability reaches p (1: all)
@@ -51,13 +51,19 @@ class SamplingConfig(Config):
         check(
             self.length_penalty >= 0, f"--length-penalty must be >= 0 (0: rank by log-prob), not {self.length_penalty}"
         )
+        shaped = [f"--{n}" for n, v, off in self._knobs() if v != off and not (n == "temperature" and v == 0)]
         if self.beam:
-            check(not self.greedy, "--greedy and --beam are two ways of decoding; give one of them")
-            check(
-                (self.temperature, self.top_k, self.top_p) == (1.0, 0, 1.0),
-                "--temperature, --top-k and --top-p shape sampling; beam search (--beam) does not sample",
-            )
+            check(self.greedy, "--sample and --beam are two ways of decoding; give one of them")
+            check(not shaped, f"{', '.join(shaped)} shape sampling; beam search (--beam) does not sample")
             check(self.num <= self.beam, f"--num {self.num} asks for more hypotheses than --beam {self.beam} keeps")
+        check(
+            not (self.greedy and not self.beam and shaped),
+            f"{', '.join(shaped)} shape sampling, but decoding is greedy (the default): add --sample",
+        )
+
+    def _knobs(self) -> list[tuple[str, float, float]]:
+        """The options that shape sampling: (name, value, the value that leaves it off)."""
+        return [("temperature", self.temperature, 1.0), ("top-k", self.top_k, 0), ("top-p", self.top_p, 1.0)]
 
     @property
     def is_greedy(self) -> bool:
@@ -81,6 +87,11 @@ class Generation:
     ended: bool  # stopped at <eos> (rather than at max_tokens)
     prompt_oovs: int  # prompt symbols outside the vocabulary, read as <unk>
     logprob: float  # natural log-prob of the continuation under the model, <eos> included when it ended
+
+    @property
+    def hypothesis(self) -> str:
+        """The continuation alone, as BLEU compares it with a reference (`nlm generate --continuation-only`)."""
+        return self.continuation.strip()
 
     @property
     def text(self) -> str:
@@ -251,7 +262,7 @@ def evaluate_generation(
     if hyps is not None:
         with open_output(hyps) as out:
             out.writelines(sample.text + "\n" for sample in samples)
-    hypotheses = [sample.continuation.strip() for sample in samples]
+    hypotheses = [sample.hypothesis for sample in samples]
     targets = [reference_continuation(p, r) for p, r in zip(prompts, references)]
     scores = corpus_scores(hypotheses, [targets], metrics=metrics, tokenize=tokenize)
     summary = CorpusSummary()

@@ -83,6 +83,7 @@ class LayerGradient:
     layer: str  # embedding, rnn layer N, decoder, or total
     before: float  # gradient norm before clipping
     after: float  # after clip_grad_norm_ (the same when clipping is off or the norm is under the limit)
+    clipped: bool  # whether clipping scaled the gradient: the total norm was over the limit (every layer alike)
 
 
 def _group_norms(named: list[tuple[str, nn.Parameter]]) -> dict[str, float]:
@@ -108,4 +109,5 @@ def layer_gradient_norms(model: nn.Module, windows: torch.Tensor, *, clip: float
         torch.nn.utils.clip_grad_norm_([p for _, p in named], clip)
     after = _group_norms(named)
     model.zero_grad(set_to_none=True)
-    return [LayerGradient(layer, before[layer], after[layer]) for layer in before]
+    clipped = 0 < clip < before["total"]
+    return [LayerGradient(layer, before[layer], after[layer], clipped) for layer in before]

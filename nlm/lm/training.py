@@ -100,7 +100,8 @@ class LMJob(Job):
     def run_config(self) -> dict[str, Any]:
         return {
             **self.records,
-            "vocab_config": self.vocab_config.to_dict(),
+            "vocab": {"level": self.vocabulary.level, "size": len(self.vocabulary)},  # what the run uses
+            "vocab_config": self.vocab_config.to_dict(),  # how it was built (without --vocab)
             "model": self.model.to_dict(),
             "data": self.data.to_dict(),
         }
@@ -109,7 +110,7 @@ class LMJob(Job):
         train, valid = task.train, task.valid
         counts = f"train {train.tokens:,} tokens with <eos> ({train.oovs:,} <unk>)"
         counts += f", valid {valid.tokens:,} ({valid.oovs:,} <unk>)" if valid else ", no validation text"
-        return [f"model: {self.model.to_dict()}", f"data: {self.data.to_dict()}; {counts}"]
+        return [f"model: {self.model.describe()}", f"data: {self.data.describe()}; {counts}"]
 
     def start(self, *, console: Console, quiet: bool = False, **options: Any) -> RunResult:
         """Train a new language model into the run folder `output` (the vocabulary report goes to `console`)."""

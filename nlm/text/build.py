@@ -60,6 +60,11 @@ class Coverage:
     def coverage(self) -> float:
         return 1.0 - self.oov_rate
 
+    def describe_oovs(self) -> str:
+        """`1,481 tokens of 1,205 types`, `54,625 tokens of 1 type`."""
+        tokens, types = self.oov_tokens, self.oov_types
+        return f"{tokens:,} token{'s' * (tokens != 1)} of {types:,} type{'s' * (types != 1)}"
+
 
 @dataclass(frozen=True)
 class VocabReport:
@@ -173,5 +178,5 @@ def describe_build(config: VocabConfig, vocab: Vocabulary, report: VocabReport) 
         f"{config.level}, {len(vocab):,} symbols ({len(SPECIALS)} special + {kept}); "
         f"training text: {c.tokens:,} tokens "
         f"without <eos> ({c.tokens_with_eos:,} with one <eos> per line), "
-        f"OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types)"
+        f"OOV rate {c.oov_rate:.2%} ({c.describe_oovs()})"
     )

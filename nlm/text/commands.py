@@ -16,7 +16,7 @@ from nlm.text.vocab_files import load_vocab, save_vocab
 def _coverage_line(name: str, c: Coverage) -> str:
     return (
         f"{name}: {c.tokens:,} tokens without <eos> ({c.tokens_with_eos:,} with one <eos> per line, as train counts), "
-        f"OOV rate {c.oov_rate:.2%} ({c.oov_tokens:,} tokens of {c.oov_types:,} types), coverage {c.coverage:.2%}"
+        f"OOV rate {c.oov_rate:.2%} ({c.describe_oovs()}), coverage {c.coverage:.2%}"
     )
 
 
@@ -50,8 +50,8 @@ def describe_vocabulary(path: Path, *, top: int) -> list[str]:
             f"training tokens counted: {total + vocab.counts[1]:,} ({vocab.counts[1]:,} mapped to <unk>), "
             f"lines: {vocab.counts[3]:,}"
         )
-        rows = itertools.islice(zip(range(len(vocab)), vocab.symbols, vocab.counts), top)
+        rows = itertools.islice(zip(range(len(vocab)), vocab.symbols, vocab.counts), len(SPECIALS), len(SPECIALS) + top)
         lines += [f"{i}\t{s!r}\t{c}" if vocab.level == "char" else f"{i}\t{s}\t{c}" for i, s, c in rows]
     else:
-        lines += [f"{i}\t{vocab.symbol(i)}" for i in range(min(top, len(vocab)))]
+        lines += [f"{i}\t{vocab.symbol(i)}" for i in range(len(SPECIALS), min(len(SPECIALS) + top, len(vocab)))]
     return lines

@@ -161,7 +161,7 @@ def finetune_changes(
             f"{run_dir} has no best.pt, the weights --finetune starts from; a run saves it at its first evaluation"
         )
     granted = {
-        "epochs": progress.epoch + saved.epochs,
+        "epochs": None if saved.epochs is None else progress.epoch + saved.epochs,
         "max_steps": None if saved.max_steps is None else progress.global_step + saved.max_steps,
         "max_time": None if saved.max_time is None else progress.elapsed + saved.max_time,
     }

@@ -33,8 +33,9 @@ def checkpoint_payload(trainer, *, extra_config: dict | None = None) -> dict:
 
 class CheckpointCallback(Callback):
     """last.pt after every evaluation, on a signal and every `save_every` steps or seconds (mid-epoch
-    included, with the exact position); best.pt when the evaluation improves; one metrics.jsonl line
-    per evaluation; meta.json.  The first checkpoint makes a staged run the folder's run."""
+    included, with the exact position, said on `console`); best.pt when the evaluation improves; one
+    metrics.jsonl line per evaluation, the last one naming what stopped the run; meta.json.  The first
+    checkpoint makes a staged run the folder's run."""
 
     def __init__(
         self,
@@ -43,8 +44,9 @@ class CheckpointCallback(Callback):
         extra_config: dict | None = None,
         every_steps: int | None = None,
         every_seconds: float | None = None,
+        console: Console | None = None,
     ) -> None:
-        self.folder, self.extra_config = folder, extra_config
+        self.folder, self.extra_config, self.console = folder, extra_config, console
         self.every_steps, self.every_seconds = every_steps, every_seconds
         self._last_save = time.monotonic()
 
@@ -75,8 +77,16 @@ class CheckpointCallback(Callback):
             self.every_seconds and time.monotonic() - self._last_save >= self.every_seconds
         ):
             self.save(trainer, "last")
+            if self.console is not None:  # --save-every: say where a kill -9 would now resume from
+                p = trainer.progress
+                self.console.print(
+                    f"step {step:,}: saved last.pt (epoch {p.epoch + 1}, batch {p.batch} of "
+                    f"{trainer.task.batches_per_epoch():,})"
+                )
 
     def on_eval_end(self, trainer, metrics: dict[str, Any], improved: bool) -> None:
+        if trainer.stop_reason:  # the run's last evaluation says what ended it (the callbacks before this one agreed)
+            metrics["stop"] = trainer.stop_reason
         with (self.folder.path / "metrics.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps({k: _json_number(v) for k, v in metrics.items()}) + "\n")
         if improved:
@@ -138,7 +148,8 @@ class ProgressCallback(Callback):
             return
         trainer.sync_loss()
         p, total = trainer.progress, trainer.task.batches_per_epoch()
-        epoch = f"{p.epoch + 1}/{trainer.config.epochs}"
+        limit = trainer.config.epoch_limit
+        epoch = f"{p.epoch + 1}" if limit is None else f"{p.epoch + 1}/{limit}"
         if self.bar is not None:
             self.bar.update(self.task_id, completed=p.batch, epoch=epoch, status=self._status(trainer, now))
             self._next_update = now + self.refresh

@@ -24,6 +24,9 @@ RESUMABLE = (
     "log_every",
 )
 SCHEDULES = ("plateau", "decay", "steps", "none")
+# The epochs of a run given no --epochs and no budget, by the kind of model.  A run with --max-time or
+# --max-steps and no --epochs has no limit on epochs: it trains until its budget runs out.
+DEFAULT_EPOCHS = {"lm": 6, "vision": 5, "autoencoder": 10}
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class TrainConfig(Config):
     momentum: float = 0.0  # SGD momentum
     weight_decay: float = 0.0  # L2 (sgd, adam) or decoupled (adamw) weight decay
     clip: float = 0.25  # clip the gradient's global norm to this; 0 turns clipping off
-    epochs: int = 6  # passes over the training data
+    epochs: int | None = None  # passes over the training data; None: no limit (see epoch_limit)
     max_steps: int | None = None  # stop after this many optimizer steps in all
     max_time: float | None = None  # stop after this many seconds of training in all
     # plateau: lr *= factor when validation loss does not improve; decay: lr *= factor every epoch from decay_start;
@@ -67,6 +70,21 @@ class TrainConfig(Config):
             data.setdefault("precision", "bf16" if data.pop("bf16") else "fp32")
         return super().from_dict(data)
 
+    @property
+    def budgeted(self) -> bool:
+        """Whether --max-steps or --max-time bounds the run."""
+        return self.max_steps is not None or self.max_time is not None
+
+    @property
+    def epoch_limit(self) -> int | None:
+        """The epochs to train: --epochs; without it none with a budget (it ends the run), else the language
+        models' default.  `with_default_epochs` gives a run its own kind's default."""
+        return self.epochs if self.epochs is not None or self.budgeted else DEFAULT_EPOCHS["lm"]
+
+    def with_default_epochs(self, kind: str) -> TrainConfig:
+        """This config with `kind`'s default --epochs filled in when it has neither --epochs nor a budget."""
+        return self if self.epochs is not None or self.budgeted else self.replace(epochs=DEFAULT_EPOCHS[kind])
+
     def validate(self) -> None:
         check(
             self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"
@@ -78,7 +96,7 @@ class TrainConfig(Config):
         check(0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}")
         check(self.weight_decay >= 0, f"--weight-decay must be >= 0, not {self.weight_decay}")
         check(self.clip >= 0, f"--clip must be >= 0 (0 turns clipping off), not {self.clip}")
-        check(self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}")
+        check(self.epochs is None or self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}")
         check(self.max_steps is None or self.max_steps >= 1, f"--max-steps must be at least 1, not {self.max_steps}")
         check(self.max_time is None or self.max_time > 0, f"--max-time must be positive, not {self.max_time}")
         check(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
@@ -122,3 +140,15 @@ class TrainConfig(Config):
                 "--optimizer ntasgd already answers a stalled validation loss (by averaging); "
                 "--schedule plateau would also cut the rate then: use --schedule none (AWD-LSTM), decay or steps",
             )
+
+
+def stop_words(reason: str, config: TrainConfig) -> str:
+    """Why a run stopped, for people: the reason and the limit behind it (`max-time: 300 s`)."""
+    words = {
+        "epochs": f"{config.epoch_limit} epochs",
+        "max-steps": f"{config.max_steps} steps",
+        "max-time": f"{config.max_time:g} s" if config.max_time is not None else "",
+        "early-stopping": f"{config.patience} evaluations without a better validation loss",
+        "non-monotone": f"validation stalled over the last {config.nonmono} evaluations",
+    }.get(reason)
+    return f"{reason}: {words}" if words else reason

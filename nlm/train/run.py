@@ -105,11 +105,13 @@ def start_run(
         device = ranks.device(train.device)
         if train.lr is None:
             train = train.replace(lr=job.default_lr(LR_KIND.get(train.optimizer, train.optimizer)))
+        train = train.with_default_epochs(job.kind)
         quiet = quiet or not ranks.lead
         train = train.replace(precision=pick_precision(train.precision, device))  # config.json names fp32 or bf16
         folder = None
         with ranks.agreed():  # rank 0 first: it reads (and caches) every input, and takes the run folder
             if ranks.lead:
+                RunFolder.check_free(output, force=force)  # before the inputs: a vocabulary can take minutes
                 job.load(output, train)
                 folder = RunFolder.create(output, force=force)
         try:
@@ -140,7 +142,7 @@ def _announce(console: Console, job: Job, task: Task, train: TrainConfig, device
     """The full configuration, on stderr before training starts."""
     for line in job.describe(task):
         console.print(line)
-    console.print(f"train: {train.to_dict()}")
+    console.print(f"train: {train.describe()}")
     parameters = sum(p.numel() for p in task.model.parameters())
     console.print(
         f"{parameters:,} parameters on {device}; {task.batches_per_epoch():,} batches per epoch"

@@ -25,10 +25,11 @@ RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "meta.json", "config.json")
 LOCK, STAGING, REPLACED = ".lock", ".staging", ".replaced"
 
 
-def _lock(root: Path) -> int:
-    """Lock RUN/.lock for this process, writing its pid there; RunBusyError naming the holder if taken."""
+def _lock(root: Path, *, claim: bool = True) -> int:
+    """Lock RUN/.lock for this process, writing its pid there; RunBusyError naming the holder if taken.
+    Without `claim`, only look: the file must exist, and nothing is written to it."""
     try:
-        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(root / LOCK, os.O_RDWR | (os.O_CREAT if claim else 0), 0o644)
     except OSError as e:
         raise write_error(root / LOCK, e) from None
     try:
@@ -40,9 +41,20 @@ def _lock(root: Path) -> int:
             f"{root} is in use by another nlm process (pid {holder}); "
             "wait for it to finish or stop it, or train into another folder"
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    if claim:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _refuse_a_run_there(output: Path, *, force: bool) -> None:
+    """OutputExistsError when `output` already holds a run and `force` was not given."""
+    existing = [name for name in RUN_FILES if (output / name).exists()]
+    if existing and not force:
+        raise OutputExistsError(
+            f"{output} already holds a run ({', '.join(existing)}); "
+            f"pass --resume {output} to continue it or --force to replace it"
+        )
 
 
 def _recover(root: Path) -> None:
@@ -66,6 +78,18 @@ class RunFolder:
     def __init__(self, root: Path, lock_fd: int, *, created: bool, published: bool) -> None:
         self.root, self._lock_fd, self.created, self.published = root, lock_fd, created, published
 
+    @staticmethod
+    def check_free(output: Path, *, force: bool) -> None:
+        """Refuse at once, before a single input is read, what `create` would refuse: an `output` that is not a
+        folder, one that holds a run (without `force`), one another process trains in.  Nothing is written."""
+        output = Path(output)
+        if output.exists() and not output.is_dir():
+            raise OutputExistsError(f"{output} exists and is not a folder; give -o a folder for the run")
+        if (output / LOCK).is_file():
+            os.close(_lock(output, claim=False))  # closing the descriptor releases the lock at once
+        if output.is_dir():
+            _refuse_a_run_there(output, force=force)
+
     @classmethod
     def create(cls, output: Path, *, force: bool) -> RunFolder:
         """A folder for a new run; its files stay in RUN/.staging until `publish`."""
@@ -81,12 +105,7 @@ class RunFolder:
         folder = cls(output, fd, created=created, published=False)
         try:
             _recover(output)
-            existing = [name for name in RUN_FILES if (output / name).exists()]
-            if existing and not force:
-                raise OutputExistsError(
-                    f"{output} already holds a run ({', '.join(existing)}); "
-                    f"pass --resume {output} to continue it or --force to replace it"
-                )
+            _refuse_a_run_there(output, force=force)
             (output / STAGING).mkdir()
         except BaseException:
             folder.abandon()

@@ -22,7 +22,7 @@ from nlm.io.atomic import write_text_atomic
 from nlm.runtime import is_out_of_memory, out_of_memory, set_rng_state
 from nlm.train.averaging import AveragedCheckpoint, NonMonotoneSwitch, WeightAveraging
 from nlm.train.callbacks import CheckpointCallback, ProgressCallback
-from nlm.train.config import TrainConfig
+from nlm.train.config import TrainConfig, stop_words
 from nlm.train.control import DivergenceGuard, EarlyStopping, LRSchedule
 from nlm.train.distributed import Ranks, build_trainer
 from nlm.train.progress import Progress
@@ -34,8 +34,20 @@ from nlm.train.task import Task
 class RunResult:
     run_dir: Path
     progress: Progress
-    stop_reason: str  # finished | max-steps | max-time | early-stopping | non-monotone (a fine-tuning stalled)
+    # the limit that ended the run (epochs, max-steps, max-time) or what else did (early-stopping, non-monotone)
+    stop_reason: str
     metrics: dict[str, Any]  # the last evaluation
+    train: TrainConfig | None = None  # the limits it ran under
+
+    def stop_line(self) -> str:
+        """The line that ends a training command: what stopped the run, where, and its best loss."""
+        p = self.progress
+        why = self.stop_reason if self.train is None else stop_words(self.stop_reason, self.train)
+        best = f"best loss {p.best_loss:.4f} (epoch {p.best_epoch + 1})" if p.best_epoch >= 0 else "no evaluation"
+        return (
+            f"stopped ({why}) after {p.global_step:,} steps, {p.elapsed:.1f} s of training; {best}; "
+            f"run in {self.run_dir}"
+        )
 
 
 @dataclass
@@ -73,6 +85,7 @@ class TrainingSession:
                     extra_config={**extra_config, "world_size": self.ranks.world},
                     every_steps=train.save_every,
                     every_seconds=train.save_every_seconds,
+                    console=None if self.quiet else self.console,
                 )
             )
         if not self.quiet:
@@ -99,7 +112,7 @@ class TrainingSession:
             switch.start_finetuning(trainer)
             self.finetune = False
         progress = trainer.fit()
-        return RunResult(self.root, progress, trainer.stop_reason or "finished", trainer.last_metrics)
+        return RunResult(self.root, progress, trainer.stop_reason or "epochs", trainer.last_metrics, train)
 
 
 def write_run_config(folder: Path, config: dict[str, Any]) -> None:

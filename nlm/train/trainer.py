@@ -69,14 +69,15 @@ class Trainer:
         return self._signals.signum
 
     def fit(self) -> Progress:
-        """Train until the epochs, steps or time run out, or a callback or a signal stops it."""
+        """Train until the epochs, steps or time run out, or a callback or a signal stops it (`stop_reason`)."""
         self._started = time.monotonic()
         try:
             with self._signals:
                 self.emit("on_fit_start")
-                while self.progress.epoch < self.config.epochs and self.stop_reason is None:
+                limit = self.config.epoch_limit  # None: the budget (--max-steps, --max-time) ends the run
+                while self.stop_reason is None and (limit is None or self.progress.epoch < limit):
                     self._end_span(self._run_epoch())
-                self.stop("finished")
+                self.stop("epochs")
                 self.emit("on_fit_end")
         except BaseException as error:
             self.emit("on_exception", error)
@@ -153,6 +154,8 @@ class Trainer:
         self.epoch_ended = epoch_finished
         if epoch_finished:
             p.epoch, p.batch, p.epoch_loss, p.epoch_count = p.epoch + 1, 0, 0.0, 0
+            if p.epoch == self.config.epoch_limit:  # said before the callbacks, so that metrics.jsonl names it
+                self.stop("epochs")
         self.emit("on_eval_end", metrics, improved)
 
     def evaluate(self) -> dict[str, Any]:
