@@ -92,7 +92,7 @@ def _stream(lm: LoadedLM, path: str | Path, cache_dir: Path | None) -> Perplexit
             f"{corpus.name} has {corpus.tokens} token(s), too few for the stream protocol; use --protocol sentence"
         )
     data = lm.data_config
-    with torch.inference_mode():
+    with torch.inference_mode(), lm.autocast():
         nats, tokens = evaluate_corpus(lm.model, corpus, data, lm.device)
     if data.mode == "sentence":
         skipped = np.zeros(0, dtype=np.int64)
