@@ -27,7 +27,9 @@ def export(
         ),
     ] = "bf16",
 ) -> None:
-    """Write the model, its configs and vocabulary, without the training state, for every command that takes -m.
+    """A small checkpoint for scoring and generation, in a precision.
+
+    Writes the model, its configs and vocabulary, without the training state, for every command that takes -m.
 
     The file loads with torch.load(weights_only=True) and cannot be resumed.  It computes in whatever
     --precision a command asks for; with bf16 weights, --precision fp32 computes in float32 on them.
