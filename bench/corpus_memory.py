@@ -35,13 +35,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-from common import REPO, data_file, sha256
+from common import REPO, data_file, measure, parse_size, sha256
 
 SPELLINGS = 8  # spellings of every word outside the most frequent
 PLAIN = 100  # the most frequent words keep one spelling
@@ -84,21 +82,6 @@ def synthesise(path: Path, tokens: int) -> int:
                     break
             copy += 1
     return written
-
-
-def measure(command: list[str], *, cpu: int, env: dict[str, str], log: Path) -> tuple[float, float, float]:
-    """Run `command` pinned to one core, its output to `log`; (peak RSS in MiB, wall seconds, CPU seconds)."""
-    start = time.perf_counter()
-    with log.open("w") as out:
-        child = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=lambda: os.sched_setaffinity(0, {cpu})
-        )
-        _, status, usage = os.wait4(child.pid, 0)  # the child's own peak, which Popen.wait() would not give
-    child.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    if child.returncode:
-        sys.exit(f"failed ({child.returncode}): {' '.join(command)}\n{log.read_text()[-2000:]}")
-    return usage.ru_maxrss / 1024, wall, usage.ru_utime + usage.ru_stime
 
 
 def steps(corpus: Path, work: Path) -> list[tuple[str, list[str]]]:
@@ -173,11 +156,6 @@ def machine() -> str:
 def peak_of_this_process() -> float:
     line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM"))
     return int(line.split()[1]) / 1024
-
-
-def parse_size(text: str) -> int:
-    scale = {"K": 1_000, "M": 1_000_000}.get(text[-1].upper(), 1)
-    return int(float(text[:-1] if scale > 1 else text) * scale)
 
 
 Result = tuple[float, float, float, str]  # peak MiB, wall s, CPU s, throughput

@@ -18,6 +18,8 @@ from typing import Any, Self
 from nlm.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the hardware does it natively (nlm.runtime.bf16_is_fast)
+EXPORT_PRECISIONS = ("fp32", "bf16", "int8")  # `nlm export`: the weights; int8: recurrent layers on ONNX Runtime
 
 
 class Config:

@@ -140,7 +140,7 @@ def test_beam_returns_num_best_per_prompt_in_prompt_order(word_lm):
     "options, words",
     [
         (dict(beam=2, num=3), "--num 3"),
-        (dict(beam=2, greedy=True), "--greedy and --beam"),
+        (dict(beam=2, greedy=False), "--sample and --beam"),
         (dict(beam=2, top_k=5), "beam search (--beam) does not sample"),
         (dict(beam=-1), "--beam"),
         (dict(beam=2, length_penalty=-1.0), "--length-penalty"),

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 
 from nlm.cli import app
-from nlm.config import DEVICES
+from nlm.config import DEVICES, EXPORT_PRECISIONS, PRECISIONS
 from nlm.io.curves import X_AXES, Y_METRICS
 from nlm.io.tables import FORMATS
 from nlm.lm.config import LOG_BASES, MODES
@@ -27,6 +27,8 @@ LIBRARY_CHOICES = {
     OPTIMIZERS,
     SCHEDULES,
     DEVICES,
+    PRECISIONS,
+    EXPORT_PRECISIONS,
     tuple(X_AXES),
     tuple(Y_METRICS),
     *(value for name, value in vars(choices).items() if name.isupper()),

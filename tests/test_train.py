@@ -100,9 +100,10 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "last.pt", weights_only=True)["model"]
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_corpus):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_corpus, precision):
     model = RNNConfig(emb=32, hidden=32, layers=2, dropout=0.3)  # dropout: the RNG state must be restored too
-    options = dict(model=model, epochs=2)
+    options = dict(model=model, epochs=2, precision=precision)  # exact within a precision, bf16 on the CPU included
     straight = train(tmp_path, tiny_corpus, name="straight", **options)
     # Stop after the first epoch, then resume for the second.
     train(tmp_path, tiny_corpus, name="epochwise", **{**options, "epochs": 1})
@@ -143,7 +144,7 @@ def test_checkpoint_is_self_contained_and_loads_with_weights_only(tmp_path, tiny
 def test_a_cuda_trained_checkpoint_loads_and_runs_on_the_cpu(tmp_path, tiny_corpus):
     from nlm.models.rnn import RNNLM
 
-    result = train(tmp_path, tiny_corpus, epochs=1, device="cuda", bf16=True)
+    result = train(tmp_path, tiny_corpus, epochs=1, device="cuda", precision="bf16")
     checkpoint = torch.load(result.run_dir / "best.pt", map_location="cpu", weights_only=True)
     assert all(t.device.type == "cpu" for t in checkpoint["model"].values())
     model = RNNLM(RNNConfig.from_dict(checkpoint["config"]["model"]))

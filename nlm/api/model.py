@@ -7,7 +7,7 @@ dataclasses.  Log-probabilities are natural logs.  A user error raises `nlm.NlmE
 the message and exit code the command would give.
 
 Scoring and perplexity take the adaptation options of `nlm score` and `nlm perplexity` as keywords
-(`**adaptation`): the continuous cache pointer (`cache=500, cache_theta=0.3, cache_lambda=0.1,
+(`**adaptation`): the continuous cache pointer (`cache=500, cache_theta=0.7, cache_lambda=0.15,
 tune_cache="valid.txt"`) and dynamic evaluation (`dynamic_eval=True, dyn_lr=..., dyn_decay=...,
 dyn_segment=20, dyn_stats="train.txt", dyn_rule="rms", dyn_carry=False`); see nlm/lm/adapt_config.py.
 The model holds its trained weights again when a call returns (or its iterator is exhausted or closed).
@@ -220,9 +220,11 @@ class LanguageModel:
         return next_tokens(self.loaded, contexts, k=k, start=start, batch_size=batch_size)
 
 
-def load(path: str | PathLike, *, device: str = "cpu") -> LanguageModel:
-    """Load a language model trained by nlm: a run folder (its best.pt, else last.pt) or a checkpoint file,
-    exactly as `-m` takes it.  `device` is cpu, cuda, cuda:N, mps or auto (CUDA, then MPS, then the CPU).
+def load(path: str | PathLike, *, device: str = "cpu", precision: str = "fp32") -> LanguageModel:
+    """Load a language model trained by nlm: a run folder (its best.pt, else last.pt) or a checkpoint file
+    (`nlm export`'s too), exactly as `-m` takes it.  `device` is cpu, cuda, cuda:N, mps or auto (CUDA, then
+    MPS, then the CPU).  `precision` is what it computes in, as `--precision`: fp32, bf16, or auto (bf16
+    where the device does it natively); every signature names it.
 
     Raises `nlm.NlmError`: exit code 66 for a missing file, 65 for one that is not a language model."""
-    return LanguageModel(load_language_model(path, device=pick_device(device)))
+    return LanguageModel(load_language_model(path, device=pick_device(device), precision=precision))

@@ -36,7 +36,7 @@ def option_names() -> dict[str, tuple[str, ...]]:
         "vocab_config": vocab,
         "data": names(LMDataConfig),
         "model": names(RNNConfig),
-        "training": names(TrainConfig),
+        "training": (*names(TrainConfig), "bf16"),  # bf16=True: precision="bf16", as `--bf16` was spelled before
     }
 
 
@@ -66,6 +66,8 @@ def rnn_config(**values: Any):
 def train_config(**values: Any):
     from nlm.train.config import TrainConfig
 
+    if values.pop("bf16", False):
+        values["precision"] = "bf16"
     if isinstance(values.get("save_every"), str | None):
         values["save_every"], values["save_every_seconds"] = parse_every(values.get("save_every"))
     if isinstance(values.get("milestones"), str | None):

@@ -81,7 +81,7 @@ def train(
     Progress goes to stderr unless `quiet`.  The run folder is locked while training, written atomically, and
     left as the command leaves it on every error; errors raise `nlm.NlmError` with the command's message and
     exit code (2 for a nonsense option, 73 for a run folder in use...).  A resume takes only the options a
-    resumed run may change (epochs, max_steps, max_time, patience, lr, save_every, device, bf16), and the
+    resumed run may change (epochs, max_steps, max_time, patience, lr, save_every, device, precision), and the
     run's own values of the others."""
     if resume is not None:
         if force or recipe is not None:

@@ -117,6 +117,7 @@ def _register() -> None:
         bleu,
         corpus,
         diagnose,
+        export,
         generate,
         lm,
         neighbours,
@@ -128,7 +129,20 @@ def _register() -> None:
     )
 
     app.add_typer(vocab.app, name="vocab")
-    for module in (lm, score, next_tokens, generate, bleu, vision, autoencoder, corpus, diagnose, neighbours, plot):
+    for module in (
+        lm,
+        score,
+        next_tokens,
+        generate,
+        export,
+        bleu,
+        vision,
+        autoencoder,
+        corpus,
+        diagnose,
+        neighbours,
+        plot,
+    ):
         module.register(app)
 
 

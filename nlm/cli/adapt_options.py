@@ -150,11 +150,20 @@ def with_adaptation(command: Callable[..., Any]) -> Callable[..., Any]:
     return adapted_command
 
 
-def tuned(lm, adaptation: dict[str, Any], **scoring: Any) -> dict[str, Any]:
-    """The adaptation options with `--tune-cache` carried out, its choice said on stderr."""
+def tuned(lm, adaptation: dict[str, Any], share, **scoring: Any) -> dict[str, Any]:
+    """The adaptation options with `--tune-cache` carried out (its choice said on stderr by the lead process),
+    for a command scoring its `share` of the input (nlm.api.shares)."""
+    from nlm.errors import ConfigError
+
+    if adaptation.get("dyn_carry") and share.ranks.world > 1:
+        raise ConfigError(
+            "--dyn-carry reads the lines as one document in order, which processes cannot share; "
+            "run it in one process (without torchrun)"
+        )
     if adaptation.get("tune_cache") is None:
         return adaptation
     options = {name: value for name, value in adaptation.items() if name != "tune_cache"}
     tuning = lm.tune_cache(adaptation["tune_cache"], **scoring, **options)
-    err_console.print(tuning.describe(), markup=False, highlight=False)
+    if share.lead:
+        err_console.print(tuning.describe(), markup=False, highlight=False)
     return {**options, "cache_theta": tuning.theta, "cache_lambda": tuning.lam}

@@ -9,7 +9,15 @@ import typer
 
 from nlm.cli.console import err_console
 from nlm.cli.option_groups import OptionGroup, option_spec
-from nlm.cli.options import Device, DeviceOption, JsonFlag, ModelPath, format_option, wants_json
+from nlm.cli.options import (
+    Device,
+    DeviceOption,
+    JsonFlag,
+    ModelPath,
+    PrecisionOption,
+    format_option,
+    wants_json,
+)
 from nlm.cli.score import load_lm
 from nlm.io.tables import jsonl_line
 
@@ -92,6 +100,7 @@ def generate(
         format_option("text", "json", help="text: the prompt and its continuation; json: with the details."),
     ] = "text",
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
     sampling=None,
 ) -> None:
     """Continue prompts, one line per sample, in prompt order.
@@ -106,7 +115,7 @@ def generate(
     sampling option without --sample; exit 66: a missing file.
     """
     texts = _prompts(prompt, prompts)
-    lm = load_lm(model, device)
+    lm = load_lm(model, device, precision)
     for sample in lm.iter_generations(texts, config=sampling):
         _warn_oovs(sample)
         if output_format == "json":

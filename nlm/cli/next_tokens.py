@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from nlm.cli.console import err_console
-from nlm.cli.options import DeviceOption, ModelPath, format_option
+from nlm.cli.options import DeviceOption, ModelPath, PrecisionOption, format_option
 from nlm.cli.score import load_lm
 from nlm.io.tables import RowWriter
 
@@ -35,6 +35,7 @@ def next_command(
     ] = "tsv",
     batch_size: Annotated[int, typer.Option(min=1, help="Contexts per forward pass.")] = 64,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """The most likely next tokens after each context.
 
@@ -49,7 +50,7 @@ def next_command(
     from nlm.io.text import read_lines
 
     lines = read_lines("-", allow_empty=True) if contexts in (None, ["-"]) else contexts
-    lm = load_lm(model, device)
+    lm = load_lm(model, device, precision)
     unit = "token" if lm.vocab.level == "word" else "piece"
     writer = RowWriter(sys.stdout, fmt=output_format)
     warned = False

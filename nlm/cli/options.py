@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from nlm.config import DEVICES
+from nlm.config import DEVICES, PRECISIONS
 from nlm.io.curves import X_AXES, Y_METRICS
 from nlm.io.tables import FORMATS, OLD_FORMAT_NAMES
 from nlm.lm.config import LOG_BASES, MODES
@@ -49,6 +49,7 @@ Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
 Anneal = Literal[ANNEALS]
 Device = Literal[DEVICES]
+Precision = Literal[PRECISIONS]
 XAxis = Literal[tuple(X_AXES)]
 YMetric = Literal[tuple(Y_METRICS)]
 
@@ -94,6 +95,11 @@ ModelPath = Annotated[
     ),
 ]
 DeviceOption = Annotated[Device, typer.Option(help="Where to run; auto picks CUDA, then MPS, then the CPU.")]
+PRECISION_HELP = (
+    "fp32; bf16 (autocast: products and recurrent cells in bfloat16, log-softmax and every sum in float32); "
+    "auto: bf16 where the hardware does it natively (CUDA with bf16, a CPU with AMX or AVX512-BF16), else fp32."
+)
+PrecisionOption = Annotated[Precision, typer.Option(help=PRECISION_HELP)]
 
 # -- options of the commands on images ----------------------------------------------------------
 DataSpec = Annotated[

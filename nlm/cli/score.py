@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
 from nlm.cli.adapt_options import tuned, with_adaptation
 from nlm.cli.console import err_console
-from nlm.cli.options import Device, DeviceOption, JsonFlag, LogBase, Mode, ModelPath, format_option, wants_json
+from nlm.cli.options import (
+    Device,
+    DeviceOption,
+    JsonFlag,
+    LogBase,
+    Mode,
+    ModelPath,
+    Precision,
+    PrecisionOption,
+    format_option,
+    wants_json,
+)
 from nlm.io.tables import RowWriter, jsonl_line
 
 BatchOption = Annotated[int, typer.Option(min=1, help="Sentences per batch, sorted by length (1: one at a time).")]
@@ -24,15 +34,34 @@ RowsOption = Annotated[
 ]
 
 
-def load_lm(model: str, device: Device):
-    """The language model of `-m/--model` (an `nlm.LanguageModel`), on the device of `--device`."""
+ResultOutput = Annotated[
+    str | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Write the output to this file (through a temporary file, so it appears whole) instead of stdout; "
+        "needed under torchrun, where each process scores its share of the lines.",
+        show_default=False,
+    ),
+]
+
+
+def load_lm(model: str, device: Device | str, precision: Precision = "fp32"):
+    """The language model of `-m/--model` (an `nlm.LanguageModel`), on the device of `--device`, computing in
+    `--precision`."""
     from nlm.api import load
 
-    return load(model, device=device)
+    return load(model, device=device, precision=precision)
+
+
+def threads_given(ctx: typer.Context) -> int | None:
+    """`nlm --threads N`, when it was given (under torchrun each process otherwise runs one thread)."""
+    return ctx.find_root().params.get("threads")
 
 
 @with_adaptation
 def score(
+    ctx: typer.Context,
     files: Annotated[
         list[str] | None,
         typer.Argument(help="Text files, one sentence per line; none or '-' reads stdin.", show_default=False),
@@ -71,7 +100,9 @@ def score(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No corpus summary on stderr.")] = False,
+    output: ResultOutput = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
     adaptation: dict | None = None,
 ) -> None:
     """Score each line: log-prob, tokens, OOVs, perplexity.
@@ -92,33 +123,33 @@ def score(
     evaluation learns start afresh), unless --dyn-carry; dynamic evaluation scores the lines one
     at a time, in input order.
     """
-    from nlm.io.text import display_name, read_lines
+    from nlm.api.shares import scoring_share
+    from nlm.io.text import display_name
     from nlm.lm.scoring import CorpusSummary
 
-    lm = load_lm(model, device)
-    adaptation = tuned(lm, adaptation or {}, protocol="sentence", batch_size=batch_size)
-    rows = _row_maker(lm, base=base, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos)
-    lines = (line for path in (files or ["-"]) for line in read_lines(path, allow_empty=True))
-    summary, writer = CorpusSummary(), RowWriter(sys.stdout, fmt=output_format, flush=unbuffered)
     name = display_name(files[0]) if files and len(files) == 1 else "the input"
-    for result in lm.iter_scores(
-        lines,
-        batch_size=batch_size,
-        bos_eos=bos_eos,
-        per_token=per_token or per_word,
-        eager=unbuffered,
-        name=name,
-        **adaptation,
-    ):
-        summary.add(result)
-        for row in rows(result):
-            writer.write(row)
-    if not quiet:
-        _tell(summary.describe(base=base, signature=lm.score_signature(bos_eos=bos_eos, **adaptation)))
+    with scoring_share(
+        files or [], output=output, totals=CorpusSummary, threads=threads_given(ctx), line_buffered=unbuffered,
+        console=err_console,
+    ) as share:  # fmt: skip
+        lm = load_lm(model, share.device(device), precision)
+        adaptation = tuned(lm, adaptation or {}, share, protocol="sentence", batch_size=batch_size)
+        rows = _row_maker(lm, base=base, with_text=with_text, per_token=per_token, per_word=per_word, bos_eos=bos_eos)
+        share.result, writer = CorpusSummary(), RowWriter(share.stream, fmt=output_format, flush=unbuffered)
+        for result in share.scores(
+            lm.iter_scores, batch_size=batch_size, bos_eos=bos_eos, per_token=per_token or per_word,
+            eager=unbuffered, name=name, **adaptation,
+        ):  # fmt: skip
+            share.result.add(result)
+            for row in rows(result):
+                writer.write(row)
+    if not quiet and share.lead:
+        _tell(share.total.describe(base=base, signature=lm.score_signature(bos_eos=bos_eos, **adaptation)))
 
 
 @with_adaptation
 def perplexity(
+    ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="Text, one sentence per line ('-' for stdin).", show_default=False)],
     model: ModelPath = ...,
     protocol: Annotated[
@@ -132,7 +163,9 @@ def perplexity(
     old_json: JsonFlag = False,
     batch_size: BatchOption = 64,
     rows: RowsOption = None,
+    output: ResultOutput = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
     adaptation: dict | None = None,
 ) -> None:
     """Corpus perplexity, bits per byte and word perplexity of a text.
@@ -151,9 +184,21 @@ def perplexity(
     --cache and --dynamic-eval adapt the model to the text as it is read (the stream protocol: one
     document; --protocol sentence: each line its own, unless --dyn-carry).
     """
-    lm = load_lm(model, device)
-    adaptation = tuned(lm, adaptation or {}, protocol=protocol, rows=rows, batch_size=batch_size)
-    result = lm.perplexity(file, protocol=protocol, batch_size=batch_size, rows=rows, **adaptation)
+    from nlm.api import Perplexity
+    from nlm.api.shares import scoring_share
+
+    with scoring_share(
+        [file], output=output, rows=False, totals=Perplexity, threads=threads_given(ctx), console=err_console
+    ) as share:
+        lm = load_lm(model, share.device(device), precision)
+        adaptation = tuned(lm, adaptation or {}, share, protocol=protocol, rows=rows, batch_size=batch_size)
+        share.result = share.perplexity(
+            lm.perplexity, file, protocol=protocol, batch_size=batch_size, rows=rows, **adaptation
+        )
+    share.publish(_perplexity_line(share.total, as_json=wants_json(output_format, old_json)))
+
+
+def _perplexity_line(result, *, as_json: bool) -> str:
     record = {
         "name": "PPL",
         "score": round(result.ppl, 4),
@@ -169,14 +214,14 @@ def perplexity(
         "description": result.description,
         "signature": result.signature,
     }
-    typer.echo(
+    return (
         jsonl_line(record)
-        if wants_json(output_format, old_json)
+        if as_json
         else f"PPL|{result.signature} = {result.ppl:.4f} (loss {result.loss:.4f} nats/token, "
         f"{result.tokens:,} predicted tokens, {result.oovs:,} OOVs; {result.description}); "
         f"bits per byte {result.bits_per_byte:.4f} ({result.bytes:,} bytes), "
         f"word perplexity {result.word_ppl:.4f} ({result.words:,} words)"
-    )
+    ) + "\n"
 
 
 # -- helpers: presentation only ----------------------------------------------------------------

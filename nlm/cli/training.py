@@ -16,7 +16,7 @@ import typer
 from nlm.api.options import train_config
 from nlm.cli.console import err_console
 from nlm.cli.option_groups import OptionGroup, given_options, option_spec
-from nlm.cli.options import OPTIM, RUN, Anneal, Device, Optimizer, Schedule
+from nlm.cli.options import OPTIM, RUN, Anneal, Device, Optimizer, Precision, Schedule
 
 Output = Annotated[
     Path | None,
@@ -31,7 +31,7 @@ Resume = Annotated[
     Path | None,
     typer.Option(
         help="Continue the run in this folder where its last.pt stopped; only the stopping rules, "
-        "--lr, --save-every, --device and --bf16 may change.",
+        "--lr, --save-every, --device and --precision may change.",
         rich_help_panel=RUN,
     ),
 ]
@@ -110,7 +110,15 @@ TRAINING_OPTIONS: dict[str, tuple] = {
         RUN,
     ),
     "device": option_spec(Device, "auto", "Where to train; auto picks CUDA, then MPS, then the CPU.", RUN),
-    "bf16": option_spec(bool, False, "bf16 autocast (CUDA only).", RUN),
+    "precision": option_spec(
+        Precision,
+        "fp32",
+        "fp32; bf16 (autocast: products and recurrent cells in bfloat16; weights, optimizer state and the loss "
+        "in float32); auto: bf16 where the hardware does it natively (CUDA with bf16, a CPU with AMX or "
+        "AVX512-BF16), else fp32.  config.json records which.",
+        RUN,
+    ),
+    "bf16": option_spec(bool, False, "The same as --precision bf16 (an old spelling).", RUN, "--bf16", hidden=True),
     "seed": option_spec(int, 1, "Random seed: initialisation, dropout, batch order, the held-out split.", RUN),
 }
 

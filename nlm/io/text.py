@@ -1,7 +1,11 @@
-"""Reading UTF-8 text line by line, with `-` for stdin and errors that name file and line."""
+"""Reading UTF-8 text line by line, with `-` for stdin and errors that name file and line.
+
+Every text input may be compressed (gzip, bzip2, xz: nlm/io/compressed.py); it is read as its
+decompressed text, a buffer at a time."""
 
 from __future__ import annotations
 
+import io
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -13,6 +17,7 @@ from typing import IO, TextIO
 
 from nlm.errors import DataError, InputMissingError
 from nlm.io.atomic import atomic_write, write_error
+from nlm.io.compressed import CorruptArchiveError, decompressed
 
 STDIO = "-"
 BOM = "\ufeff"  # a UTF-8 byte-order mark, which some editors put at the start of a file: not text
@@ -38,8 +43,8 @@ def stdin_bytes() -> IO[bytes]:
     return getattr(stream, "buffer", stream)
 
 
-def open_input(path: str | Path) -> IO[bytes]:
-    """A file, or `-` for stdin, opened for reading bytes; InputMissingError for what cannot be opened."""
+def open_raw(path: str | Path) -> IO[bytes]:
+    """A file, or `-` for stdin, opened to read its bytes as they are; InputMissingError for what cannot be opened."""
     if str(path) == STDIO:
         return stdin_bytes()
     p = Path(path)
@@ -53,24 +58,33 @@ def open_input(path: str | Path) -> IO[bytes]:
         raise InputMissingError(f"{p}: cannot open ({e.strerror})") from None
 
 
-def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
+def open_input(path: str | Path) -> IO[bytes]:
+    """A file, or `-` for stdin, opened for reading its text's bytes: decompressed when it is gzip, bzip2 or xz."""
+    stream = open_raw(path)
+    if not hasattr(stream, "peek"):  # a stdin that is not a buffered stream (a test runner's)
+        stream = io.BufferedReader(stream)
+    return decompressed(stream, name=display_name(path))
+
+
+def read_lines(path: str | Path, *, allow_empty: bool = False, skip: int = 0) -> Iterator[str]:
     """Yield the lines of a UTF-8 file without their line ending.
 
     Only `\\n` ends a line (a `\\r` before it is dropped, so a CRLF file reads as LF), so the
     lines are the ones `wc -l` counts.  A byte-order mark at the start of the input is not
     text and is dropped.  Undecodable bytes or a NUL byte (a binary file) raise DataError
-    naming the file and the line; an empty file raises DataError unless allowed.
+    naming the file and the line; an empty file raises DataError unless allowed.  The first
+    `skip` lines are passed over without being decoded.
     """
     name = display_name(path)
     stream = open_input(path)
     is_stdin = str(path) == STDIO
-    if not is_stdin and b"\0" in stream.peek(8192)[:8192]:
-        stream.close()
-        raise DataError(f"{name} holds NUL bytes; it looks like a binary file, not text")
+    number = 0
     try:
-        seen = False
+        if not is_stdin and b"\0" in stream.peek(8192)[:8192]:
+            raise DataError(f"{name} holds NUL bytes; it looks like a binary file, not text")
         for number, raw in enumerate(stream, start=1):
-            seen = True
+            if number <= skip:  # another process's lines: passed over, not decoded
+                continue
             if b"\0" in raw:
                 raise DataError(f"{name}:{number}: NUL byte; this looks like a binary file, not text")
             try:
@@ -82,8 +96,10 @@ def read_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[str]:
             if number == 1:
                 line = line.removeprefix(BOM)
             yield line.rstrip("\n").removesuffix("\r")
-        if not seen and not allow_empty:
+        if not number and not allow_empty:
             raise EmptyInputError(name)
+    except CorruptArchiveError as e:  # where the decompression failed: the lines before it were read
+        raise CorruptArchiveError(f"{name}:{number + 1}", e.kind, e.reason) from None
     finally:
         if not is_stdin:
             stream.close()
@@ -155,9 +171,19 @@ def open_output(path: str | Path, *, line_buffered: bool = False) -> Iterator[Te
         yield f
 
 
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes, as hex, read through one small buffer; InputMissingError for a missing file."""
+def count_lines(path: str | Path) -> int:
+    """How many lines `read_lines(path)` yields (a last line without its newline counts), from the bytes alone."""
+    lines, last = 0, b"\n"
+    with open_input(path) as stream:
+        while chunk := stream.read(1 << 20):
+            lines, last = lines + chunk.count(b"\n"), chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def file_sha256(path: str | Path, *, text: bool = False) -> str:
+    """The sha256 of a file's bytes as hex, read through one small buffer; with `text`, of its decompressed text
+    (what a compressed corpus holds).  InputMissingError naming a file that is not there."""
     import hashlib
 
-    with open_input(path) as f:
+    with open_input(path) if text else open_raw(path) as f:
         return hashlib.file_digest(f, "sha256").hexdigest()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from nlm.errors import ConfigError
 from nlm.io.text import EmptyInputError
 from nlm.lm.adapt_config import Adaptation
 from nlm.lm.cache import LAMBDAS, THETAS, CacheGrid, PointerCache
@@ -99,6 +100,11 @@ def build_adapter(
         cache = PointerCache(settings.cache, theta=settings.theta, lam=settings.lam)
     dynamic = None
     if settings.dynamic_eval:
+        if lm.int8:
+            raise ConfigError(
+                "dynamic evaluation needs gradients through the recurrent layers, which an int8 export runs on "
+                "ONNX Runtime without; use the run's own checkpoint (the cache works with int8)"
+            )
         stats = None
         if settings.dyn_rule == "rms":
             stats = gradient_statistics(lm, settings.dyn_stats, segment=settings.dyn_segment, cache_dir=cache_dir)
@@ -146,9 +152,10 @@ def adapted_scores(
     for index, text in enumerate(lines):
         ids = lm.vocab.encode(text)
         adapter.new_document()
-        (values,) = score_ids(
-            lm.model, [ids], start_id=lm.start_id, bos_eos=bos_eos, adapter=adapter, steps=adapter.segment
-        )
+        with lm.autocast():
+            (values,) = score_ids(
+                lm.model, [ids], start_id=lm.start_id, bos_eos=bos_eos, adapter=adapter, steps=adapter.segment
+            )
         yield sentence_score(index, text, ids, values, bos_eos=bos_eos, per_token=per_token)
     if index < 0:
         raise EmptyInputError(name, f"{name} is empty: nothing to score")

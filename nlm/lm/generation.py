@@ -183,7 +183,9 @@ def generate(lm: LoadedLM, prompts: Iterable[str], *, config: SamplingConfig) ->
     index = 0
     for batch in line_batches(prompts, BEAM_PROMPTS if config.beam else 1):
         encoded = [lm.vocab.encode(prompt) for prompt in batch]
-        for prompt, prompt_ids, results in zip(batch, encoded, decode([[lm.start_id, *ids] for ids in encoded])):
+        with lm.autocast():
+            decoded_batch = decode([[lm.start_id, *ids] for ids in encoded])
+        for prompt, prompt_ids, results in zip(batch, encoded, decoded_batch):
             for s, decoded in enumerate(results):
                 yield Generation(
                     prompt_index=index,

@@ -60,7 +60,7 @@ def top_next(lm: LoadedLM, inputs: list[list[int]], k: int) -> tuple[list[list[f
     batch = torch.full((len(inputs), int(lengths.max())), PAD, dtype=torch.long)
     for row, ids in enumerate(inputs):
         batch[row, : len(ids)] = torch.tensor(ids)
-    with torch.inference_mode():
+    with torch.inference_mode(), lm.autocast():
         features, _ = lm.model(batch.to(lm.device))
         last = features[
             torch.arange(len(inputs), device=lm.device), lengths.to(lm.device) - 1

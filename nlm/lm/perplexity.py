@@ -104,7 +104,7 @@ def _stream(lm: LoadedLM, path: str | Path, cache_dir: Path | None, rows: int | 
         )
     rows = rows or (adapter and adapter.stream_rows)
     data = data.replace(eval_batch_size=rows or data.eval_batch_size, bptt=(adapter and adapter.segment) or data.bptt)
-    with torch.inference_mode():
+    with torch.inference_mode(), lm.autocast():
         nats, tokens = evaluate_corpus(lm.model, corpus, data, lm.device, adapter=adapter)
     if data.mode == "sentence":
         skipped = np.zeros(0, dtype=np.int64)

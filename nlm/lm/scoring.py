@@ -236,14 +236,15 @@ def score_sentences(
         for batch in length_batches(
             lengths, batch_size=batch_size, vocab_size=len(lm.vocab), logit_budget=logit_budget
         ):
-            scored = score_ids(
-                lm.model,
-                [encoded[i] for i in batch],
-                start_id=lm.start_id,
-                bos_eos=bos_eos,
-                logit_budget=logit_budget,
-                adapter=adapter,
-            )
+            with lm.autocast():
+                scored = score_ids(
+                    lm.model,
+                    [encoded[i] for i in batch],
+                    start_id=lm.start_id,
+                    bos_eos=bos_eos,
+                    logit_budget=logit_budget,
+                    adapter=adapter,
+                )
             for i, values in zip(batch, scored):
                 logprobs[i] = values
         for text, ids, values in zip(pool, encoded, logprobs):

@@ -25,7 +25,7 @@ import torch
 
 from nlm.lm.config import LMDataConfig
 from nlm.models.recurrent import LayerState
-from nlm.models.rnn import RNNLM, State, detach_state, map_state
+from nlm.models.rnn import RNNLM, State, map_state
 from nlm.text.batches import (
     Window,
     bptt_windows,
@@ -130,7 +130,7 @@ class LMTask:
         state = self.state if self.data.mode == "stream" else None
         features, state = self.model(inputs, state)
         if self.data.mode == "stream":
-            self.state = detach_state(state)
+            self.state = map_state(state, lambda t: t.detach().float())  # carried in float32 at any precision
             if self.shard.world > 1:
                 self.all_rows_state = map_state(self.state, lambda t: self.shard.gather(t, self.data.batch_size, dim=1))
         nll = self.model.nll(features, targets)
@@ -184,7 +184,7 @@ class LMTask:
         else:
             self.state = None if saved.get("state") is None else _layer_state(saved["state"])
         if self.state is not None:
-            self.state = map_state(self.state, lambda t: t.to(self.device))
+            self.state = map_state(self.state, lambda t: t.to(self.device, torch.float32))
         if self.state is not None and self.shard.world > 1:  # the checkpoint holds every row: keep this process's
             self.all_rows_state = self.state
             self.state = map_state(self.state, lambda t: t[:, self.shard.block(self.data.batch_size)])

@@ -91,30 +91,35 @@ class TiedHeadCluster(nn.Module):
 
 
 class AdaptiveSoftmax(nn.AdaptiveLogSoftmaxWithLoss):
-    """PyTorch's adaptive softmax with the head's bias on, read through the nll / log_probs contract."""
+    """PyTorch's adaptive softmax with the head's bias on, read through the nll / log_probs contract.
+
+    Under bf16 autocast its products (the head cluster, the tails' projections) run in bfloat16 and
+    everything after them in float32: each product's output is cast back by a forward hook before the
+    module takes its log-softmax, and the module writes cluster log-probs into a buffer of its input's
+    dtype, which is float32."""
 
     def __init__(self, hidden: int, vocab_size: int, cutoffs: tuple[int, ...]) -> None:
         super().__init__(hidden, vocab_size, list(cutoffs), div_value=ADAPTIVE_DIV, head_bias=True)
+        for product in (self.head, *self.tail):
+            product.register_forward_hook(_float32_output)
 
     def tie(self, embedding: nn.Embedding) -> None:
         self.head = TiedHeadCluster(embedding, self.shortlist_size, self.n_clusters)
+        self.head.register_forward_hook(_float32_output)
 
     def log_probs(self, features: torch.Tensor) -> torch.Tensor:
-        with _float32(features):
-            flat = features.reshape(-1, features.size(-1)).float()
-            return self.log_prob(flat).view(*features.shape[:-1], self.n_classes)
+        flat = features.reshape(-1, features.size(-1)).float()
+        return self.log_prob(flat).view(*features.shape[:-1], self.n_classes)
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with _float32(features):
-            flat = features.reshape(-1, features.size(-1)).float()
-            # forward scores each target through its own cluster only: never all V logits
-            return self(flat, targets.reshape(-1)).output.neg().view(targets.shape)
+        flat = features.reshape(-1, features.size(-1)).float()
+        # forward scores each target through its own cluster only: never all V logits
+        return self(flat, targets.reshape(-1)).output.neg().view(targets.shape)
 
 
-def _float32(features: torch.Tensor):
-    """Autocast off: the module writes cluster log-probs into a buffer of its input's dtype, which
-    must be float32 (CPU autocast would hand it bf16 ones); the head is small, so this costs little."""
-    return torch.autocast(features.device.type, enabled=False)
+def _float32_output(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+    """A forward hook: the module's output in float32 (bf16 under autocast; in float32 it is the output itself)."""
+    return output.float()
 
 
 HEADS = {"full": FullSoftmax, "adaptive": AdaptiveSoftmax}  # keyed by nlm.models.choices.SOFTMAXES

@@ -1,7 +1,8 @@
 """A text file as one id stream, `<eos>` after every line, encoded once into a memory-mapped cache.
 
-The cache is keyed by the file's sha256 and the vocabulary's fingerprint, so a file is
-encoded once per vocabulary; training then reads windows straight from the mapped file
+The cache is keyed by the sha256 of the text (decompressed, for a compressed file) and the
+vocabulary's fingerprint, so a text is encoded once per vocabulary, whether it comes plain or
+gzipped; training then reads windows straight from the mapped file
 and memory does not grow with the corpus.  Stdin is encoded into a private temporary
 cache.  The line ends are kept too, for sentence-mode batches and per-line scoring.
 """
@@ -102,7 +103,9 @@ def encode_corpus(path: str | Path, vocab: Vocabulary, *, cache_dir: Path | None
         stdin_bytes()  # a closed stdin is an error before any temporary folder is made
         stem = Path(tempfile.mkdtemp(prefix="nlm-stdin-")) / "stdin"
     else:
-        stem = (cache_dir or default_cache_dir()) / f"v{CACHE_VERSION}-{file_sha256(path)[:20]}-{vocab.fingerprint()}"
+        stem = (
+            cache_dir or default_cache_dir()
+        ) / f"v{CACHE_VERSION}-{file_sha256(path, text=True)[:20]}-{vocab.fingerprint()}"
         if stem.with_suffix(".json").exists():
             return _open(stem, name)
         _writable(stem.parent)

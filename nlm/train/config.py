@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Self
 
-from nlm.config import DEVICES, Config, check
+from nlm.config import DEVICES, PRECISIONS, Config, check
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "ntasgd")
 RESUMABLE = (
@@ -19,7 +20,7 @@ RESUMABLE = (
     "save_every",
     "save_every_seconds",
     "device",
-    "bf16",
+    "precision",
     "log_every",
 )
 SCHEDULES = ("plateau", "decay", "steps", "budget", "none")
@@ -56,7 +57,7 @@ class TrainConfig(Config):
     save_every: int | None = None  # also write last.pt every this many optimizer steps, mid-epoch included
     save_every_seconds: float | None = None  # ... or every this many seconds of training
     device: str = "auto"  # auto | cpu | cuda | mps
-    bf16: bool = False  # bf16 autocast on CUDA
+    precision: str = "fp32"  # fp32 | bf16 (autocast; weights, optimizer and loss stay fp32) | auto: the run resolves it
     seed: int = 1  # seeds init, dropout and batch order; CPU runs are deterministic
     log_every: float = 30.0  # seconds between plain log lines when stderr is not a terminal
     recipe: str | None = None  # the preset (`nlm train --recipe`) whose values filled the options not given; a record
@@ -65,6 +66,14 @@ class TrainConfig(Config):
         if self.schedule is None:  # NT-ASGD answers a stalled validation loss by averaging, not by a lower rate
             object.__setattr__(self, "schedule", "none" if self.optimizer == "ntasgd" else "plateau")
         super().__post_init__()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """As Config's; a run saved before --precision says `bf16: true|false` (bf16 applied on CUDA only then)."""
+        data = dict(data)
+        if "bf16" in data:
+            data.setdefault("precision", "bf16" if data.pop("bf16") else "fp32")
+        return super().from_dict(data)
 
     @property
     def budgeted(self) -> bool:
@@ -82,6 +91,9 @@ class TrainConfig(Config):
         return self if self.epochs is not None or self.budgeted else self.replace(epochs=DEFAULT_EPOCHS[kind])
 
     def validate(self) -> None:
+        check(
+            self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"
+        )
         check(self.lr is None or self.lr > 0, f"--lr must be positive, not {self.lr}")
         check(
             self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"

@@ -22,6 +22,7 @@ from rich.console import Console
 from nlm.config import option_name
 from nlm.errors import ConfigError
 from nlm.io.checkpoint import load_checkpoint
+from nlm.runtime import pick_precision
 from nlm.train.averaging import finetune_changes
 from nlm.train.config import RESUMABLE, TrainConfig
 from nlm.train.distributed import Ranks, join_processes
@@ -96,6 +97,7 @@ def _resumed_run(job_type, run_dir: Path, changes: dict[str, Any], ranks: Ranks,
         ]
     train, changed = resumed_train_config(saved, changes)
     device = ranks.device(train.device)
+    train = train.replace(precision=pick_precision(train.precision, device))
     job.load(run_dir, train)
     task = job.new_task(device, train, ranks.shard)
     weights = load_checkpoint(run_dir / "best.pt", kind=job_type.kind) if finetune else checkpoint
@@ -157,6 +159,11 @@ def check_world_size(saved: int, world: int, run_dir: Path) -> None:
 
 def resumed_train_config(saved: dict, changes: dict[str, Any]) -> tuple[TrainConfig, dict[str, str]]:
     """The saved TrainConfig with the changes a resume allows; a ConfigError names any other option given."""
+    if "bf16" in changes:  # the old spelling of --precision bf16
+        changes = {
+            **{k: v for k, v in changes.items() if k != "bf16"},
+            **({"precision": "bf16"} if changes["bf16"] else {}),
+        }
     refused = sorted(name for name in changes if name not in RESUMABLE)
     if refused:
         names = ", ".join(map(option_name, refused))

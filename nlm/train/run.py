@@ -25,7 +25,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from nlm.runtime import check_model_fits, seed_everything
+from nlm.runtime import check_model_fits, pick_precision, seed_everything
 from nlm.train.config import TrainConfig
 from nlm.train.distributed import Ranks, join_processes
 from nlm.train.optim import LR_KIND
@@ -107,8 +107,7 @@ def start_run(
             train = train.replace(lr=job.default_lr(LR_KIND.get(train.optimizer, train.optimizer)))
         train = train.with_default_epochs(job.kind)
         quiet = quiet or not ranks.lead
-        if train.bf16 and device.type != "cuda" and ranks.lead:
-            console.print(f"warning: --bf16 applies on CUDA only; training in float32 on {device.type}")
+        train = train.replace(precision=pick_precision(train.precision, device))  # config.json names fp32 or bf16
         folder = None
         with ranks.agreed():  # rank 0 first: it reads (and caches) every input, and takes the run folder
             if ranks.lead:

@@ -109,7 +109,7 @@ class Trainer:
         return True
 
     def _step(self, batch: Any) -> None:
-        with autocast(self.device, self.config.bf16):
+        with autocast(self.device, self.config.precision):
             loss, count = self.task.training_step(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -165,7 +165,7 @@ class Trainer:
         train_loss = p.epoch_loss / p.epoch_count if p.epoch_count else math.nan
         self.emit("on_eval_start")
         self.task.model.eval()
-        with torch.inference_mode(), autocast(self.device, self.config.bf16):
+        with torch.inference_mode(), autocast(self.device, self.config.precision):
             metrics = self.task.evaluate()
         self.task.model.train()
         metrics = {
