@@ -15,10 +15,11 @@ from nlm.cli import app
 from nlm.config import DEVICES, EXPORT_PRECISIONS, PRECISIONS
 from nlm.io.curves import X_AXES, Y_METRICS
 from nlm.io.tables import FORMATS
+from nlm.lm.adapt_config import DYN_RULES
 from nlm.lm.config import LOG_BASES, MODES
 from nlm.models import choices
 from nlm.text.symbols import LEVELS
-from nlm.train.config import OPTIMIZERS, SCHEDULES
+from nlm.train.config import ANNEALS, OPTIMIZERS, SCHEDULES
 
 LIBRARY_CHOICES = {
     LEVELS,
@@ -26,6 +27,8 @@ LIBRARY_CHOICES = {
     tuple(LOG_BASES),
     OPTIMIZERS,
     SCHEDULES,
+    ANNEALS,
+    DYN_RULES,
     DEVICES,
     PRECISIONS,
     EXPORT_PRECISIONS,
