@@ -21,112 +21,73 @@ from nlm.lm.adapt_config import CACHE_LAMBDA, CACHE_THETA, DYN_DEFAULTS, DYN_RUL
 ADAPT = "Adaptation: cache pointer and dynamic evaluation"
 DynRule = Literal[DYN_RULES]
 
-CacheWindow = Annotated[
-    int,
-    typer.Option(
+
+def _option(kind: Any, default: Any, help: str, *decls: str, **options: Any) -> tuple[Any, Any]:
+    """(annotation, default) of one adaptation option, listed in --help's adaptation panel."""
+    option = typer.Option(*decls, help=help, rich_help_panel=ADAPT, show_default=default is not None, **options)
+    return Annotated[kind, option], default
+
+
+RMS, SGD = DYN_DEFAULTS["rms"], DYN_DEFAULTS["sgd"]
+OPTIONS: dict[str, tuple[Any, Any]] = {  # name: (annotation, default), in the order --help lists them
+    "cache": _option(
+        int,
+        0,
+        "Mix in the continuous cache pointer over the last W positions (Grave et al. 2017): the words that "
+        "followed states like the current one; 0: off.  Within each line for score and --protocol sentence.",
         "--cache",
         metavar="W",
         min=0,
-        help="Mix in the continuous cache pointer over the last W positions (Grave et al. 2017): the words that "
-        "followed states like the current one; 0: off.  Within each line for score and --protocol sentence.",
-        rich_help_panel=ADAPT,
     ),
-]
-CacheTheta = Annotated[
-    float | None,
-    typer.Option(
-        help=f"The pointer's sharpness: position i weighs exp(theta * h_t . h_i) [default: {CACHE_THETA}].",
-        show_default=False,
-        rich_help_panel=ADAPT,
+    "cache_theta": _option(
+        float | None,
+        None,
+        f"The pointer's sharpness: position i weighs exp(theta * h_t . h_i) [default: {CACHE_THETA}].",
     ),
-]
-CacheLambda = Annotated[
-    float | None,
-    typer.Option(
-        help=f"The cache's share: p = (1 - lambda) p_model + lambda p_cache [default: {CACHE_LAMBDA}].",
-        show_default=False,
-        rich_help_panel=ADAPT,
+    "cache_lambda": _option(
+        float | None, None, f"The cache's share: p = (1 - lambda) p_model + lambda p_cache [default: {CACHE_LAMBDA}]."
     ),
-]
-TuneCache = Annotated[
-    str | None,
-    typer.Option(
-        metavar="VALID_FILE",
-        help="First choose --cache-theta and --cache-lambda (those not given) on this validation text, a small grid "
+    "tune_cache": _option(
+        str | None,
+        None,
+        "First choose --cache-theta and --cache-lambda (those not given) on this validation text, a small grid "
         "scored the way the input will be; the choice is printed on stderr.",
-        show_default=False,
-        rich_help_panel=ADAPT,
+        metavar="VALID_FILE",
     ),
-]
-DynamicEval = Annotated[
-    bool,
-    typer.Option(
-        "--dynamic-eval",
-        help="Dynamic evaluation (Krause et al. 2018): after scoring each segment, one gradient step on it, pulled "
+    "dynamic_eval": _option(
+        bool,
+        False,
+        "Dynamic evaluation (Krause et al. 2018): after scoring each segment, one gradient step on it, pulled "
         "back towards the trained weights; the checkpoint is never changed.",
-        rich_help_panel=ADAPT,
+        "--dynamic-eval",
     ),
-]
-DynLr = Annotated[
-    float | None,
-    typer.Option(
-        help="Dynamic evaluation's step size "
-        f"[default: rms {DYN_DEFAULTS['rms'][0]:g}, sgd {DYN_DEFAULTS['sgd'][0]:g}].",
-        show_default=False,
-        rich_help_panel=ADAPT,
+    "dyn_lr": _option(float | None, None, f"Dynamic evaluation's step size [default: rms {RMS[0]:g}, sgd {SGD[0]:g}]."),
+    "dyn_decay": _option(
+        float | None,
+        None,
+        f"The pull back towards the trained weights at each step, in [0, 1] [default: rms {RMS[1]:g}, sgd {SGD[1]:g}].",
     ),
-]
-DynDecay = Annotated[
-    float | None,
-    typer.Option(
-        help="The pull back towards the trained weights at each step, in [0, 1] "
-        f"[default: rms {DYN_DEFAULTS['rms'][1]:g}, sgd {DYN_DEFAULTS['sgd'][1]:g}].",
-        show_default=False,
-        rich_help_panel=ADAPT,
-    ),
-]
-DynSegment = Annotated[int, typer.Option(min=1, help="Tokens scored between two updates.", rich_help_panel=ADAPT)]
-DynStats = Annotated[
-    str | None,
-    typer.Option(
-        metavar="TRAIN_FILE",
-        help="The model's training text, for the rms rule's gradient statistics (computed once, then kept in the "
+    "dyn_segment": _option(int, DYN_SEGMENT, "Tokens scored between two updates.", min=1),
+    "dyn_stats": _option(
+        str | None,
+        None,
+        "The model's training text, for the rms rule's gradient statistics (computed once, then kept in the "
         "cache folder, $NLM_CACHE_DIR or ~/.cache/nlm).",
-        show_default=False,
-        rich_help_panel=ADAPT,
+        metavar="TRAIN_FILE",
     ),
-]
-DynRuleOption = Annotated[
-    DynRule,
-    typer.Option(
-        help="rms: each step divided by the weight's RMS gradient in training (Krause et al.; needs --dyn-stats); "
+    "dyn_rule": _option(
+        DynRule,
+        "rms",
+        "rms: each step divided by the weight's RMS gradient in training (Krause et al.; needs --dyn-stats); "
         "sgd: plain steps.",
-        rich_help_panel=ADAPT,
     ),
-]
-DynCarry = Annotated[
-    bool,
-    typer.Option(
-        "--dyn-carry",
-        help="score: the lines are one document in order, so what is learnt carries from line to line (by default "
+    "dyn_carry": _option(
+        bool,
+        False,
+        "score: the lines are one document in order, so what is learnt carries from line to line (by default "
         "each line is its own document).",
-        rich_help_panel=ADAPT,
+        "--dyn-carry",
     ),
-]
-
-
-OPTIONS: dict[str, tuple[Any, Any]] = {  # name: (annotation, default), in the order --help lists them
-    "cache": (CacheWindow, 0),
-    "cache_theta": (CacheTheta, None),
-    "cache_lambda": (CacheLambda, None),
-    "tune_cache": (TuneCache, None),
-    "dynamic_eval": (DynamicEval, False),
-    "dyn_lr": (DynLr, None),
-    "dyn_decay": (DynDecay, None),
-    "dyn_segment": (DynSegment, DYN_SEGMENT),
-    "dyn_stats": (DynStats, None),
-    "dyn_rule": (DynRuleOption, "rms"),
-    "dyn_carry": (DynCarry, False),
 }
 
 
