@@ -47,7 +47,7 @@ def as_flags(options: dict) -> str:
 def run(args) -> None:
     torch.set_num_threads(1)
     train, valid = data_file("wikitext-2/train.txt"), data_file("wikitext-2/valid.txt")
-    options = {**LEVELS[args.level], "max_time": args.minutes * 60, "epochs": 1000, "device": "cpu", "seed": 1}
+    options = {**LEVELS[args.level], "max_time": args.minutes * 60, "device": "cpu", "seed": 1}
     output = Path(args.runs) / f"levels-{args.level}"
     print(f"nlm train --train {train} --valid {valid} -o {output} --force {as_flags(options)}", flush=True)
     start = time.perf_counter()
