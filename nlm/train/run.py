@@ -18,6 +18,7 @@ leaves on disk.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from nlm.train.shard import SINGLE, Shard
 from nlm.train.task import Task
 
 
-class Job:
+class Job(ABC):
     """What an application tells the recipe about one run; `start` trains it, `resume` continues a saved one.
 
     A subclass (LMJob, ClassifierJob, AutoencoderJob) gives its `kind` and `command`, reads its inputs
@@ -50,34 +51,34 @@ class Job:
     def default_lr(self, optimizer: str) -> float:
         return self.default_lrs[optimizer]
 
+    @abstractmethod
     def load(self, run_dir: Path, train: TrainConfig) -> None:
         """Read and check every input; nothing is written yet."""
-        raise NotImplementedError
 
+    @abstractmethod
     def build_model(self) -> nn.Module:
         """The model, on the CPU (or on the device of a `with torch.device(...)` around the call)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def build_task(self, model: nn.Module, device: torch.device, train: TrainConfig, shard: Shard = SINGLE) -> Task:
         """After seeding: the task that trains `model`, already on `device`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run_config(self) -> dict[str, Any]:
         """What config.json records besides "train"."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self, task: Task) -> list[str]:
         """The announcement, a line per part."""
-        raise NotImplementedError
 
     def fit(self, session: TrainingSession, task: Task, train: TrainConfig) -> RunResult:
         """Train: one session (a stacked autoencoder runs one per phase)."""
         return session(task, train)
 
     @classmethod
+    @abstractmethod
     def from_saved_run(cls, run_config: dict, checkpoint: dict, changes: dict[str, Any], *, run_dir: Path) -> Job:
         """The job of a saved run, taking from `changes` the options about its inputs that it knows."""
-        raise NotImplementedError
 
     def start(
         self, *, output: Path, train: TrainConfig, force: bool = False, console: Console, quiet: bool = False
